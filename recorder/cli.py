@@ -1,0 +1,23 @@
+"""The `cprec` command line: a thin layer over fetch, store and query functions."""
+
+from __future__ import annotations
+
+import click
+
+from recorder import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cprec")
+def main() -> None:
+    """Record AWS CodePipeline history as Parquet and query it with DuckDB."""
+
+
+def _register() -> None:
+    # Each area owns its commands; this file only wires them in.
+    from recorder.simulator.command import simulate
+
+    main.add_command(simulate)
+
+
+_register()

@@ -1,0 +1,76 @@
+"""Atomic, partitioned Parquet writes under the data root.
+
+Layout: <root>/<table>/pipeline=<name>/dt=<YYYY-MM-DD>/part-<run>-<n>.parquet, and
+<root>/collection_runs/dt=<YYYY-MM-DD>/... Files are written under <root>/.tmp/
+(outside every table tree, so no reader glob sees them) and renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from recorder.schemas import TABLES, to_arrow
+
+TMP_DIR = ".tmp"
+COMPRESSION = "zstd"
+
+
+def partition_dir(root: Path, table: str, pipeline: str | None, dt: date) -> Path:
+    parts = [root, table]
+    if TABLES[table].per_pipeline:
+        if not pipeline:
+            raise ValueError(f"{table} rows need a pipeline")
+        parts.append(f"pipeline={pipeline}")
+    parts.append(f"dt={dt.isoformat()}")
+    return Path(*parts)
+
+
+def write_parquet_atomic(table_data, dest: Path, root: Path) -> None:
+    """Write to <root>/.tmp, fsync, then rename to dest: readers see all or nothing."""
+    tmp_dir = root / TMP_DIR
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_dir / f"{uuid.uuid4().hex}.parquet.tmp"
+    try:
+        pq.write_table(table_data, tmp, compression=COMPRESSION)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_rows(
+    root: Path, table: str, rows: Iterable[dict], *, pipeline: str | None, run_id: str
+) -> list[Path]:
+    """Write rows (each with a `dt` date key, stripped before writing) one file per partition."""
+    by_dt: dict[date, list[dict]] = defaultdict(list)
+    for row in rows:
+        row = dict(row)
+        by_dt[row.pop("dt")].append(row)
+    written = []
+    for dt, part in sorted(by_dt.items()):
+        dest = partition_dir(root, table, pipeline, dt) / f"part-{run_id}-{uuid.uuid4().hex[:8]}.parquet"
+        write_parquet_atomic(to_arrow(table, part), dest, root)
+        written.append(dest)
+    return written
+
+
+def clean_tmp(root: Path) -> int:
+    """Remove temporary files a crashed writer left behind; call only under the lock."""
+    tmp_dir = root / TMP_DIR
+    if not tmp_dir.is_dir():
+        return 0
+    n = 0
+    for p in tmp_dir.iterdir():
+        p.unlink(missing_ok=True)
+        n += 1
+    return n
