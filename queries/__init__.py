@@ -1,0 +1,186 @@
+"""The DuckDB query layer: deduplicated views over the Parquet tables and named queries.
+
+    con = connect("data")                     # every view created, in memory
+    named_queries()["stage-durations"]        # NamedQuery(name, description, sql)
+    run_query(con, "stage-durations", since=datetime(2026, 1, 1, tzinfo=UTC))  # -> pyarrow.Table
+
+Named queries are `sql/<name>.sql` (name = file stem, description = first `-- ` line)
+with DuckDB named parameters: `$since`, `$until` (TIMESTAMPTZ or NULL = unbounded,
+applied to the start time, until exclusive), `$pipelines` (list of GLOB patterns,
+empty = all) and `$now` (the time ages are measured to). Values are always bound,
+never pasted into the SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from queries.views import create_views
+from recorder.errors import UserError
+from recorder.schemas import TABLES
+
+__all__ = [
+    "NamedQuery",
+    "connect",
+    "named_queries",
+    "run_query",
+    "run_sql",
+    "write_database",
+]
+
+PARAMETERS = ("since", "until", "pipelines", "now")
+_PARAM = re.compile(r"\$([A-Za-z_]\w*)")
+_COMMENT = re.compile(r"--[^\n]*")
+
+
+@dataclass(frozen=True)
+class NamedQuery:
+    name: str
+    description: str
+    sql: str
+
+    @property
+    def parameters(self) -> set[str]:
+        return set(_PARAM.findall(_COMMENT.sub("", self.sql)))
+
+
+@cache
+def named_queries() -> dict[str, NamedQuery]:
+    """Every `queries/sql/<name>.sql` except `_*.sql`, sorted by name."""
+    found = {}
+    for entry in resources.files("queries").joinpath("sql").iterdir():
+        if not entry.name.endswith(".sql") or entry.name.startswith("_"):
+            continue
+        sql = entry.read_text(encoding="utf-8")
+        description = next(
+            (line[3:].strip() for line in sql.splitlines() if line.startswith("-- ")), ""
+        )
+        name = entry.name[: -len(".sql")]
+        found[name] = NamedQuery(name, description, sql)
+    return dict(sorted(found.items()))
+
+
+def connect(data_root: str | Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with every view over `data_root` created."""
+    root = _existing_root(data_root)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    with data_errors(root):
+        create_views(con, root)
+    return con
+
+
+def write_database(path: str | Path, data_root: str | Path) -> None:
+    """Write a DuckDB database file whose views read the Parquet files under `data_root`."""
+    root = _existing_root(data_root)
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise UserError(f"{path.parent} is not a directory")
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.Error as exc:
+        raise UserError(f"cannot open {path} as a DuckDB database: {_first_line(exc)}") from None
+    try:
+        with data_errors(root):
+            create_views(con, root)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+
+def run_query(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    pipelines: Sequence[str] = (),
+    now: datetime | None = None,
+    data_root: str | Path | None = None,
+) -> pa.Table:
+    """Run a named query with its parameters bound; `data_root` only sharpens error messages."""
+    queries = named_queries()
+    if name not in queries:
+        raise UserError(f"unknown query {name!r}; valid names: {', '.join(queries)}")
+    query = queries[name]
+    values = {
+        "since": since,
+        "until": until,
+        "pipelines": list(pipelines),
+        "now": now or datetime.now(UTC),
+    }
+    params = {k: values[k] for k in query.parameters}
+    with data_errors(data_root):
+        return con.sql(query.sql, params=params).to_arrow_table()
+
+
+def run_sql(
+    con: duckdb.DuckDBPyConnection, sql: str, *, data_root: str | Path | None = None
+) -> pa.Table | None:
+    """Run ad-hoc SQL over the views; any DuckDB error is the user's (one line)."""
+    if not sql.strip():
+        raise UserError("empty SQL")
+    with data_errors(data_root):
+        try:
+            rel = con.sql(sql)
+            return None if rel is None else rel.to_arrow_table()
+        except (duckdb.IOException, duckdb.InvalidInputException):
+            raise  # data_errors names the file
+        except duckdb.Error as exc:
+            raise UserError(f"SQL: {_first_line(exc)}") from None
+
+
+class data_errors:
+    """Turn DuckDB's errors about unreadable Parquet into one line naming the file."""
+
+    def __init__(self, root: str | Path | None):
+        self.root = Path(root) if root is not None else None
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None or not isinstance(exc, duckdb.IOException | duckdb.InvalidInputException):
+            return False
+        message = _first_line(exc)
+        if ".parquet" not in message and self.root is not None:
+            bad = _unreadable_files(self.root)
+            if bad:
+                message = f"{message} (unreadable: {', '.join(map(str, bad[:3]))})"
+        raise UserError(message) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _existing_root(data_root: str | Path) -> Path:
+    root = Path(data_root)
+    if not root.is_dir():
+        raise UserError(
+            f"data root {root} is not a directory (run `cprec collect` or `cprec demo`, "
+            "or pass --data / CPREC_DATA)"
+        )
+    return root
+
+
+def _unreadable_files(root: Path) -> list[Path]:
+    bad = []
+    for name in TABLES:
+        for path in sorted((root / name).rglob("*.parquet")):
+            try:
+                pq.read_metadata(path)
+            except Exception:  # noqa: BLE001 - any failure means DuckDB cannot read it either
+                bad.append(path)
+    return bad

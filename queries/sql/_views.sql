@@ -1,0 +1,71 @@
+-- Derived views and macros, created after the per-table views (queries/views.py).
+-- Files whose name starts with `_` are not named queries.
+
+-- Time window on a start time: NULL bounds are open, `until` is exclusive.
+CREATE OR REPLACE MACRO in_window(t, since, until) AS
+    (since IS NULL OR t >= since) AND (until IS NULL OR t < until);
+
+-- `patterns` is a list of GLOB patterns; an empty list matches every pipeline.
+CREATE OR REPLACE MACRO pipeline_matches(p, patterns) AS
+    len(CAST(patterns AS VARCHAR[])) = 0
+    OR len(list_filter(CAST(patterns AS VARCHAR[]), lambda g: p GLOB g)) > 0;
+
+-- Statuses that end a pipeline execution (DESIGN.md, pipeline failure rate).
+CREATE OR REPLACE MACRO execution_terminal(status) AS
+    status IN ('Succeeded', 'Failed', 'Stopped', 'Superseded', 'Cancelled');
+
+-- Statuses that end an action execution (DESIGN.md, failure-rates).
+CREATE OR REPLACE MACRO action_terminal(status) AS
+    status IN ('Succeeded', 'Failed', 'Abandoned');
+
+-- Seconds between two timestamps, exact to the microsecond.
+CREATE OR REPLACE MACRO seconds_between(a, b) AS
+    (epoch_us(b) - epoch_us(a)) / 1e6;
+
+-- One row per execution x stage (a "stage run", DESIGN.md): the action executions
+-- of one (execution_id, stage).
+--   start_time   = min(start_time) of its action executions
+--   end_time     = max(last_update_time)
+--   duration_s   = end_time - start_time, in seconds
+--   terminal     = none of its action executions is InProgress
+--   attempts     = the number of rounds: the most executions any one action has in
+--                  the run (1 without a retry; a retry of failed actions adds one)
+--   status       = InProgress if any action execution is InProgress; else Failed if
+--                  the latest execution of any action Failed; else Abandoned if the
+--                  latest of any action was Abandoned; else Succeeded. "Latest" is by
+--                  start_time, then last_update_time, then action_execution_id, so a
+--                  failure fixed by a retry leaves the stage Succeeded.
+--   actions, action_executions = distinct actions, action executions in the run
+CREATE OR REPLACE VIEW stage_runs AS
+WITH per_action AS (
+    SELECT
+        account_id, region, pipeline, execution_id, stage, action,
+        count(*) AS runs,
+        max_by(status, row(start_time, last_update_time, action_execution_id)) AS latest_status,
+        count(*) FILTER (WHERE status = 'InProgress') AS in_progress,
+        min(start_time) AS start_time,
+        max(last_update_time) AS end_time
+    FROM action_executions
+    GROUP BY ALL
+)
+SELECT
+    account_id,
+    region,
+    pipeline,
+    execution_id,
+    stage,
+    min(start_time) AS start_time,
+    max(end_time) AS end_time,
+    seconds_between(min(start_time), max(end_time)) AS duration_s,
+    CASE
+        WHEN sum(in_progress) > 0 THEN 'InProgress'
+        WHEN bool_or(latest_status = 'Failed') THEN 'Failed'
+        WHEN bool_or(latest_status = 'Abandoned') THEN 'Abandoned'
+        ELSE 'Succeeded'
+    END AS status,
+    max(runs) AS attempts,
+    sum(in_progress) = 0 AS terminal,
+    count(*) AS actions,
+    CAST(sum(runs) AS BIGINT) AS action_executions
+FROM per_action
+GROUP BY account_id, region, pipeline, execution_id, stage;

@@ -1,0 +1,20 @@
+-- Executions per pipeline: succeeded, failed, running, failure rate, median duration.
+-- Executions whose start is in the window. failure_rate = Failed / terminal (Succeeded,
+-- Failed, Stopped, Superseded, Cancelled); running = not terminal (InProgress, Stopping);
+-- median_s = median of last_update_time - start_time over terminal executions.
+SELECT
+    pipeline,
+    count(*) AS executions,
+    count(*) FILTER (WHERE status = 'Succeeded') AS succeeded,
+    count(*) FILTER (WHERE status = 'Failed') AS failed,
+    count(*) FILTER (WHERE NOT execution_terminal(status)) AS running,
+    count(*) FILTER (WHERE status = 'Failed')
+        / nullif(count(*) FILTER (WHERE execution_terminal(status)), 0) AS failure_rate,
+    quantile_cont(seconds_between(start_time, last_update_time), 0.5)
+        FILTER (WHERE execution_terminal(status)) AS median_s,
+    max(start_time) AS last_start
+FROM executions
+WHERE in_window(start_time, $since, $until)
+    AND pipeline_matches(pipeline, $pipelines)
+GROUP BY pipeline
+ORDER BY pipeline;
