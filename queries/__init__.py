@@ -32,6 +32,7 @@ from recorder.schemas import TABLES
 __all__ = [
     "NamedQuery",
     "connect",
+    "get_query",
     "named_queries",
     "run_query",
     "run_sql",
@@ -68,6 +69,14 @@ def named_queries() -> dict[str, NamedQuery]:
         name = entry.name[: -len(".sql")]
         found[name] = NamedQuery(name, description, sql)
     return dict(sorted(found.items()))
+
+
+def get_query(name: str) -> NamedQuery:
+    """The named query `name`; an unknown name is a one-line error listing the valid ones."""
+    queries = named_queries()
+    if name not in queries:
+        raise UserError(f"unknown query {name!r}; valid names: {', '.join(queries)}")
+    return queries[name]
 
 
 def connect(data_root: str | Path) -> duckdb.DuckDBPyConnection:
@@ -109,10 +118,7 @@ def run_query(
     data_root: str | Path | None = None,
 ) -> pa.Table:
     """Run a named query with its parameters bound; `data_root` only sharpens error messages."""
-    queries = named_queries()
-    if name not in queries:
-        raise UserError(f"unknown query {name!r}; valid names: {', '.join(queries)}")
-    query = queries[name]
+    query = get_query(name)
     values = {
         "since": since,
         "until": until,

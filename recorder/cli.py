@@ -19,5 +19,14 @@ def _register() -> None:
 
     main.add_command(simulate)
 
+    from recorder.collect import collect_command
+
+    main.add_command(collect_command, "collect")
+
+    from recorder.query_commands import COMMANDS as query_commands
+
+    for command in query_commands:
+        main.add_command(command)
+
 
 _register()

@@ -12,8 +12,8 @@ SELECT
     throttles,
     retries,
     CAST(json_array_length(errors_json) AS BIGINT) AS errors,
-    concat_ws(': ', json_extract_string(errors_json, '$[0].pipeline'),
-        json_extract_string(errors_json, '$[0].error')) AS first_error,
+    nullif(concat_ws(': ', json_extract_string(errors_json, '$[0].pipeline'),
+        json_extract_string(errors_json, '$[0].error')), '') AS first_error,
     account_id,
     run_id
 FROM collection_runs

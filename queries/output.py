@@ -1,0 +1,224 @@
+"""Render a query result (a pyarrow Table) as table, CSV, JSON, JSON lines, Markdown or Parquet.
+
+Only `table` rounds and shortens, for reading on a terminal: floats to at most three
+decimals (fewer for large values), timestamps to the second (all UTC), long text cut
+with `…` so the whole table fits the width (80 unless standard output is a wider
+terminal); when even that cannot fit, each row is printed as `column: value` lines.
+csv, json, jsonl, markdown and parquet carry every value at full precision:
+timestamps as ISO 8601 (`2026-01-31T12:00:00Z`), floats as Python's shortest repr.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import shutil
+import sys
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recorder.errors import UserError
+
+SEP = "  "
+MIN_TEXT = 8  # text columns shrink to this before numbers and headers give way
+MIN_ANY = 4
+
+
+def write_result(
+    table: pa.Table, fmt: str, output: Path | None = None, *, width: int | None = None
+) -> None:
+    """Write `table` in `fmt` to `output`, or to standard output."""
+    if fmt == "parquet":
+        if output is None:
+            raise UserError("--format parquet needs -o/--output FILE")
+        pq.write_table(table, output, compression="zstd")
+        return
+    if width is None:
+        width = terminal_width() if output is None else 80
+    text = render(table, fmt, width=width)
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        output.write_text(text, encoding="utf-8", newline="")
+
+
+def terminal_width() -> int:
+    if sys.stdout.isatty():
+        return max(shutil.get_terminal_size((80, 24)).columns, 40)
+    return 80
+
+
+def render(table: pa.Table, fmt: str, *, width: int = 80) -> str:
+    rows = table.to_pylist()
+    columns = table.column_names
+    if fmt == "table":
+        return render_table(columns, rows, table.schema, width=width)
+    if fmt == "csv":
+        return render_csv(columns, rows)
+    if fmt == "json":
+        return json.dumps([_json_row(r) for r in rows], indent=2, ensure_ascii=False) + "\n"
+    if fmt == "jsonl":
+        return "".join(json.dumps(_json_row(r), ensure_ascii=False) + "\n" for r in rows)
+    if fmt == "markdown":
+        return render_markdown(columns, rows)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+# --- full-precision text -------------------------------------------------------------
+
+
+def iso(value: datetime | date | time) -> str:
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime | date | time):
+        return iso(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    return value
+
+
+def _json_row(row: dict) -> dict:
+    return {k: _json_value(v) for k, v in row.items()}
+
+
+def _text(value: Any) -> str:
+    """A cell at full precision, for csv and markdown. NULL is empty."""
+    if value is None:
+        return ""
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(_json_value(value), ensure_ascii=False)
+    value = _json_value(value)
+    if value is None:  # NaN / infinity
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if not isinstance(value, float) else repr(value)
+
+
+def render_csv(columns: list[str], rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_text(row[c]) for c in columns])
+    return buf.getvalue()
+
+
+def render_markdown(columns: list[str], rows: list[dict]) -> str:
+    def cell(text: str) -> str:
+        return " ".join(text.split()).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cell(c) for c in columns) + " |"]
+    lines.append("|" + "|".join("---" for _ in columns) + "|")
+    for row in rows:
+        lines.append("| " + " | ".join(cell(_text(row[c])) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# --- the terminal table -----------------------------------------------------------------
+
+
+def _display(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        digits = 3 if abs(value) < 10 else 2 if abs(value) < 100 else 1 if abs(value) < 1e4 else 0
+        text = f"{value:.{digits}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, Decimal | int):
+        return str(value)
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return " ".join(_text(value).split())  # newlines and tabs would break the grid
+
+
+def _numeric(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+
+
+def _cut(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: max(n - 1, 0)] + "…"
+
+
+def fit_widths(natural: list[int], numeric: list[bool], width: int) -> list[int] | None:
+    """Shrink columns until the row fits `width`: widest text first, then anything.
+
+    Returns None when even the minimum widths do not fit.
+    """
+    widths = list(natural)
+    budget = width - len(SEP) * (len(widths) - 1)
+    for floor, allowed in ((MIN_TEXT, [not n for n in numeric]), (MIN_ANY, [True] * len(widths))):
+        while sum(widths) > budget:
+            candidates = [i for i, w in enumerate(widths) if allowed[i] and w > floor]
+            if not candidates:
+                break
+            i = max(candidates, key=lambda j: widths[j])
+            widths[i] -= 1
+        if sum(widths) <= budget:
+            return widths
+    return None
+
+
+def render_table(columns: list[str], rows: list[dict], schema: pa.Schema, *, width: int) -> str:
+    if not columns:
+        return ""
+    numeric = [_numeric(schema.field(c).type) for c in columns]
+    cells = [[_display(r[c]) for c in columns] for r in rows]
+    natural = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    widths = fit_widths(natural, numeric, width)
+    if widths is None:
+        return _render_records(columns, cells, width)
+
+    def line(values: list[str]) -> str:
+        out = []
+        for v, w, num in zip(values, widths, numeric, strict=True):
+            v = _cut(v, w)
+            out.append(v.rjust(w) if num else v.ljust(w))
+        return SEP.join(out).rstrip()
+
+    lines = [line(columns), SEP.join("-" * w for w in widths)]
+    lines += [line(row) for row in cells]
+    if not rows:
+        lines.append("(no rows)")
+    return "\n".join(lines) + "\n"
+
+
+def _render_records(columns: list[str], cells: list[list[str]], width: int) -> str:
+    """One `column: value` line per cell, a blank line between rows (too many columns)."""
+    label = min(max(len(c) for c in columns), width // 3)
+    blocks = []
+    for n, row in enumerate(cells, 1):
+        lines = [_cut(f"-- row {n} " + "-" * width, width)]
+        for c, v in zip(columns, row, strict=True):
+            lines.append(_cut(f"{_cut(c, label).ljust(label)}  {v}", width))
+        blocks.append("\n".join(lines))
+    if not cells:
+        blocks.append(_cut(", ".join(columns), width) + "\n(no rows)")
+    return "\n".join(blocks) + "\n"

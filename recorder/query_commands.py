@@ -1,0 +1,139 @@
+"""`cprec queries / query / sql / export / db`: the query layer on the command line."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+import queries
+from queries.output import render_csv, write_result
+from recorder.errors import UserError
+from recorder.options import _stack, data_option, output_options
+from recorder.timeparse import parse_bound
+
+window_options = _stack(
+    click.option("--since", help="Start time on or after: YYYY-MM-DD, ISO time, or 30d / 12h."),
+    click.option("--until", help="Start time before (exclusive): same forms as --since."),
+    click.option(
+        "--pipeline",
+        "pipelines",
+        multiple=True,
+        metavar="GLOB",
+        help="Only pipelines matching this glob (repeatable).",
+    ),
+)
+
+
+def _window(since: str | None, until: str | None) -> dict:
+    now = datetime.now(UTC)
+    return {
+        "since": parse_bound(since, now, name="--since") if since else None,
+        "until": parse_bound(until, now, name="--until") if until else None,
+        "now": now,
+    }
+
+
+@click.command("queries")
+@data_option
+def queries_cmd(data: Path) -> None:
+    """List the named queries and what they answer."""
+    named = queries.named_queries()
+    pad = max(map(len, named))
+    for q in named.values():
+        click.echo(f"{q.name.ljust(pad)}  {q.description}")
+
+
+@click.command("query")
+@click.argument("name")
+@window_options
+@output_options
+@data_option
+def query_cmd(
+    name: str,
+    since: str | None,
+    until: str | None,
+    pipelines: tuple[str, ...],
+    fmt: str,
+    output: Path | None,
+    data: Path,
+) -> None:
+    """Run the named query NAME (see `cprec queries`)."""
+    queries.get_query(name)  # an unknown name fails before anything is read
+    window = _window(since, until)
+    con = queries.connect(data)
+    result = queries.run_query(con, name, pipelines=pipelines, data_root=data, **window)
+    write_result(result, fmt, output)
+
+
+@click.command("sql")
+@click.argument("sql")
+@output_options
+@data_option
+def sql_cmd(sql: str, fmt: str, output: Path | None, data: Path) -> None:
+    """Run SQL over the views (`-` reads it from standard input)."""
+    if sql == "-":
+        sql = sys.stdin.read()
+    con = queries.connect(data)
+    result = queries.run_sql(con, sql, data_root=data)
+    if result is not None:
+        write_result(result, fmt, output)
+
+
+@click.command("export")
+@click.option(
+    "--dir",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for <query>.csv files and index.csv (created if missing).",
+)
+@window_options
+@data_option
+def export_cmd(
+    directory: Path,
+    since: str | None,
+    until: str | None,
+    pipelines: tuple[str, ...],
+    data: Path,
+) -> None:
+    """Write every named query as CSV into a directory, with an index.csv."""
+    window = _window(since, until)
+    con = queries.connect(data)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {directory}: {exc.strerror}") from None
+    index = []
+    for q in queries.named_queries().values():
+        result = queries.run_query(con, q.name, pipelines=pipelines, data_root=data, **window)
+        file = f"{q.name}.csv"
+        (directory / file).write_text(
+            render_csv(result.column_names, result.to_pylist()), encoding="utf-8", newline=""
+        )
+        index.append({"name": q.name, "file": file, "rows": result.num_rows, "description": q.description})
+    with open(directory / "index.csv", "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, ["name", "file", "rows", "description"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(index)
+    click.echo(f"wrote {len(index)} queries and index.csv to {directory}", err=True)
+
+
+@click.command("db")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@data_option
+def db_cmd(path: Path, data: Path) -> None:
+    """Write a DuckDB database file whose views read the Parquet files."""
+    queries.write_database(path, data)
+    click.echo(
+        f"wrote {path}: views over {data.resolve()} (open with `duckdb {path}`; "
+        "run again after a table gets its first files)",
+        err=True,
+    )
+
+
+COMMANDS: list[Callable] = [queries_cmd, query_cmd, sql_cmd, export_cmd, db_cmd]

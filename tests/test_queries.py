@@ -1,0 +1,496 @@
+"""The query layer against a hand-built data root: every figure computed by hand.
+
+Scenario (all times 2026-01-05 UTC unless noted; account 111111111111, us-east-1):
+
+web  E1 Succeeded 10:00:00-10:10:00  Source/Checkout 10:00:00-10:00:30 S   (stage 30 s)
+                                     Build/Compile   10:00:40-10:05:00 S   (stage 260 s)
+                                     Deploy/Approve  10:05:10-10:08:10 S   (180 s)
+                                     Deploy/Release  10:08:20-10:10:00 S   (stage 290 s)
+     E2 Succeeded 11:00:00-11:20:00  Source/Checkout 11:00:00-11:00:20 S   (stage 20 s)
+        (stage retry of Build)       Build/Compile   11:00:30-11:02:30 F   JobFailed
+                                     Build/Compile   11:10:00-11:14:00 S   (stage 810 s, 2 attempts)
+                                     Deploy/Approve  11:14:10-11:16:10 S   (120 s)
+                                     Deploy/Release  11:16:20-11:20:00 S   (stage 350 s)
+     E3 Stopped   12:00:00-13:05:00  Source/Checkout 12:00:00-12:00:40 S   (stage 40 s)
+                                     Build/Compile   12:00:50-12:04:50 S   (stage 240 s)
+                                     Deploy/Approve  12:05:00-13:05:00 Abandoned (stage 3600 s)
+     E4 Failed    13:30:00-13:33:40  Source/Checkout 13:30:00-13:30:30 S   (stage 30 s)
+        (recorded InProgress first)  Build/Compile   13:30:40-13:33:40 F   JobFailed (stage 180 s)
+     E5 InProgress 14:00:00-        Source/Checkout 14:00:00-14:00:25 S   (stage 25 s)
+                                     Build/Compile   14:00:35-(14:01:00) InProgress (not terminal)
+api  A1 Succeeded 01-06 09:00:00-09:02:00  Build/Compile 09:00:10-09:01:50 S (100 s)
+     A2 Succeeded 01-13 09:00:00-09:04:00  Build/Compile 09:00:10-09:03:30 S (200 s)
+ops  O1 InProgress 01-07 08:00:00-   Source/Checkout 08:00:00-08:00:30 S; Deploy/Approve from
+                                     08:05:00 InProgress (a pending approval)
+Snapshots: web at 13:31 (old) and 14:01 (Build running E5, Deploy transition disabled since
+09:00 "Freeze for release" by alice); ops at 01-07 08:06 (Deploy running O1, approval pending).
+Collector runs: R1 01-05 14:05:00-14:05:30 succeeded; R2 01-07 10:00:00-10:01:15 partial,
+recorded twice.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import queries
+from recorder.errors import UserError
+from recorder.schemas import TABLES
+from recorder.store import write_rows
+
+ACCOUNT = "111111111111"
+REGION = "us-east-1"
+NOW = datetime(2026, 1, 7, 10, 5, tzinfo=UTC)
+
+
+def t(text: str, day: int = 5) -> datetime:
+    return datetime.fromisoformat(f"2026-01-{day:02d}T{text}+00:00")
+
+
+def _common(recorded_at: datetime, run_id: str = "run-1") -> dict:
+    return {"account_id": ACCOUNT, "region": REGION, "run_id": run_id, "recorded_at": recorded_at}
+
+
+def _execution(eid, status, start, end, recorded_at=None):
+    return {
+        **_common(recorded_at or end or start),
+        "dt": start.date(),
+        "execution_id": eid,
+        "status": status,
+        "start_time": start,
+        "last_update_time": end,
+        "pipeline_version": 1,
+        "trigger_type": "StartPipelineExecution",
+        "execution_type": "STANDARD",
+    }
+
+
+CATEGORY = {"Checkout": "Source", "Compile": "Build", "Approve": "Approval", "Release": "Deploy"}
+PROVIDER = {"Checkout": "CodeStarSourceConnection", "Compile": "CodeBuild"}
+PROVIDER |= {"Approve": "Manual", "Release": "CodeDeploy"}
+
+
+def _action(eid, n, stage, action, status, start, end, *, error=None, recorded_at=None):
+    row = {
+        **_common(recorded_at or end),
+        "dt": start.date(),  # the execution's start date in real data; same day here
+        "execution_id": eid,
+        "action_execution_id": f"{eid}-a{n}",
+        "pipeline_version": 1,
+        "stage": stage,
+        "action": action,
+        "status": status,
+        "start_time": start,
+        "last_update_time": end,
+        "category": CATEGORY[action],
+        "provider": PROVIDER[action],
+    }
+    if error:
+        row["error_code"], row["error_message"] = error
+    return row
+
+
+def build_scenario(root: Path) -> Path:
+    w = {"executions": [], "action_executions": []}
+    w["executions"] += [
+        _execution("E1", "Succeeded", t("10:00:00"), t("10:10:00")),
+        _execution("E2", "Succeeded", t("11:00:00"), t("11:20:00")),
+        _execution("E3", "Stopped", t("12:00:00"), t("13:05:00")),
+        _execution("E4", "InProgress", t("13:30:00"), t("13:31:00")),  # superseded below
+        _execution("E4", "Failed", t("13:30:00"), t("13:33:40"), recorded_at=t("14:05:00")),
+        _execution("E5", "InProgress", t("14:00:00"), t("14:01:00")),
+    ]
+    failed_build = ("JobFailed", "Build failed: exit status 2")
+    a = _action
+    w["action_executions"] += [
+        a("E1", 1, "Source", "Checkout", "Succeeded", t("10:00:00"), t("10:00:30")),
+        a("E1", 2, "Build", "Compile", "Succeeded", t("10:00:40"), t("10:05:00")),
+        a("E1", 3, "Deploy", "Approve", "Succeeded", t("10:05:10"), t("10:08:10")),
+        a("E1", 4, "Deploy", "Release", "Succeeded", t("10:08:20"), t("10:10:00")),
+        a("E2", 1, "Source", "Checkout", "Succeeded", t("11:00:00"), t("11:00:20")),
+        a("E2", 2, "Build", "Compile", "Failed", t("11:00:30"), t("11:02:30"), error=failed_build),
+        a("E2", 3, "Build", "Compile", "Succeeded", t("11:10:00"), t("11:14:00")),
+        a("E2", 4, "Deploy", "Approve", "Succeeded", t("11:14:10"), t("11:16:10")),
+        a("E2", 5, "Deploy", "Release", "Succeeded", t("11:16:20"), t("11:20:00")),
+        a("E3", 1, "Source", "Checkout", "Succeeded", t("12:00:00"), t("12:00:40")),
+        a("E3", 2, "Build", "Compile", "Succeeded", t("12:00:50"), t("12:04:50")),
+        a("E3", 3, "Deploy", "Approve", "Abandoned", t("12:05:00"), t("13:05:00")),
+        a("E4", 1, "Source", "Checkout", "Succeeded", t("13:30:00"), t("13:30:30")),
+        a("E4", 2, "Build", "Compile", "InProgress", t("13:30:40"), t("13:31:00")),
+        a("E4", 2, "Build", "Compile", "Failed", t("13:30:40"), t("13:33:40"),
+          error=("JobFailed", "Tests failed:\n3 errors"), recorded_at=t("14:05:00")),
+        a("E5", 1, "Source", "Checkout", "Succeeded", t("14:00:00"), t("14:00:25")),
+        a("E5", 2, "Build", "Compile", "InProgress", t("14:00:35"), t("14:01:00")),
+    ]  # fmt: skip
+    for table, rows in w.items():
+        write_rows(root, table, rows, pipeline="web", run_id="run-1")
+
+    write_rows(root, "executions", [
+        _execution("A1", "Succeeded", t("09:00:00", 6), t("09:02:00", 6)),
+        _execution("A2", "Succeeded", t("09:00:00", 13), t("09:04:00", 13)),
+    ], pipeline="api", run_id="run-1")  # fmt: skip
+    write_rows(root, "action_executions", [
+        a("A1", 1, "Build", "Compile", "Succeeded", t("09:00:10", 6), t("09:01:50", 6)),
+        a("A2", 1, "Build", "Compile", "Succeeded", t("09:00:10", 13), t("09:03:30", 13)),
+    ], pipeline="api", run_id="run-1")  # fmt: skip
+
+    write_rows(root, "executions", [
+        _execution("O1", "InProgress", t("08:00:00", 7), t("08:05:00", 7)),
+    ], pipeline="ops", run_id="run-2")  # fmt: skip
+    write_rows(root, "action_executions", [
+        a("O1", 1, "Source", "Checkout", "Succeeded", t("08:00:00", 7), t("08:00:30", 7)),
+        a("O1", 2, "Deploy", "Approve", "InProgress", t("08:05:00", 7), t("08:05:00", 7)),
+    ], pipeline="ops", run_id="run-2")  # fmt: skip
+    write_rows(root, "pipeline_actions", [
+        {**_common(t("08:06:00", 7), "run-2"), "dt": date(2026, 1, 7), "pipeline_version": 1,
+         "stage": "Deploy", "action": "Approve", "category": "Approval"},
+    ], pipeline="ops", run_id="run-2")  # fmt: skip
+
+    def stage(snap, idx, name, latest=None, status=None, **extra):
+        return {
+            **_common(snap), "dt": snap.date(), "snapshot_at": snap, "pipeline_version": 1,
+            "stage": name, "stage_index": idx, "latest_execution_id": latest,
+            "latest_execution_status": status, "transition_enabled": True, **extra,
+        }  # fmt: skip
+
+    frozen = {
+        "transition_enabled": False,
+        "transition_disabled_reason": "Freeze for release",
+        "transition_last_changed_by": "alice",
+        "transition_last_changed_at": t("09:00:00"),
+    }
+    old, new = t("13:31:00"), t("14:01:00")
+    write_rows(root, "stage_states", [
+        stage(old, 0, "Source", "E4", "Succeeded"),
+        stage(old, 1, "Build", "E4", "InProgress"),
+        stage(old, 2, "Deploy", "E3", "Stopped"),
+        stage(new, 0, "Source", "E5", "Succeeded"),
+        stage(new, 1, "Build", "E5", "InProgress"),
+        stage(new, 2, "Deploy", "E3", "Stopped", **frozen),
+    ], pipeline="web", run_id="run-1")  # fmt: skip
+    snap = t("08:06:00", 7)
+    write_rows(root, "stage_states", [
+        stage(snap, 0, "Source", "O1", "Succeeded"),
+        stage(snap, 1, "Deploy", "O1", "InProgress"),
+    ], pipeline="ops", run_id="run-2")  # fmt: skip
+    write_rows(root, "action_states", [
+        {**_common(snap, "run-2"), "dt": snap.date(), "snapshot_at": snap, "stage": "Source",
+         "action": "Checkout", "status": "Succeeded", "last_status_change": t("08:00:30", 7)},
+        {**_common(snap, "run-2"), "dt": snap.date(), "snapshot_at": snap, "stage": "Deploy",
+         "action": "Approve", "status": "InProgress", "last_status_change": t("08:05:00", 7)},
+    ], pipeline="ops", run_id="run-2")  # fmt: skip
+
+    def run(run_id, start, end, status, **extra):
+        return {
+            **_common(end, run_id), "dt": start.date(), "started_at": start, "finished_at": end,
+            "status": status, "pipelines_listed": 3, **extra,
+        }  # fmt: skip
+
+    r1 = run("run-1", t("14:05:00"), t("14:05:30"), "succeeded", pipelines_recorded=3,
+             pipelines_failed=0, api_calls=40, throttles=0, retries=0, errors_json="[]")  # fmt: skip
+    r2 = run("run-2", t("10:00:00", 7), t("10:01:15", 7), "partial", pipelines_recorded=2,
+             pipelines_failed=1, api_calls=55, throttles=3, retries=3,
+             errors_json='[{"pipeline": "api", "error": "AccessDenied"}]')  # fmt: skip
+    write_rows(root, "collection_runs", [r1, r2], pipeline=None, run_id="run-2")
+    write_rows(root, "collection_runs", [r2], pipeline=None, run_id="run-2")  # a duplicate
+    return root
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory) -> Path:
+    return build_scenario(tmp_path_factory.mktemp("scenario"))
+
+
+@pytest.fixture(scope="module")
+def con(scenario) -> duckdb.DuckDBPyConnection:
+    return queries.connect(scenario)
+
+
+def rows(con, name, **kw) -> list[tuple]:
+    """Result rows, floats rounded to 9 places: 260 + 0.7*550 is 645.0000000000001 in binary."""
+    result = queries.run_query(con, name, now=NOW, **kw)
+    return [
+        tuple(round(v, 9) if isinstance(v, float) else v for v in r.values())
+        for r in result.to_pylist()
+    ]
+
+
+def columns(con, name) -> list[str]:
+    return queries.run_query(con, name, now=NOW).column_names
+
+
+# --- views --------------------------------------------------------------------------------
+
+
+def test_views_keep_the_latest_recording_per_key(con):
+    e4 = con.sql("SELECT status FROM executions WHERE execution_id = 'E4'").fetchall()
+    assert e4 == [("Failed",)]
+    assert con.sql("SELECT count(*) FROM raw.executions").fetchall() == [(9,)]
+    assert con.sql("SELECT count(*) FROM executions").fetchall() == [(8,)]
+    assert con.sql("SELECT count(*) FROM collection_runs").fetchall() == [(2,)]
+
+
+def test_stage_runs(con):
+    got = con.sql(
+        "SELECT execution_id, stage, duration_s, status, attempts, terminal FROM stage_runs "
+        "WHERE pipeline = 'web' ORDER BY execution_id, start_time"
+    ).fetchall()
+    assert got == [
+        ("E1", "Source", 30.0, "Succeeded", 1, True),
+        ("E1", "Build", 260.0, "Succeeded", 1, True),
+        ("E1", "Deploy", 290.0, "Succeeded", 1, True),
+        ("E2", "Source", 20.0, "Succeeded", 1, True),
+        ("E2", "Build", 810.0, "Succeeded", 2, True),
+        ("E2", "Deploy", 350.0, "Succeeded", 1, True),
+        ("E3", "Source", 40.0, "Succeeded", 1, True),
+        ("E3", "Build", 240.0, "Succeeded", 1, True),
+        ("E3", "Deploy", 3600.0, "Abandoned", 1, True),
+        ("E4", "Source", 30.0, "Succeeded", 1, True),
+        ("E4", "Build", 180.0, "Failed", 1, True),
+        ("E5", "Source", 25.0, "Succeeded", 1, True),
+        ("E5", "Build", 25.0, "InProgress", 1, False),
+    ]
+
+
+def test_view_columns_are_canonical(con):
+    for name, table in TABLES.items():
+        extra = ["pipeline", "dt"] if table.per_pipeline else ["dt"]
+        assert con.sql(f"SELECT * FROM {name}").columns == table.columns + extra
+
+
+# --- named queries: exact figures ----------------------------------------------------------
+
+
+def test_stage_durations(con):
+    assert columns(con, "stage-durations") == [
+        "pipeline", "stage", "executions", "p50_s", "p90_s", "p95_s", "max_s", "mean_s",
+    ]  # fmt: skip
+    assert rows(con, "stage-durations") == [
+        # one run, 100 and 200: p50 = 150, p90 = 100 + 0.9*100, p95 = 100 + 0.95*100
+        ("api", "Build", 2, 150.0, 190.0, 195.0, 200.0, 150.0),
+        # 30 only (O1's Deploy is still waiting on its approval: not terminal)
+        ("ops", "Source", 1, 30.0, 30.0, 30.0, 30.0, 30.0),
+        # sorted 20 25 30 30 40; p50 at index 2 = 30; p90 at 3.6 = 30 + 0.6*10 = 36;
+        # p95 at 3.8 = 30 + 0.8*10 = 38; mean 145/5 = 29
+        ("web", "Source", 5, 30.0, 36.0, 38.0, 40.0, 29.0),
+        # E5 excluded (InProgress); sorted 180 240 260 810; p50 at 1.5 = 250;
+        # p90 at 2.7 = 260 + 0.7*550 = 645; p95 at 2.85 = 260 + 0.85*550 = 727.5; mean 1490/4
+        ("web", "Build", 4, 250.0, 645.0, 727.5, 810.0, 372.5),
+        # sorted 290 350 3600; p50 = 350; p90 at 1.8 = 350 + 0.8*3250 = 2950;
+        # p95 at 1.9 = 350 + 0.9*3250 = 3275; mean 4240/3
+        ("web", "Deploy", 3, 350.0, 2950.0, 3275.0, 3600.0, round(4240 / 3, 9)),
+    ]
+
+
+def test_stage_durations_window_and_pipeline_glob(con):
+    since, until = t("00:00:00", 6), t("00:00:00", 13)
+    assert rows(con, "stage-durations", since=since, until=until, pipelines=["a*", "zz"]) == [
+        ("api", "Build", 1, 100.0, 100.0, 100.0, 100.0, 100.0),  # A2 starts at until: excluded
+    ]
+    got = rows(con, "stage-durations", until=t("12:00:00"), pipelines=["web"])
+    # E1, E2 only: Source 30, 20; Build 260, 810; Deploy 290, 350
+    assert [(r[1], r[2], r[3]) for r in got] == [
+        ("Source", 2, 25.0),
+        ("Build", 2, 535.0),
+        ("Deploy", 2, 320.0),
+    ]
+
+
+def test_action_durations(con):
+    got = rows(con, "action-durations", pipelines=["web"])
+    # Compile's terminal attempts 260, 120, 240, 240, 180 -> sorted 120 180 240 240 260;
+    # p50 = 240; p90 at 3.6 = 240 + 0.6*20 = 252; p95 at 3.8 = 256; mean 1040/5 = 208
+    assert ("web", "Build", "Compile", 5, 240.0, 252.0, 256.0, 260.0, 208.0) in got
+    # Approve 180, 120, 3600 (the Abandoned one is terminal) -> p50 180
+    assert ("web", "Deploy", "Approve", 3, 180.0, 2916.0, 3258.0, 3600.0, 1300.0) in got
+    assert len(got) == 4
+
+
+def test_failure_rates(con):
+    assert columns(con, "failure-rates") == [
+        "pipeline", "stage", "action", "attempts", "failed", "failure_rate",
+    ]  # fmt: skip
+    assert rows(con, "failure-rates") == [
+        ("api", "Build", "Compile", 2, 0, 0.0),
+        ("ops", "Source", "Checkout", 1, 0, 0.0),  # the pending approval is not terminal
+        ("web", "Source", "Checkout", 5, 0, 0.0),
+        # E1 S, E2 F, E2 S (retry), E3 S, E4 F; E5 InProgress excluded -> 2 / 5
+        ("web", "Build", "Compile", 5, 2, 0.4),
+        ("web", "Deploy", "Approve", 3, 0, 0.0),  # Abandoned counts as an attempt, not a failure
+        ("web", "Deploy", "Release", 2, 0, 0.0),
+    ]
+
+
+def test_pipeline_summary(con):
+    assert rows(con, "pipeline-summary") == [
+        # durations 120, 240 -> median 180
+        ("api", 2, 2, 0, 0, 0.0, 180.0, t("09:00:00", 13)),
+        # nothing terminal: no rate, no median
+        ("ops", 1, 0, 0, 1, None, None, t("08:00:00", 7)),
+        # terminal E1 S, E2 S, E3 Stopped, E4 F -> 1/4; durations 600 1200 3900 220 -> (600+1200)/2
+        ("web", 5, 2, 1, 1, 0.25, 900.0, t("14:00:00")),
+    ]
+
+
+def test_trend(con):
+    assert rows(con, "trend") == [
+        ("api", date(2026, 1, 5), 1, 0, 0.0, 120.0),
+        ("api", date(2026, 1, 12), 1, 0, 0.0, 240.0),
+        ("ops", date(2026, 1, 5), 1, 0, None, None),
+        ("web", date(2026, 1, 5), 5, 1, 0.25, 900.0),
+    ]
+
+
+def test_recent_failures(con):
+    assert rows(con, "recent-failures") == [
+        ("web", t("13:30:00"), "E4", "Build", "Compile", "JobFailed", "Tests failed:\n3 errors"),
+    ]
+
+
+def test_error_codes(con):
+    assert rows(con, "error-codes") == [
+        ("JobFailed", "CodeBuild", 2, 1, 2, t("11:00:30"), t("13:30:40"), "Tests failed:\n3 errors"),
+    ]
+
+
+def test_approval_waits(con):
+    assert rows(con, "approval-waits") == [
+        # pending since 01-07 08:05, now 10:05 -> 7200 s
+        ("ops", "Deploy", "Approve", 1, 0, 0, 0, 1, None, None, None, 7200.0),
+        # waits 180, 120, 3600 -> sorted 120 180 3600; p50 180; p90 at 1.8 = 180 + 0.8*3420
+        ("web", "Deploy", "Approve", 3, 2, 0, 1, 0, 180.0, 2916.0, 3600.0, None),
+    ]
+
+
+def test_current_state(con):
+    snap_ops, snap_web = t("08:06:00", 7), t("14:01:00")
+    assert rows(con, "current-state") == [
+        ("ops", snap_ops, "approval pending", "Deploy", "Approve", "O1", t("08:05:00", 7),
+         7200.0, "awaiting approval"),
+        ("ops", snap_ops, "running", "Deploy", None, "O1", t("08:00:00", 7), 7500.0, "InProgress"),
+        # 01-05 14:00 -> 01-07 10:05 = 44 h 5 min
+        ("web", snap_web, "running", "Build", None, "E5", t("14:00:00"), 158700.0, "InProgress"),
+        ("web", snap_web, "transition disabled", "Deploy", None, None, t("09:00:00"),
+         176700.0, "Freeze for release by alice"),
+    ]  # fmt: skip
+    # --until picks the snapshot in force then: web's 13:31 one, E4 running since 13:30
+    got = rows(con, "current-state", until=t("14:00:00"), pipelines=["web"])
+    assert [(r[1], r[2], r[3], r[5]) for r in got] == [(t("13:31:00"), "running", "Build", "E4")]
+
+
+def test_flaky_actions(con):
+    assert rows(con, "flaky-actions") == [
+        # Compile ran in E1..E5; failed then succeeded in E2 only
+        ("web", "Build", "Compile", 5, 1, 0.2, t("11:00:30")),
+    ]
+
+
+def test_collection_health(con):
+    assert rows(con, "collection-health") == [
+        (t("10:00:00", 7), REGION, "partial", 75.0, 2, 1, 55, 3, 3, 1, "api: AccessDenied",
+         ACCOUNT, "run-2"),
+        (t("14:05:00"), REGION, "succeeded", 30.0, 3, 0, 40, 0, 0, 0, None, ACCOUNT, "run-1"),
+    ]  # fmt: skip
+
+
+# --- robustness ----------------------------------------------------------------------------
+
+
+def test_every_query_runs_on_an_empty_root(tmp_path):
+    con = queries.connect(tmp_path)
+    for name in queries.named_queries():
+        assert queries.run_query(con, name).num_rows == 0, name
+
+
+def write_old_schema_files(root: Path) -> None:
+    """Files as an older collector wrote them: columns added since are missing."""
+    for name, drop in (("executions", {"execution_type", "trigger_type"}),
+                       ("action_executions", {"error_code", "category"})):  # fmt: skip
+        schema = TABLES[name].schema
+        old = pa.schema([f for f in schema if f.name not in drop])
+        start = datetime(2025, 12, 1, 9, 0, tzinfo=UTC)
+        row = {
+            **_common(start + timedelta(minutes=5)),
+            "execution_id": "OLD1",
+            "status": "Failed",
+            "start_time": start,
+            "last_update_time": start + timedelta(minutes=5),
+        }
+        if name == "action_executions":
+            row |= {"action_execution_id": "OLD1-a1", "stage": "Build", "action": "Compile",
+                    "error_message": "old failure"}  # fmt: skip
+        d = root / name / "pipeline=legacy" / "dt=2025-12-01"
+        d.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist([row], schema=old), d / "part-old.parquet")
+
+
+def test_every_query_runs_on_an_older_schema_file(scenario, tmp_path):
+    write_old_schema_files(tmp_path)
+    con = queries.connect(tmp_path)
+    assert con.sql("SELECT execution_type, error_code IS NULL FROM executions, action_executions")
+    assert con.sql("SELECT execution_id, execution_type FROM executions").fetchall() == [
+        ("OLD1", None)
+    ]
+    for name in queries.named_queries():
+        queries.run_query(con, name)
+    assert rows(con, "failure-rates") == [("legacy", "Build", "Compile", 1, 1, 1.0)]
+    # mixed with current files, too
+    build_scenario(tmp_path)
+    con = queries.connect(tmp_path)
+    for name in queries.named_queries():
+        queries.run_query(con, name)
+    assert len(rows(con, "pipeline-summary")) == 4
+
+
+def test_a_quote_in_a_pipeline_pattern_is_data_not_sql(con):
+    for pattern in ["web'", "' OR 1=1 --", 'x"; DROP VIEW executions; --']:
+        for name in queries.named_queries():
+            if name != "collection-health":  # has no pipeline column
+                assert queries.run_query(con, name, pipelines=[pattern]).num_rows == 0
+    assert rows(con, "pipeline-summary", pipelines=["w?b"])[0][0] == "web"
+
+
+def test_a_pipeline_named_like_a_number_stays_text(tmp_path):
+    write_rows(tmp_path, "executions", [_execution("N1", "Failed", t("10:00:00"), t("10:01:00"))],
+               pipeline="42", run_id="r")  # fmt: skip
+    con = queries.connect(tmp_path)
+    assert rows(con, "pipeline-summary", pipelines=["42"]) == [
+        ("42", 1, 0, 1, 0, 1.0, 60.0, t("10:00:00"))
+    ]
+
+
+def test_corrupt_parquet_names_the_file(tmp_path):
+    build_scenario(tmp_path)
+    bad = tmp_path / "executions" / "pipeline=web" / "dt=2026-01-05" / "part-bad.parquet"
+    bad.write_bytes(b"not parquet at all")
+    with pytest.raises(UserError) as err:
+        con = queries.connect(tmp_path)
+        queries.run_query(con, "pipeline-summary", data_root=tmp_path)
+    assert "part-bad.parquet" in err.value.message
+    assert "\n" not in err.value.message
+
+
+def test_unknown_query_lists_the_valid_ones(con):
+    with pytest.raises(UserError, match="valid names: action-durations, approval-waits"):
+        queries.run_query(con, "nope")
+
+
+def test_named_queries_have_descriptions():
+    named = queries.named_queries()
+    assert len(named) >= 11
+    for q in named.values():
+        assert q.description and not q.description.startswith("-")
+        assert q.parameters <= set(queries.PARAMETERS), q.name
+
+
+def test_database_file_views_read_the_parquet(scenario, tmp_path):
+    path = tmp_path / "cprec.duckdb"
+    queries.write_database(path, scenario)
+    with duckdb.connect(str(path), read_only=True) as db:
+        assert db.sql("SELECT count(*) FROM executions").fetchall() == [(8,)]
+        assert db.sql("SELECT count(*) FROM stage_runs WHERE terminal").fetchall() == [(15,)]
