@@ -86,7 +86,8 @@ TABLES: dict[str, Table] = {
                 ("output_variables_json", S),
                 ("commands_json", S),
                 ("environment_variables_json", S),
-                ("stage_json", S),  # the stage declaration minus its actions (blockers, conditions, on_failure...)
+                # the stage declaration minus its actions (blockers, conditions, on_failure...)
+                ("stage_json", S),
             ],
         ),
         _table(
@@ -112,7 +113,8 @@ TABLES: dict[str, Table] = {
             ("execution_id", "kind", "name"),
             [
                 ("execution_id", S),
-                ("kind", S),  # 'artifact' (GetPipelineExecution) | 'source' (ListPipelineExecutions)
+                # 'artifact' (GetPipelineExecution) | 'source' (ListPipelineExecutions)
+                ("kind", S),
                 ("name", S),  # artifact name, or source action name
                 ("revision_id", S),
                 ("revision_change_id", S),
@@ -191,7 +193,8 @@ TABLES: dict[str, Table] = {
             ("snapshot_at", "stage"),
             [
                 ("snapshot_at", TS),
-                ("state_hash", S),  # digest of the whole GetPipelineState response (minus volatile nothing)
+                # sha256 of the canonical JSON of the whole GetPipelineState response
+                ("state_hash", S),
                 ("pipeline_version", I),
                 ("pipeline_created", TS),
                 ("pipeline_updated", TS),
@@ -293,6 +296,9 @@ TABLES: dict[str, Table] = {
                 ("retries", I),
                 ("rows_written_json", S),  # {"executions": 12, ...}
                 ("errors_json", S),  # [{"pipeline": ..., "error": ...}]
+                # added by the collector (nullable, appended)
+                ("api_attempts_json", S),  # HTTP requests by operation, retries included
+                ("transient_errors", I),  # 5xx answers and broken connections retried
             ],
             per_pipeline=False,
         ),

@@ -7,7 +7,9 @@ Layout: <root>/<table>/pipeline=<name>/dt=<YYYY-MM-DD>/part-<run>-<n>.parquet, a
 
 from __future__ import annotations
 
+import itertools
 import os
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -20,6 +22,19 @@ from recorder.schemas import TABLES, to_arrow
 
 TMP_DIR = ".tmp"
 COMPRESSION = "zstd"
+# Test hook "<n>[:<seconds>]": sleep before the n-th rename of this process, so a test
+# can SIGKILL a collector deterministically between writing a file and publishing it.
+PAUSE_ENV = "CPREC_TEST_PAUSE_BEFORE_RENAME"
+_renames = itertools.count(1)
+
+
+def _test_pause() -> None:
+    spec = os.environ.get(PAUSE_ENV)
+    if not spec:
+        return
+    nth, _, seconds = spec.partition(":")
+    if next(_renames) == int(nth):
+        time.sleep(float(seconds or 60))
 
 
 def partition_dir(root: Path, table: str, pipeline: str | None, dt: date) -> Path:
@@ -41,6 +56,7 @@ def write_parquet_atomic(table_data, dest: Path, root: Path) -> None:
         pq.write_table(table_data, tmp, compression=COMPRESSION)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        _test_pause()
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, dest)
     finally:
@@ -58,7 +74,10 @@ def write_rows(
         by_dt[row.pop("dt")].append(row)
     written = []
     for dt, part in sorted(by_dt.items()):
-        dest = partition_dir(root, table, pipeline, dt) / f"part-{run_id}-{uuid.uuid4().hex[:8]}.parquet"
+        dest = (
+            partition_dir(root, table, pipeline, dt)
+            / f"part-{run_id}-{uuid.uuid4().hex[:8]}.parquet"
+        )
         write_parquet_atomic(to_arrow(table, part), dest, root)
         written.append(dest)
     return written
@@ -74,3 +93,47 @@ def clean_tmp(root: Path) -> int:
         p.unlink(missing_ok=True)
         n += 1
     return n
+
+
+class Batch:
+    """Rows of one pipeline buffered per table, written one file per (table, dt).
+
+    `flush` writes tables in `order`, so a reader (or the next run, after a crash) never
+    sees a row whose dependants are missing: children before the execution that lists
+    them, the rest of a snapshot before the stage_states rows that carry its hash.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        pipeline: str | None,
+        run_id: str,
+        common: dict,
+        order: Iterable[str],
+        limit: int = 50_000,
+    ) -> None:
+        self.root, self.pipeline, self.run_id = root, pipeline, run_id
+        self.common, self.order, self.limit = common, tuple(order), limit
+        self.rows: dict[str, list[dict]] = defaultdict(list)
+        self.buffered = 0
+        self.written: dict[str, int] = defaultdict(int)
+
+    def add(self, table: str, rows: Iterable[dict], dt: date) -> None:
+        for row in rows:
+            self.rows[table].append({**self.common, **row, "dt": dt})
+            self.buffered += 1
+
+    @property
+    def full(self) -> bool:
+        return self.buffered >= self.limit
+
+    def flush(self) -> None:
+        unknown = set(self.rows) - set(self.order)
+        if unknown:
+            raise ValueError(f"no write order for {sorted(unknown)}")
+        for table in self.order:
+            rows = self.rows.pop(table, None)
+            if rows:
+                write_rows(self.root, table, rows, pipeline=self.pipeline, run_id=self.run_id)
+                self.written[table] += len(rows)
+        self.buffered = 0

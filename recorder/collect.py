@@ -1,0 +1,556 @@
+"""`cprec collect`: record state and execution history into partitioned Parquet.
+
+Per region: ListPipelines, then per pipeline on a bounded thread pool:
+
+1. GetPipelineState; a snapshot is written only when its hash differs from the last
+   one stored.
+2. GetPipeline, only when ListPipelines' version differs from the last one stored.
+3. ListPipelineExecutions, paged until a page reaches back before the lower bound
+   min(watermark - 6 h, start of the oldest recorded non-terminal execution); the
+   watermark is the latest recorded start (first run: --since, default 12 months).
+   Changed = not recorded, recorded non-terminal, or recorded with another status or
+   lastUpdateTime. For the changed ones: pipeline-wide ListActionExecutions and
+   ListRuleExecutions paged back to the oldest of them (per-execution filtered lists
+   for the few that started before the window: re-polls and revived executions), then
+   one GetPipelineExecution each, oldest first.
+
+An idle pipeline therefore costs 2 calls (GetPipelineState + one
+ListPipelineExecutions page); a run adds 1 GetCallerIdentity and the ListPipelines
+pages. Writes are ordered so that a crash at any point leaves data from which the
+next run completes the history: children before their execution, executions oldest
+first (the watermark never runs ahead of a gap).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import sys
+import uuid
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
+
+from recorder import __version__, fetch
+from recorder.client import CallStats, default_region, make_client
+from recorder.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UserError
+from recorder.flatten import (
+    flatten_action_execution,
+    flatten_execution,
+    flatten_pipeline,
+    flatten_pipeline_state,
+    flatten_rule_execution,
+    state_hash,
+    ts,
+)
+from recorder.known import TERMINAL_EXECUTION, Known, load_known, to_us
+from recorder.lock import data_lock
+from recorder.logs import configure_logging, logger_for
+from recorder.options import aws_options, data_option
+from recorder.store import Batch, clean_tmp, write_rows
+from recorder.timeparse import parse_bound, utcnow
+
+OVERLAP = timedelta(hours=6)
+RETENTION = timedelta(days=365)  # AWS keeps execution history for 12 months
+FLUSH_ROWS = 50_000
+VANISHED = frozenset({"PipelineNotFoundException"})
+# Write order within a flush: dependants first, the rows the next run reads last.
+WRITE_ORDER = (
+    "pipeline_actions",
+    "pipelines",
+    "action_states",
+    "condition_states",
+    "stage_states",
+    "action_executions",
+    "rule_executions",
+    "execution_revisions",
+    "execution_variables",
+    "executions",
+)
+
+EXIT_CODES_HELP = f"""\b
+Exit codes:
+  {EXIT_OK}   every selected pipeline was recorded (a pipeline deleted mid-run is a warning)
+  {EXIT_PARTIAL}   some pipelines or regions failed; the others were written
+  {EXIT_USAGE}   usage or configuration error (bad flag, no region, no credentials)
+  {EXIT_LOCKED}  another collector holds the data root's lock; nothing was done
+"""
+
+
+@dataclass
+class CollectResult:
+    exit_code: int = EXIT_OK
+    run_id: str = ""
+    account_id: str | None = None
+    api_calls: Counter = field(default_factory=Counter)  # logical calls by operation
+    api_attempts: Counter = field(default_factory=Counter)  # HTTP requests by operation
+    throttles: int = 0
+    retries: int = 0
+    rows_written: dict[str, int] = field(default_factory=dict)
+    pipelines_listed: int = 0
+    pipelines_recorded: int = 0
+    pipelines_failed: dict[str, str] = field(default_factory=dict)  # "region/name" -> error
+    pipelines_vanished: list[str] = field(default_factory=list)
+    region_errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Outcome:
+    name: str
+    written: dict[str, int] = field(default_factory=dict)
+    error_code: str | None = None
+    error: str | None = None
+    vanished: bool = False
+
+
+@dataclass
+class _Region:
+    """Everything the pipeline workers of one region share (read-only)."""
+
+    root: Path
+    run_id: str
+    account_id: str
+    region: str
+    client: object
+    now: datetime | None
+    since: datetime
+    recorded_at: datetime
+    known: dict[str, Known]
+
+    def snapshot_time(self) -> datetime:
+        return self.now or utcnow()
+
+
+def select(names: list[str], include: tuple[str, ...], exclude: tuple[str, ...]) -> list[str]:
+    """Names matching any include glob (all when none) and no exclude glob."""
+    return [
+        n
+        for n in names
+        if (not include or any(fnmatch.fnmatchcase(n, g) for g in include))
+        and not any(fnmatch.fnmatchcase(n, g) for g in exclude)
+    ]
+
+
+def collect(
+    data_root: Path,
+    *,
+    regions: list[str] | None = None,
+    profile: str | None = None,
+    endpoint_url: str | None = None,
+    include: tuple[str, ...] | list[str] = (),
+    exclude: tuple[str, ...] | list[str] = (),
+    since: datetime | None = None,
+    workers: int = 8,
+    quiet: bool = True,
+    now: datetime | None = None,
+    log_format: str = "text",
+) -> CollectResult:
+    """Record every selected pipeline of every region into `data_root`.
+
+    Raises UserError (exit 2) for configuration errors and LockedError (exit 75) when
+    another collector holds the data root; otherwise the result carries exit code 0
+    (all recorded) or 1 (some pipelines or regions failed, the rest written).
+    """
+    data_root = Path(data_root)
+    with configure_logging(quiet=quiet, log_format=log_format):
+        regions = _regions(regions, profile)
+        now = now.astimezone(UTC) if now else None
+        since = (since or (now or utcnow()) - RETENTION).astimezone(UTC)
+        result = CollectResult(run_id=_run_id())
+        with data_lock(data_root):
+            clean_tmp(data_root)
+            # GetCallerIdentity is counted with the first region's traffic.
+            stats = CallStats()
+            result.account_id = _account_id(regions[0], profile, endpoint_url, stats)
+            for i, region in enumerate(regions):
+                _collect_region(
+                    data_root,
+                    region,
+                    result,
+                    stats if i == 0 else CallStats(),
+                    profile=profile,
+                    endpoint_url=endpoint_url,
+                    include=tuple(include),
+                    exclude=tuple(exclude),
+                    since=since,
+                    now=now,
+                    workers=workers,
+                    progress=not quiet and _is_tty(),
+                )
+        if result.pipelines_failed or result.region_errors:
+            result.exit_code = EXIT_PARTIAL
+        return result
+
+
+def _run_id() -> str:
+    return f"{utcnow():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def _is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+def _regions(regions: list[str] | None, profile: str | None) -> list[str]:
+    try:
+        chosen = list(dict.fromkeys(regions or [])) or [default_region(profile)]
+    except ProfileNotFound as e:
+        raise UserError(str(e)) from None
+    if not chosen or chosen[0] is None:
+        raise UserError("no region: pass --region or set AWS_REGION or a profile region")
+    return chosen
+
+
+def _account_id(region: str, profile: str | None, endpoint_url: str | None, stats) -> str:
+    try:
+        sts = make_client(
+            "sts", region=region, profile=profile, endpoint_url=endpoint_url, stats=stats
+        )
+        return fetch.account_id(sts)
+    except (NoCredentialsError, PartialCredentialsError) as e:
+        raise UserError(f"no AWS credentials: {e}") from None
+    except (NoRegionError, ProfileNotFound) as e:
+        raise UserError(str(e)) from None
+    except ClientError as e:
+        raise UserError(f"cannot identify the AWS account: {_describe(e)}") from None
+    except BotoCoreError as e:
+        raise UserError(f"cannot reach AWS: {e}") from None
+
+
+def _describe(e: Exception) -> str:
+    if isinstance(e, ClientError):
+        err = e.response.get("Error", {})
+        return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".rstrip(": ")
+    return f"{type(e).__name__}: {e}"
+
+
+def _collect_region(
+    root: Path,
+    region: str,
+    result: CollectResult,
+    stats: CallStats,
+    *,
+    profile,
+    endpoint_url,
+    include,
+    exclude,
+    since,
+    now,
+    workers,
+    progress,
+) -> None:
+    account = result.account_id
+    log = logger_for(account=account, region=region)
+    started = utcnow()
+    outcomes: list[_Outcome] = []
+    listed = 0
+    error = None
+    try:
+        client = make_client(
+            "codepipeline",
+            region=region,
+            profile=profile,
+            endpoint_url=endpoint_url,
+            stats=stats,
+            max_pool_connections=workers,
+        )
+        summaries = fetch.list_pipelines(client)
+        listed = len(summaries)
+        by_name = {s["name"]: s for s in summaries}
+        names = select(sorted(by_name), include, exclude)
+        ctx = _Region(
+            root=root,
+            run_id=result.run_id,
+            account_id=account,
+            region=region,
+            client=client,
+            now=now,
+            since=since,
+            recorded_at=started,
+            known=load_known(
+                root, account, region, overlap=OVERLAP, open_floor=(now or started) - RETENTION
+            ),
+        )
+        log.info("collecting %d of %d pipelines", len(names), listed)
+        outcomes = _run_pool(ctx, [by_name[n] for n in names], workers, progress)
+    except (ClientError, BotoCoreError) as e:
+        error = _describe(e)
+        result.region_errors[region] = error
+        log.error("region failed: %s", error)
+    _report(result, region, log, outcomes)
+    _write_run_row(root, result, region, stats, started, since, listed, outcomes, error)
+    result.api_calls.update(stats.calls)
+    result.api_attempts.update(stats.attempts)
+    result.throttles += sum(stats.throttles.values())
+    result.retries += stats.retries
+
+
+def _run_pool(ctx: _Region, summaries: list[dict], workers: int, progress: bool) -> list[_Outcome]:
+    outcomes = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cprec") as pool:
+        futures = [pool.submit(record_pipeline, ctx, s) for s in summaries]
+        if progress:
+            with click.progressbar(length=len(futures), label=ctx.region, file=sys.stderr) as bar:
+                for f in as_completed(futures):
+                    outcomes.append(f.result())
+                    bar.update(1)
+        else:
+            outcomes = [f.result() for f in as_completed(futures)]
+    return outcomes
+
+
+def record_pipeline(ctx: _Region, summary: dict) -> _Outcome:
+    """Fetch, flatten and write one pipeline; failures are returned, never raised."""
+    name = summary["name"]
+    log = logger_for(account=ctx.account_id, region=ctx.region, pipeline=name)
+    known = ctx.known.get(name) or Known()
+    common = {
+        "account_id": ctx.account_id,
+        "region": ctx.region,
+        "run_id": ctx.run_id,
+        "recorded_at": ctx.recorded_at,
+    }
+    batch = Batch(ctx.root, name, ctx.run_id, common, WRITE_ORDER, FLUSH_ROWS)
+    outcome = _Outcome(name, written=batch.written)
+    try:
+        _record_state(ctx, name, known, batch)
+        if summary.get("version") != known.version:
+            row, actions = flatten_pipeline(fetch.get_pipeline(ctx.client, name))
+            batch.add("pipelines", [row], ctx.recorded_at.date())
+            batch.add("pipeline_actions", actions, ctx.recorded_at.date())
+        _record_executions(ctx, name, known, batch, log)
+        batch.flush()
+    except ClientError as e:
+        code = e.response.get("Error", {}).get("Code")
+        if code in VANISHED:
+            outcome.vanished = True
+            log.warning("pipeline deleted during the run; skipped (%s)", _describe(e))
+        else:
+            outcome.error_code, outcome.error = code, _describe(e)
+    except BotoCoreError as e:
+        outcome.error_code, outcome.error = type(e).__name__, _describe(e)
+    except Exception as e:  # a bug: keep the other pipelines going, but show the traceback
+        log.exception("unexpected error")
+        outcome.error_code, outcome.error = type(e).__name__, _describe(e)
+    return outcome
+
+
+def _record_state(ctx: _Region, name: str, known: Known, batch: Batch) -> None:
+    state = fetch.get_pipeline_state(ctx.client, name)
+    if state_hash(state) == known.state_hash:
+        return
+    snapshot_at = ctx.snapshot_time()
+    for table, rows in flatten_pipeline_state(state, snapshot_at).items():
+        batch.add(table, rows, snapshot_at.date())
+
+
+def _record_executions(ctx: _Region, name: str, known: Known, batch: Batch, log) -> None:
+    window = ctx.since if known.watermark is None else known.watermark - OVERLAP
+    bound = min(window, known.oldest_open) if known.oldest_open else window
+    changed = [
+        s
+        for s in fetch.list_executions(ctx.client, name, bound)
+        if _is_changed(s, known, floor=max(bound, ctx.since))
+    ]
+    if not changed:
+        return
+    start = {s["pipelineExecutionId"]: ts(s["startTime"]) for s in changed}
+    recent = {i for i, t in start.items() if t >= window}
+
+    def keep(table: str, flatten, items) -> None:
+        for item in items:
+            execution_id = item["pipelineExecutionId"]
+            if execution_id in start:
+                batch.add(table, [flatten(item)], start[execution_id].date())
+                if batch.full:
+                    batch.flush()
+
+    for table, flatten, lister in (
+        ("action_executions", flatten_action_execution, fetch.list_action_executions),
+        ("rule_executions", flatten_rule_execution, fetch.list_rule_executions),
+    ):
+        if recent:
+            oldest = min(start[i] for i in recent)
+            items = (
+                d
+                for d in lister(ctx.client, name, bound=oldest)
+                if d["pipelineExecutionId"] in recent
+            )
+            keep(table, flatten, items)
+        for execution_id in sorted(set(start) - recent):
+            keep(table, flatten, lister(ctx.client, name, execution_id=execution_id))
+
+    for s in sorted(changed, key=lambda s: start[s["pipelineExecutionId"]]):
+        execution_id = s["pipelineExecutionId"]
+        try:
+            detail = fetch.get_pipeline_execution(ctx.client, name, execution_id)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") != "PipelineExecutionNotFoundException":
+                raise
+            log.warning("execution %s no longer exists; skipped", execution_id)
+            continue
+        for table, rows in flatten_execution(detail, s).items():
+            batch.add(table, rows, start[execution_id].date())
+        if batch.full:
+            batch.flush()
+
+
+def _is_changed(summary: dict, known: Known, *, floor: datetime) -> bool:
+    recorded = known.executions.get(summary["pipelineExecutionId"])
+    if recorded is None:
+        # Older than the paging bound: outside the window (a partial last page), skip.
+        return ts(summary["startTime"]) >= floor
+    status, updated = recorded
+    return (
+        status not in TERMINAL_EXECUTION
+        or status != summary.get("status")
+        or updated != to_us(ts(summary.get("lastUpdateTime")))
+    )
+
+
+def _report(result: CollectResult, region: str, log, outcomes: list[_Outcome]) -> None:
+    failed: dict[str, list[_Outcome]] = defaultdict(list)
+    for o in outcomes:
+        for table, n in o.written.items():
+            result.rows_written[table] = result.rows_written.get(table, 0) + n
+        if o.vanished:
+            result.pipelines_vanished.append(f"{region}/{o.name}")
+        elif o.error:
+            result.pipelines_failed[f"{region}/{o.name}"] = o.error
+            failed[o.error_code].append(o)
+        else:
+            result.pipelines_recorded += 1
+    result.pipelines_listed += len(outcomes)
+    for _code, group in sorted(failed.items()):
+        names = sorted(o.name for o in group)
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        log.error("%d pipeline(s) failed (%s): %s", len(group), shown, group[0].error)
+    recorded = sum(1 for o in outcomes if not o.error and not o.vanished)
+    log.info("recorded %d of %d pipelines", recorded, len(outcomes))
+
+
+def _write_run_row(root, result, region, stats, started, since, listed, outcomes, error) -> None:
+    failed = [o for o in outcomes if o.error]
+    vanished = [o for o in outcomes if o.vanished]
+    written = Counter()
+    for o in outcomes:
+        written.update(o.written)
+    errors = [{"pipeline": o.name, "error": o.error} for o in failed]
+    if error:
+        errors.insert(0, {"pipeline": None, "error": error})
+    status = "failed" if error else ("partial" if failed else "succeeded")
+    finished = utcnow()
+    row = {
+        "account_id": result.account_id,
+        "region": region,
+        "run_id": result.run_id,
+        "recorded_at": started,
+        "started_at": started,
+        "finished_at": finished,
+        "status": status,
+        "cprec_version": __version__,
+        "since": since,
+        "pipelines_listed": listed,
+        "pipelines_recorded": len(outcomes) - len(failed) - len(vanished),
+        "pipelines_failed": len(failed),
+        "pipelines_vanished": len(vanished),
+        "api_calls": sum(stats.calls.values()),
+        "api_calls_json": json.dumps(dict(sorted(stats.calls.items()))),
+        "api_attempts_json": json.dumps(dict(sorted(stats.attempts.items()))),
+        "throttles": sum(stats.throttles.values()),
+        "retries": stats.retries,
+        "transient_errors": sum(stats.transient.values()),
+        "rows_written_json": json.dumps(dict(sorted(written.items()))),
+        "errors_json": json.dumps(errors),
+        "dt": started.date(),
+    }
+    write_rows(root, "collection_runs", [row], pipeline=None, run_id=result.run_id)
+
+
+@click.command("collect", epilog=EXIT_CODES_HELP)
+@data_option
+@click.option(
+    "--region",
+    "regions",
+    multiple=True,
+    envvar="CPREC_REGION",
+    show_envvar=True,
+    help="AWS region (repeatable; default: the AWS config's region).",
+)
+@aws_options
+@click.option(
+    "--pipeline",
+    "include",
+    multiple=True,
+    metavar="GLOB",
+    envvar="CPREC_PIPELINE",
+    show_envvar=True,
+    help="Only pipelines matching GLOB (repeatable).",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="GLOB",
+    envvar="CPREC_EXCLUDE",
+    show_envvar=True,
+    help="Skip pipelines matching GLOB (repeatable).",
+)
+@click.option(
+    "--since",
+    metavar="DATE|30d",
+    envvar="CPREC_SINCE",
+    show_envvar=True,
+    help="Backfill lower bound for pipelines with no recorded history [default: 12 months].",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    envvar="CPREC_WORKERS",
+    show_envvar=True,
+    help="Pipelines collected in parallel.",
+)
+@click.option(
+    "--quiet", is_flag=True, envvar="CPREC_QUIET", show_envvar=True, help="Print errors only."
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    envvar="CPREC_LOG_FORMAT",
+    show_envvar=True,
+    help="Log lines as text or one JSON object per line.",
+)
+def collect_command(
+    data, regions, profile, endpoint_url, include, exclude, since, workers, quiet, log_format
+) -> None:
+    """Record pipeline state and execution history into partitioned Parquet."""
+    result = collect(
+        data,
+        regions=list(regions) or None,
+        profile=profile,
+        endpoint_url=endpoint_url,
+        include=include,
+        exclude=exclude,
+        since=parse_bound(since) if since else None,
+        workers=workers,
+        quiet=quiet,
+        log_format=log_format,
+    )
+    sys.exit(result.exit_code)
+
+
+__all__ = ["CollectResult", "EXIT_LOCKED", "collect", "collect_command", "select"]

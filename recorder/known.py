@@ -1,0 +1,123 @@
+"""What is already stored, read once per run with DuckDB over the Parquet files.
+
+The watermark, the recorded executions, the last state hash and the last definition
+version of each pipeline are derived from the data itself (never from a side file
+that could disagree with it). A missing or empty table is simply empty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+TERMINAL_EXECUTION = frozenset({"Cancelled", "Failed", "Stopped", "Succeeded", "Superseded"})
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_us(value: datetime | None) -> int | None:
+    """Exact epoch microseconds (no float rounding), for comparing stored timestamps."""
+    return None if value is None else (value - EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(value: int | None) -> datetime | None:
+    return None if value is None else EPOCH + timedelta(microseconds=value)
+
+
+@dataclass
+class Known:
+    """One pipeline's stored history, as far as collection needs it."""
+
+    watermark: datetime | None = None  # latest recorded execution start
+    oldest_open: datetime | None = None  # start of the oldest recorded non-terminal execution
+    # execution_id -> (status, last_update_time in epoch µs), latest recording of each
+    executions: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
+    state_hash: str | None = None
+    version: int | None = None
+
+
+def _source(root: Path, table: str) -> str | None:
+    pattern = f"{table}/pipeline=*/dt=*/*.parquet"
+    if next(root.glob(pattern), None) is None:
+        return None
+    glob = str(root / pattern).replace("'", "''")
+    return (
+        f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true, "
+        "hive_types = {'pipeline': VARCHAR, 'dt': DATE})"
+    )
+
+
+def load_known(
+    root: Path,
+    account_id: str,
+    region: str,
+    *,
+    overlap: timedelta,
+    open_floor: datetime,
+    lookback: timedelta = timedelta(days=7),
+) -> dict[str, Known]:
+    """Per pipeline: watermark, open executions, recent recorded executions, hash, version.
+
+    Non-terminal executions that started before `open_floor` are ignored (AWS no longer
+    keeps them). Recorded executions are loaded back to `lookback` before the pipeline's
+    paging lower bound: enough to recognise every execution a listing page can return
+    without holding a whole year of history in memory.
+    """
+    known: dict[str, Known] = {}
+    params = {"account": account_id, "region": region}
+    scope = "WHERE account_id = $account AND region = $region"
+    con = duckdb.connect()
+    try:
+        src = _source(root, "executions")
+        if src:
+            terminal = ", ".join(f"'{s}'" for s in sorted(TERMINAL_EXECUTION))
+            rows = con.execute(
+                f"""
+                WITH latest AS (
+                    SELECT pipeline, execution_id, status, start_time, last_update_time
+                    FROM {src} {scope}
+                    QUALIFY row_number() OVER (
+                        PARTITION BY pipeline, execution_id ORDER BY recorded_at DESC) = 1
+                ), marks AS (
+                    SELECT pipeline, max(start_time) AS watermark,
+                           min(start_time) FILTER (
+                               WHERE coalesce(status, '') NOT IN ({terminal})
+                                 AND start_time >= $open_floor) AS oldest_open
+                    FROM latest GROUP BY pipeline
+                )
+                SELECT l.pipeline, l.execution_id, l.status, epoch_us(l.last_update_time),
+                       epoch_us(m.watermark), epoch_us(m.oldest_open)
+                FROM latest l JOIN marks m USING (pipeline)
+                WHERE l.start_time >= least(m.watermark - $overlap,
+                                            coalesce(m.oldest_open, m.watermark)) - $lookback
+                """,
+                {**params, "open_floor": open_floor, "overlap": overlap, "lookback": lookback},
+            ).fetchall()
+            for pipeline, execution_id, status, updated, watermark, oldest_open in rows:
+                k = known.setdefault(
+                    pipeline, Known(watermark=from_us(watermark), oldest_open=from_us(oldest_open))
+                )
+                k.executions[execution_id] = (status, updated)
+        src = _source(root, "stage_states")
+        if src:
+            for pipeline, digest in con.execute(
+                f"""SELECT pipeline, state_hash FROM {src} {scope}
+                    QUALIFY row_number() OVER (
+                        PARTITION BY pipeline ORDER BY snapshot_at DESC, recorded_at DESC) = 1""",
+                params,
+            ).fetchall():
+                known.setdefault(pipeline, Known()).state_hash = digest
+        src = _source(root, "pipelines")
+        if src:
+            for pipeline, version in con.execute(
+                f"""SELECT pipeline, pipeline_version FROM {src} {scope}
+                    QUALIFY row_number() OVER (
+                        PARTITION BY pipeline ORDER BY recorded_at DESC) = 1""",
+                params,
+            ).fetchall():
+                known.setdefault(pipeline, Known()).version = version
+    finally:
+        con.close()
+    return known
