@@ -95,6 +95,8 @@ def write_database(path: str | Path, data_root: str | Path) -> None:
     path = Path(path)
     if not path.parent.is_dir():
         raise UserError(f"{path.parent} is not a directory")
+    if path.exists() and not _is_duckdb_file(path):
+        raise UserError(f"{path} exists and is not a DuckDB database file")
     try:
         con = duckdb.connect(str(path))
     except duckdb.Error as exc:
@@ -179,6 +181,11 @@ def _existing_root(data_root: str | Path) -> Path:
             "or pass --data / CPREC_DATA)"
         )
     return root
+
+
+def _is_duckdb_file(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(12)[8:12] == b"DUCK"  # the storage header's magic
 
 
 def _unreadable_files(root: Path) -> list[Path]:

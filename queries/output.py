@@ -1,9 +1,10 @@
 """Render a query result (a pyarrow Table) as table, CSV, JSON, JSON lines, Markdown or Parquet.
 
 Only `table` rounds and shortens, for reading on a terminal: floats to at most three
-decimals (fewer for large values), timestamps to the second (all UTC), long text cut
-with `…` so the whole table fits the width (80 unless standard output is a wider
-terminal); when even that cannot fit, each row is printed as `column: value` lines.
+decimals (fewer for large values), timestamps to the minute (all UTC), long text cut
+with `…` (names and ids in the middle, other text at the end) so the grid fits the
+width (80 unless standard output is a wider terminal); numbers and times are never cut:
+when the grid cannot fit, each row is printed as `column  value` lines instead.
 csv, json, jsonl, markdown and parquet carry every value at full precision:
 timestamps as ISO 8601 (`2026-01-31T12:00:00Z`), floats as Python's shortest repr.
 """
@@ -26,9 +27,7 @@ import pyarrow.parquet as pq
 
 from recorder.errors import UserError
 
-SEP = "  "
-MIN_TEXT = 8  # text columns shrink to this before numbers and headers give way
-MIN_ANY = 4
+MIN_TEXT = 8  # text columns are cut down to this; if the grid still does not fit: records
 
 
 def write_result(
@@ -151,7 +150,7 @@ def _display(value: Any) -> str:
         text = f"{value:.{digits}f}"
         return text.rstrip("0").rstrip(".") if "." in text else text
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, Decimal | int):
         return str(value)
     if isinstance(value, date | time):
@@ -159,51 +158,57 @@ def _display(value: Any) -> str:
     return " ".join(_text(value).split())  # newlines and tabs would break the grid
 
 
-def _numeric(t: pa.DataType) -> bool:
-    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+def _shrinkable(t: pa.DataType) -> bool:
+    """Text can be cut; numbers, times and booleans are shown whole or not in a grid."""
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_nested(t)
 
 
-def _cut(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: max(n - 1, 0)] + "…"
+def _cut(text: str, n: int, *, middle: bool = False) -> str:
+    if len(text) <= n:
+        return text
+    if middle and n >= 5:  # names differ at the end too: orders-api-prod vs orders-api-dev
+        head = (n - 1) // 2
+        return text[:head] + "…" + text[len(text) - (n - 1 - head) :]
+    return text[: max(n - 1, 0)] + "…"
 
 
-def fit_widths(natural: list[int], numeric: list[bool], width: int) -> list[int] | None:
-    """Shrink columns until the row fits `width`: widest text first, then anything.
-
-    Returns None when even the minimum widths do not fit.
-    """
+def fit_widths(natural: list[int], shrinkable: list[bool], budget: int) -> list[int] | None:
+    """Cut the widest text column by one until the widths fit `budget`; None if they cannot."""
     widths = list(natural)
-    budget = width - len(SEP) * (len(widths) - 1)
-    for floor, allowed in ((MIN_TEXT, [not n for n in numeric]), (MIN_ANY, [True] * len(widths))):
-        while sum(widths) > budget:
-            candidates = [i for i, w in enumerate(widths) if allowed[i] and w > floor]
-            if not candidates:
-                break
-            i = max(candidates, key=lambda j: widths[j])
-            widths[i] -= 1
-        if sum(widths) <= budget:
-            return widths
-    return None
+    while sum(widths) > budget:
+        candidates = [i for i, w in enumerate(widths) if shrinkable[i] and w > MIN_TEXT]
+        if not candidates:
+            return None
+        widths[max(candidates, key=lambda j: widths[j])] -= 1
+    return widths
 
 
 def render_table(columns: list[str], rows: list[dict], schema: pa.Schema, *, width: int) -> str:
     if not columns:
         return ""
-    numeric = [_numeric(schema.field(c).type) for c in columns]
+    types = [schema.field(c).type for c in columns]
+    right = [
+        pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) for t in types
+    ]
+    middle = [c == "pipeline" or c.endswith("_id") for c in columns]
     cells = [[_display(r[c]) for c in columns] for r in rows]
     natural = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    widths = fit_widths(natural, numeric, width)
-    if widths is None:
+    for sep in ("  ", " "):
+        budget = width - len(sep) * (len(columns) - 1)
+        widths = fit_widths(natural, [_shrinkable(t) for t in types], budget)
+        if widths is not None:
+            break
+    else:
         return _render_records(columns, cells, width)
 
     def line(values: list[str]) -> str:
         out = []
-        for v, w, num in zip(values, widths, numeric, strict=True):
-            v = _cut(v, w)
-            out.append(v.rjust(w) if num else v.ljust(w))
-        return SEP.join(out).rstrip()
+        for i, v in enumerate(values):
+            v = _cut(v, widths[i], middle=middle[i])
+            out.append(v.rjust(widths[i]) if right[i] else v.ljust(widths[i]))
+        return sep.join(out).rstrip()
 
-    lines = [line(columns), SEP.join("-" * w for w in widths)]
+    lines = [line(columns), sep.join("-" * w for w in widths)]
     lines += [line(row) for row in cells]
     if not rows:
         lines.append("(no rows)")
@@ -211,13 +216,13 @@ def render_table(columns: list[str], rows: list[dict], schema: pa.Schema, *, wid
 
 
 def _render_records(columns: list[str], cells: list[list[str]], width: int) -> str:
-    """One `column: value` line per cell, a blank line between rows (too many columns)."""
+    """Too many columns for a grid: one `column  value` line per cell, rows numbered."""
     label = min(max(len(c) for c in columns), width // 3)
     blocks = []
     for n, row in enumerate(cells, 1):
-        lines = [_cut(f"-- row {n} " + "-" * width, width)]
+        lines = [f"-[ row {n} ]".ljust(min(width, 40), "-")]
         for c, v in zip(columns, row, strict=True):
-            lines.append(_cut(f"{_cut(c, label).ljust(label)}  {v}", width))
+            lines.append(_cut(f"{_cut(c, label).ljust(label)}  {v}".rstrip(), width))
         blocks.append("\n".join(lines))
     if not cells:
         blocks.append(_cut(", ".join(columns), width) + "\n(no rows)")

@@ -115,7 +115,9 @@ def export_cmd(
         (directory / file).write_text(
             render_csv(result.column_names, result.to_pylist()), encoding="utf-8", newline=""
         )
-        index.append({"name": q.name, "file": file, "rows": result.num_rows, "description": q.description})
+        index.append(
+            {"name": q.name, "file": file, "rows": result.num_rows, "description": q.description}
+        )
     with open(directory / "index.csv", "w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, ["name", "file", "rows", "description"], lineterminator="\n")
         writer.writeheader()

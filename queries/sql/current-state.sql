@@ -1,7 +1,7 @@
 -- Latest state snapshot per pipeline: running executions, disabled transitions, pending approvals.
 -- One row per item of the newest snapshot (before --until, if given; --since does not apply):
--- kind 'running' (a stage whose latest execution is InProgress or Stopping), 'transition
--- disabled' (detail = reason, by whom) or 'approval pending' (an InProgress approval action).
+-- kind 'running' (a stage whose latest execution is InProgress or Stopping), 'disabled' (the
+-- stage's inbound transition; detail = reason, by whom) or 'approval' (a pending approval).
 -- `since` is when it started (execution start, transition change, approval status change);
 -- age_s is measured from `since` to $now.
 WITH latest AS (
@@ -33,14 +33,14 @@ items AS (
     WHERE s.latest_execution_status IN ('InProgress', 'Stopping')
     UNION ALL
     SELECT
-        pipeline, snapshot_at, 'transition disabled', stage_index, stage, NULL, NULL,
+        pipeline, snapshot_at, 'disabled', stage_index, stage, NULL, NULL,
         transition_last_changed_at,
         concat_ws(' by ', transition_disabled_reason, transition_last_changed_by)
     FROM stages
     WHERE transition_enabled = false
     UNION ALL
     SELECT
-        a.pipeline, a.snapshot_at, 'approval pending', s.stage_index, a.stage, a.action,
+        a.pipeline, a.snapshot_at, 'approval', s.stage_index, a.stage, a.action,
         s.latest_execution_id, a.last_status_change, coalesce(a.summary, 'awaiting approval')
     FROM action_states AS a
     JOIN stages AS s USING (account_id, region, pipeline, snapshot_at, stage)
@@ -52,13 +52,13 @@ items AS (
 )
 SELECT
     pipeline,
-    snapshot_at,
     kind,
     stage,
     action,
     execution_id,
     since,
     seconds_between(since, CAST($now AS TIMESTAMPTZ)) AS age_s,
-    detail
+    detail,
+    snapshot_at
 FROM items
 ORDER BY pipeline, stage_index NULLS LAST, stage, kind, action;

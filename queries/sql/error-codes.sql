@@ -7,7 +7,6 @@ SELECT
     count(*) AS failures,
     count(DISTINCT pipeline) AS pipelines,
     count(DISTINCT execution_id) AS executions,
-    min(start_time) AS first_seen,
     max(start_time) AS last_seen,
     arg_max(error_message, start_time) AS last_message
 FROM action_executions

@@ -11,8 +11,7 @@ SELECT
     count(*) FILTER (WHERE status = 'Failed')
         / nullif(count(*) FILTER (WHERE execution_terminal(status)), 0) AS failure_rate,
     quantile_cont(seconds_between(start_time, last_update_time), 0.5)
-        FILTER (WHERE execution_terminal(status)) AS median_s,
-    max(start_time) AS last_start
+        FILTER (WHERE execution_terminal(status)) AS median_s
 FROM executions
 WHERE in_window(start_time, $since, $until)
     AND pipeline_matches(pipeline, $pipelines)
