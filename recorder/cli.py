@@ -28,5 +28,9 @@ def _register() -> None:
     for command in query_commands:
         main.add_command(command)
 
+    from recorder.demo import demo
+
+    main.add_command(demo)
+
 
 _register()
