@@ -1,7 +1,7 @@
 """Render a query result (a pyarrow Table) as table, CSV, JSON, JSON lines, Markdown or Parquet.
 
-Only `table` rounds and shortens, for reading on a terminal: floats to at most three
-decimals (fewer for large values), timestamps to the minute (all UTC), long text cut
+Only `table` rounds and shortens, for reading on a terminal: seconds (`*_s`) to 0.1,
+rates to 0.001, other floats to 0.01, timestamps to the minute (all UTC), long text cut
 with `…` (names and ids in the middle, other text at the end) so the grid fits the
 width (80 unless standard output is a wider terminal); numbers and times are never cut:
 when the grid cannot fit, each row is printed as `column  value` lines instead.
@@ -138,17 +138,20 @@ def render_markdown(columns: list[str], rows: list[dict]) -> str:
 # --- the terminal table -----------------------------------------------------------------
 
 
-def _display(value: Any) -> str:
+def _decimals(column: str) -> int:
+    """Digits shown in the table: seconds to 0.1 s, rates to 0.001, other floats to 0.01."""
+    if column.endswith("_s"):
+        return 1
+    return 3 if column.endswith("rate") else 2
+
+
+def _display(value: Any, digits: int = 2) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        digits = 3 if abs(value) < 10 else 2 if abs(value) < 100 else 1 if abs(value) < 1e4 else 0
-        text = f"{value:.{digits}f}"
-        return text.rstrip("0").rstrip(".") if "." in text else text
+        return f"{value:.{digits}f}" if math.isfinite(value) else str(value)
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, Decimal | int):
@@ -191,7 +194,8 @@ def render_table(columns: list[str], rows: list[dict], schema: pa.Schema, *, wid
         pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) for t in types
     ]
     middle = [c == "pipeline" or c.endswith("_id") for c in columns]
-    cells = [[_display(r[c]) for c in columns] for r in rows]
+    digits = [_decimals(c) for c in columns]
+    cells = [[_display(r[c], digits[i]) for i, c in enumerate(columns)] for r in rows]
     natural = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     for sep in ("  ", " "):
         budget = width - len(sep) * (len(columns) - 1)

@@ -42,11 +42,12 @@ def ensure_credentials() -> bool:
 def _collect(data: Path, url: str, now: datetime, label: str) -> int:
     from recorder.collect import collect
 
+    click.echo(f"{label} at {now:%Y-%m-%d %H:%M} UTC…", err=True)
     started = time.monotonic()
     result = collect(data, endpoint_url=url, regions=[REGION], now=now, quiet=True)
     rows = sum(result.rows_written.values())
     note = "" if result.exit_code == 0 else f" (exit {result.exit_code}: some pipelines failed)"
-    click.echo(f"{label}: {rows} rows in {time.monotonic() - started:.1f} s{note}", err=True)
+    click.echo(f"  {rows} rows written in {time.monotonic() - started:.1f} s{note}", err=True)
     return rows
 
 
@@ -86,13 +87,14 @@ def demo(pipelines: int, days: int, seed: int, now: str | None, advance: int, da
         click.echo(
             f"Simulator listening at {server.endpoint_url}; recording into {data}/", err=True
         )
-        _collect(data, server.endpoint_url, account.now, "First collection (backfill)")
+        _collect(data, server.endpoint_url, account.now, f"Collecting {days} days of history")
         account.advance(minutes=advance)
-        _collect(data, server.endpoint_url, account.now, f"Clock +{advance} min, incremental")
+        _collect(data, server.endpoint_url, account.now, f"Clock +{advance} min: collecting again")
 
     con = queries.connect(data)
     for name in ("pipeline-summary", "stage-durations"):
-        click.echo(f"\n== {name}: {queries.named_queries()[name].description}")
+        heading = f"== {name}: {queries.named_queries()[name].description}"
+        click.echo("\n" + (heading if len(heading) <= 80 else heading[:79] + "…"))
         write_result(queries.run_query(con, name, now=account.now, data_root=data), "table")
     click.echo(
         f"\nMore: `cprec queries`, `cprec query failure-rates --data {data}`, "

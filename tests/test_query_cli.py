@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from test_queries import _action, _execution, build_scenario, t, write_old_schema_files
 
 import queries
+from recorder.demo import demo
 from recorder.query_commands import COMMANDS
 from recorder.store import write_rows
 
@@ -62,11 +63,18 @@ def test_help_of_every_command():
         assert "--data" in result.output
 
 
+def test_demo_help():
+    result = CliRunner().invoke(demo, ["--help"])
+    assert result.exit_code == 0, result.output
+    for option in ("--pipelines", "--days", "--seed", "--now", "--advance", "--data"):
+        assert option in result.output
+
+
 def test_registered_in_main():
     pytest.importorskip("recorder.simulator.command", reason="the simulator CLI is not in yet")
     from recorder.cli import main
 
-    for command in COMMANDS:
+    for command in [*COMMANDS, demo]:
         assert main.commands[command.name] is command
 
 
@@ -157,7 +165,7 @@ def test_every_table_fits_80_columns(data):
         assert lines, name
         assert max(len(line) for line in lines) <= 80, (name, result.stdout)
     table = run(data, "query", "stage-durations").stdout
-    assert re.search(r"^identit\S*…\S*ng-name ", table, re.M)  # long names keep both ends
+    assert re.search(r"^ident\S*…\S*name ", table, re.M)  # long names keep both ends
     assert "727.5" in table and "1413.3" in table  # rounded for display only
 
 
