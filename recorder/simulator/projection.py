@@ -260,6 +260,9 @@ def stage_status(ex: Execution, stage: str, now: float) -> str:
     if running:
         return "Stopping" if ex.status_at(now) == "Stopping" else "InProgress"
     statuses = {r.status for r in latest.values()}
+    if "Failed" not in statuses and not any(isinstance(r, ActionRun) for r in latest.values()):
+        # Entry conditions passed but no action ever started: the execution ended first.
+        return "Cancelled" if ex.status_at(now) in ("Superseded", "Stopped") else "InProgress"
     if "Failed" in statuses:
         return "Failed"
     if "Abandoned" in statuses:

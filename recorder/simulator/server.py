@@ -11,8 +11,10 @@ except latency (real GetCallerIdentity needs no permission).
 
 from __future__ import annotations
 
+import io
 import json
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -105,6 +107,12 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "cprec-simulator"
     server: _HTTPServer
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two writes; without this, Nagle's algorithm and
+        # the client's delayed ACK add ~40 ms to every keep-alive request.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet by default
         pass
 
@@ -185,11 +193,14 @@ class _Handler(BaseHTTPRequestHandler):
         if not cut:
             self.wfile.write(raw)
             return
-        # A dropped connection: the promised body never fully arrives.
+        # A dropped connection: part of the promised body, then a reset (RST, not
+        # FIN: botocore does not enforce Content-Length, so a clean close would
+        # pass a truncated body to the parser instead of raising).
         self.wfile.write(raw[: len(raw) // 2])
         self.wfile.flush()
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.rfile.close()
+        self.wfile.close()
+        self.connection.close()
+        self.rfile, self.wfile = io.BytesIO(), io.BytesIO()
         self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass

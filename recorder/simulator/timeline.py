@@ -495,7 +495,6 @@ def _supersede(a: Execution, b: Execution) -> None:
     for r in a.rules:
         done = max(done, r.end)
     a.events = [e for e in a.events if e[0] <= tb] + [(round(done, 3), "Superseded")]
-    a.waiting = None
 
 
 def _cut_after(ex: Execution, t: float) -> None:
