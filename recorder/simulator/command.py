@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 
 import click
@@ -69,6 +70,7 @@ def simulate(host, port, pipelines, days, seed, now, rate, **fault_options) -> N
     server = build_server(host=host, port=port, pipelines=pipelines, days=days, seed=seed,
                           now=now, rate=rate, faults=faults)  # fmt: skip
     click.echo(server.endpoint_url)
+    sys.stdout.flush()  # whoever started us may be waiting for this line on a pipe
     try:
         server.serve_forever()
     except KeyboardInterrupt:
