@@ -1,8 +1,8 @@
 """The client seam: boto3 clients with adaptive retries and per-operation call counts.
 
-Credentials come from boto3's default chain only. One Session per (profile, region);
-clients are created once per region in the main thread and shared by the worker
-threads (boto3 clients are thread-safe, sessions are not).
+Credentials come from boto3's default chain only. A run makes one Session per region
+and its clients once, in the main thread; the worker threads share the clients
+(boto3 clients are thread-safe, sessions are not).
 """
 
 from __future__ import annotations
@@ -27,9 +27,6 @@ THROTTLE_CODES = frozenset(
         "SlowDown",
     }
 )
-
-_sessions: dict[tuple[str | None, str | None], boto3.Session] = {}
-_sessions_lock = threading.Lock()
 
 
 @dataclass
@@ -58,16 +55,6 @@ class CallStats:
         events.register(f"before-send.{service}", self._on_send)
         events.register(f"needs-retry.{service}", self._on_response)
 
-    def merge(self, other: CallStats) -> None:
-        with self._lock:
-            for mine, theirs in (
-                (self.calls, other.calls),
-                (self.attempts, other.attempts),
-                (self.throttles, other.throttles),
-                (self.transient, other.transient),
-            ):
-                mine.update(theirs)
-
     def _count(self, counter: Counter, event_name: str) -> None:
         operation = event_name.rsplit(".", 1)[-1]
         with self._lock:
@@ -94,18 +81,9 @@ class CallStats:
             self._count(self.transient, event_name)
 
 
-def session_for(profile: str | None, region: str | None) -> boto3.Session:
-    """The shared Session for (profile, region); raises ProfileNotFound for a bad profile."""
-    with _sessions_lock:
-        key = (profile, region)
-        if key not in _sessions:
-            _sessions[key] = boto3.Session(profile_name=profile, region_name=region)
-        return _sessions[key]
-
-
 def default_region(profile: str | None) -> str | None:
-    """The region boto3's configuration chain picks (AWS_REGION, profile config...)."""
-    return session_for(profile, None).region_name
+    """The region boto3's configuration chain picks; raises ProfileNotFound for a bad profile."""
+    return boto3.Session(profile_name=profile).region_name
 
 
 def make_client(
@@ -114,17 +92,18 @@ def make_client(
     region: str | None,
     profile: str | None = None,
     endpoint_url: str | None = None,
+    session: boto3.Session | None = None,
     stats: CallStats | None = None,
     max_pool_connections: int = 10,
 ):
-    """A boto3 client with adaptive retries; counted into `stats` when given."""
+    """A boto3 client with adaptive retries, from `session` (or a new one for profile and
+    region); counted into `stats` when given."""
     config = Config(
         retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS},
         max_pool_connections=max(10, max_pool_connections),
     )
-    client = session_for(profile, region).client(
-        service, region_name=region, endpoint_url=endpoint_url, config=config
-    )
+    session = session or boto3.Session(profile_name=profile, region_name=region)
+    client = session.client(service, region_name=region, endpoint_url=endpoint_url, config=config)
     if stats is not None:
         stats.attach(client)
     return client

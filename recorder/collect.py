@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import boto3
 import click
 from botocore.exceptions import (
     BotoCoreError,
@@ -171,16 +172,18 @@ def collect(
         result = CollectResult(run_id=_run_id())
         with data_lock(data_root):
             clean_tmp(data_root)
+            # One Session per region, shared by that region's clients and threads;
             # GetCallerIdentity is counted with the first region's traffic.
-            stats = CallStats()
-            result.account_id = _account_id(regions[0], profile, endpoint_url, stats)
-            for i, region in enumerate(regions):
+            sessions = {r: _session(profile, r) for r in regions}
+            stats = [CallStats() for _ in regions]
+            result.account_id = _account_id(sessions[regions[0]], endpoint_url, stats[0])
+            for region, region_stats in zip(regions, stats, strict=True):
                 _collect_region(
                     data_root,
                     region,
                     result,
-                    stats if i == 0 else CallStats(),
-                    profile=profile,
+                    region_stats,
+                    session=sessions[region],
                     endpoint_url=endpoint_url,
                     include=tuple(include),
                     exclude=tuple(exclude),
@@ -212,10 +215,21 @@ def _regions(regions: list[str] | None, profile: str | None) -> list[str]:
     return chosen
 
 
-def _account_id(region: str, profile: str | None, endpoint_url: str | None, stats) -> str:
+def _session(profile: str | None, region: str) -> boto3.Session:
+    try:
+        return boto3.Session(profile_name=profile, region_name=region)
+    except ProfileNotFound as e:
+        raise UserError(str(e)) from None
+
+
+def _account_id(session: boto3.Session, endpoint_url: str | None, stats: CallStats) -> str:
     try:
         sts = make_client(
-            "sts", region=region, profile=profile, endpoint_url=endpoint_url, stats=stats
+            "sts",
+            region=session.region_name,
+            session=session,
+            endpoint_url=endpoint_url,
+            stats=stats,
         )
         return fetch.account_id(sts)
     except (NoCredentialsError, PartialCredentialsError) as e:
@@ -241,7 +255,7 @@ def _collect_region(
     result: CollectResult,
     stats: CallStats,
     *,
-    profile,
+    session,
     endpoint_url,
     include,
     exclude,
@@ -260,7 +274,7 @@ def _collect_region(
         client = make_client(
             "codepipeline",
             region=region,
-            profile=profile,
+            session=session,
             endpoint_url=endpoint_url,
             stats=stats,
             max_pool_connections=workers,

@@ -56,13 +56,14 @@ def load_known(
     *,
     overlap: timedelta,
     open_floor: datetime,
-    lookback: timedelta = timedelta(days=7),
+    lookback: timedelta = timedelta(days=31),
 ) -> dict[str, Known]:
     """Per pipeline: watermark, open executions, recent recorded executions, hash, version.
 
     Non-terminal executions that started before `open_floor` are ignored (AWS no longer
     keeps them). Recorded executions are loaded back to `lookback` before the pipeline's
-    paging lower bound: enough to recognise every execution a listing page can return
+    paging lower bound: the listing's last page reaches back past the bound (100 items),
+    and a revived execution on it is recognised if it started within the lookback,
     without holding a whole year of history in memory.
     """
     known: dict[str, Known] = {}

@@ -177,12 +177,12 @@ def test_load_known_from_stored_rows(tmp_path):
         load_known(tmp_path, "123456789012", "us-east-1", overlap=timedelta(hours=6), open_floor=T0)
         == {}
     )
-    old = T0 - timedelta(days=30)
+
     write_rows(
         tmp_path,
         "executions",
         [
-            execution("e-old", old),  # before lookback: not loaded
+            execution("e-old", T0 - timedelta(days=50)),  # before the lookback: not loaded
             execution("e-open", T0 - timedelta(days=3), status="InProgress"),
             execution("e-done", T0),
             execution("e-ancient-open", T0 - timedelta(days=400), status="InProgress"),
