@@ -372,40 +372,40 @@ def _record_state(ctx: _Region, name: str, known: Known, batch: Batch) -> None:
 def _record_executions(ctx: _Region, name: str, known: Known, batch: Batch, log) -> None:
     window = ctx.since if known.watermark is None else known.watermark - OVERLAP
     bound = min(window, known.oldest_open) if known.oldest_open else window
+    floor = max(bound, ctx.since)
     changed = [
-        s
-        for s in fetch.list_executions(ctx.client, name, bound)
-        if _is_changed(s, known, floor=max(bound, ctx.since))
+        s for s in fetch.list_executions(ctx.client, name, bound) if _is_changed(s, known, floor)
     ]
     if not changed:
         return
-    start = {s["pipelineExecutionId"]: ts(s["startTime"]) for s in changed}
-    recent = {i for i, t in start.items() if t >= window}
+    # The model lets startTime be absent (the seed sample has none): such an execution
+    # is always in the window and partitioned by the day it was recorded.
+    start = {s["pipelineExecutionId"]: ts(s.get("startTime")) for s in changed}
+    day = {i: (t or ctx.recorded_at).date() for i, t in start.items()}
+    recent = {i for i, t in start.items() if t is None or t >= window}
 
     def keep(table: str, flatten, items) -> None:
         for item in items:
-            execution_id = item["pipelineExecutionId"]
-            if execution_id in start:
-                batch.add(table, [flatten(item)], start[execution_id].date())
-                if batch.full:
-                    batch.flush()
+            batch.add(table, [flatten(item)], day[item["pipelineExecutionId"]])
+            if batch.full:
+                batch.flush()
 
     for table, flatten, lister in (
         ("action_executions", flatten_action_execution, fetch.list_action_executions),
         ("rule_executions", flatten_rule_execution, fetch.list_rule_executions),
     ):
         if recent:
-            oldest = min(start[i] for i in recent)
-            items = (
-                d
-                for d in lister(ctx.client, name, bound=oldest)
-                if d["pipelineExecutionId"] in recent
+            # pipeline-wide, newest first, back to the oldest recent changed execution
+            oldest = (
+                None if any(start[i] is None for i in recent) else min(start[i] for i in recent)
             )
-            keep(table, flatten, items)
-        for execution_id in sorted(set(start) - recent):
+            listed = lister(ctx.client, name, bound=oldest)
+            keep(table, flatten, (d for d in listed if d["pipelineExecutionId"] in recent))
+        for execution_id in sorted(set(start) - recent):  # re-polls from before the window
             keep(table, flatten, lister(ctx.client, name, execution_id=execution_id))
 
-    for s in sorted(changed, key=lambda s: start[s["pipelineExecutionId"]]):
+    # Oldest first, so that a crash never leaves the watermark ahead of a gap.
+    for s in sorted(changed, key=lambda s: start[s["pipelineExecutionId"]] or ctx.recorded_at):
         execution_id = s["pipelineExecutionId"]
         try:
             detail = fetch.get_pipeline_execution(ctx.client, name, execution_id)
@@ -415,16 +415,18 @@ def _record_executions(ctx: _Region, name: str, known: Known, batch: Batch, log)
             log.warning("execution %s no longer exists; skipped", execution_id)
             continue
         for table, rows in flatten_execution(detail, s).items():
-            batch.add(table, rows, start[execution_id].date())
+            batch.add(table, rows, day[execution_id])
         if batch.full:
             batch.flush()
 
 
-def _is_changed(summary: dict, known: Known, *, floor: datetime) -> bool:
+def _is_changed(summary: dict, known: Known, floor: datetime) -> bool:
     recorded = known.executions.get(summary["pipelineExecutionId"])
     if recorded is None:
-        # Older than the paging bound: outside the window (a partial last page), skip.
-        return ts(summary["startTime"]) >= floor
+        # Unrecorded and older than the bound: outside the window (the last page reaches
+        # past the bound), or older than --since.
+        start = ts(summary.get("startTime"))
+        return start is None or start >= floor
     status, updated = recorded
     return (
         status not in TERMINAL_EXECUTION

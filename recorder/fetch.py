@@ -30,7 +30,7 @@ def paginate_since(
     for page in client.get_paginator(method).paginate(**kwargs, PaginationConfig=config):
         items = page.get(key) or []
         yield from items
-        if bound is not None and any(ts(i["startTime"]) < bound for i in items):
+        if bound is not None and any((ts(i.get("startTime")) or bound) < bound for i in items):
             return
 
 

@@ -91,7 +91,8 @@ def load_known(
                 SELECT l.pipeline, l.execution_id, l.status, epoch_us(l.last_update_time),
                        epoch_us(m.watermark), epoch_us(m.oldest_open)
                 FROM latest l JOIN marks m USING (pipeline)
-                WHERE l.start_time >= least(m.watermark - $overlap,
+                WHERE l.start_time IS NULL OR m.watermark IS NULL
+                   OR l.start_time >= least(m.watermark - $overlap,
                                             coalesce(m.oldest_open, m.watermark)) - $lookback
                 """,
                 {**params, "open_floor": open_floor, "overlap": overlap, "lookback": lookback},

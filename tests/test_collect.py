@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+import boto3
 import duckdb
 import pyarrow.parquet as pq
 import pytest
@@ -28,7 +29,9 @@ from recorder.flatten import (
     flatten_action_execution,
     flatten_execution,
     flatten_pipeline,
+    flatten_pipeline_state,
     flatten_rule_execution,
+    state_hash,
     ts,
 )
 from recorder.known import TERMINAL_EXECUTION
@@ -106,6 +109,8 @@ def source(root: Path, table: str) -> str:
 
 def stored(root: Path, table: str, *, latest: bool = True) -> list[dict]:
     """A table's rows (deduplicated: latest recorded_at per natural key), sans COMMON."""
+    if not list(root.glob(f"{table}/pipeline=*/dt=*/*.parquet")):
+        return []
     key = ", ".join(["account_id", "region", "pipeline", *TABLES[table].key])
     dedup = f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY recorded_at DESC) = 1"
     sql = f"SELECT * FROM {source(root, table)} {dedup if latest else ''}"
@@ -523,3 +528,39 @@ def test_runs_every_half_hour_follow_retries_and_revivals(tmp_path):
     )
     revived = [(i, s) for i, s in history if "Failed" in s and s[-1] != "Failed"]
     assert len(revived) == 1, revived
+
+
+def test_seed_samples_over_http_land_as_their_exact_rows(tmp_path):
+    """Account.from_seeds serves the shared/seeds samples verbatim; through boto3 they
+    become the rows test_flatten pins down, in the partitions the contract names."""
+    fixtures = Path(__file__).parent / "fixtures"
+    execution = json.loads((fixtures / "get_pipeline_execution.json").read_text())
+    state = json.loads((fixtures / "get_pipeline_state.json").read_text())
+    acct = Account.from_seeds()
+    with SimulatorServer(acct) as srv:
+        first = run(tmp_path, srv, acct)
+        second = run(tmp_path, srv, acct)
+        client = boto3.client("codepipeline", endpoint_url=srv.endpoint_url)
+        as_received = client.get_pipeline_state(name="string")  # timestamps as datetimes
+    assert first.exit_code == second.exit_code == 0
+    assert first.api_calls["GetPipelineExecution"] == 1
+    assert "GetPipelineExecution" not in second.api_calls  # terminal and unchanged
+    assert second.rows_written == {}
+    day = result_day(tmp_path)  # no startTime in the sample: the day it was recorded
+    (summary,) = acct.call("ListPipelineExecutions", {"pipelineName": "MyFirstPipeline"})[
+        "pipelineExecutionSummaries"
+    ]
+    rows = flatten_execution(execution, summary)
+    for table in ("executions", "execution_revisions", "execution_variables"):
+        want = [{"pipeline": "MyFirstPipeline", "dt": day, **r} for r in rows[table]]
+        assert by_key(table, stored(tmp_path, table)) == by_key(table, want)
+    (artifact,) = [r for r in stored(tmp_path, "execution_revisions") if r["kind"] == "artifact"]
+    assert artifact["revision_url"] == ""
+    assert artifact["created"] == datetime(2015, 3, 25, 15, 53, 57, 768977, tzinfo=UTC)
+    # the hash is of the response as boto3 hands it over (datetimes, not epoch numbers)
+    snapshot = flatten_pipeline_state(state, acct.now)
+    snapshot["stage_states"][0]["state_hash"] = state_hash(as_received)
+    for table, table_rows in snapshot.items():
+        got = [r for r in stored(tmp_path, table) if r["pipeline"] == "string"]
+        want = [{"pipeline": "string", "dt": acct.now.date(), **r} for r in table_rows]
+        assert by_key(table, got) == by_key(table, want)
