@@ -13,11 +13,11 @@ never pasted into the SQL.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+import queries.cache as cache_mod
 from queries.views import create_views
 from recorder.errors import UserError
 from recorder.schemas import TABLES
@@ -55,7 +56,7 @@ class NamedQuery:
         return set(_PARAM.findall(_COMMENT.sub("", self.sql)))
 
 
-@cache
+@functools.cache
 def named_queries() -> dict[str, NamedQuery]:
     """Every `queries/sql/<name>.sql` except `_*.sql`, sorted by name."""
     found = {}
@@ -79,13 +80,29 @@ def get_query(name: str) -> NamedQuery:
     return queries[name]
 
 
-def connect(data_root: str | Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with every view over `data_root` created."""
+def connect(data_root: str | Path, *, cache: bool | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with every view over `data_root` created.
+
+    `cache`: None uses the local cache (queries/cache.py) when one exists and is not
+    stale, True requires it, False reads the Parquet files only.
+    """
     root = _existing_root(data_root)
+    if cache is True and not cache_mod.cache_path(root).exists():
+        raise UserError(f"no cache under {root} (build it with `cprec cache`)")
+    use_cache = cache is not False and cache_mod.is_usable(root)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     with data_errors(root):
         create_views(con, root)
+    if use_cache:
+        try:
+            cache_mod.attach_views(con, root)
+        except duckdb.Error as exc:
+            if cache:
+                raise UserError(f"cache: {_first_line(exc)}") from None
+            # Busy (a refresh holds it) or unreadable: the Parquet views answer instead.
+            con.close()
+            return connect(root, cache=False)
     return con
 
 

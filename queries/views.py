@@ -7,9 +7,9 @@ For every table in `recorder.schemas`:
   written before a column existed reads that column as NULL.
 - `main.<table>`: the latest `recorded_at` per natural key (account_id, region,
   pipeline + the table's key), so re-recorded rows count once.
-The derived views and macros (`stage_runs`, `in_window`, `pipeline_matches`) are in
-`sql/_views.sql`. Paths are absolute, so a database file written by `cprec db`
-keeps working from any directory.
+The macros (`in_window`, `pipeline_matches`, ...) are in `sql/_macros.sql`, and the
+`stage_runs` view is `sql/_stage_runs.sql` over `action_executions`. Paths are
+absolute, so a database file written by `cprec db` keeps working from any directory.
 """
 
 from __future__ import annotations
@@ -64,31 +64,59 @@ def has_files(root: Path, table: Table) -> bool:
     return next(Path(root).glob("/".join(_glob_parts(table))), None) is not None
 
 
+def columns(table: Table) -> list[tuple[str, str]]:
+    """(name, DuckDB type) of every column a view exposes: the schema's, then the partition keys."""
+    return [(f.name, duckdb_type(f.type)) for f in table.schema] + partition_keys(table)
+
+
+def typed_empty_sql(table: Table) -> str:
+    """A typed, empty relation with the table's columns, to union BY NAME with the files."""
+    return (
+        "SELECT "
+        + ", ".join(f"CAST(NULL AS {t}) AS {ident(n)}" for n, t in columns(table))
+        + (" WHERE false")
+    )
+
+
+def read_parquet_sql(table: Table, files: str) -> str:
+    """`read_parquet` over `files` (a SQL expression) with the pinned partition types."""
+    hive_types = ", ".join(f"'{k}': {t}" for k, t in partition_keys(table))
+    return (
+        f"SELECT * FROM read_parquet({files}, hive_partitioning = true, "
+        f"union_by_name = true, hive_types = {{{hive_types}}})"
+    )
+
+
+def natural_key(table: Table) -> list[str]:
+    return ["account_id", "region"] + (["pipeline"] if table.per_pipeline else []) + list(table.key)
+
+
+def latest_only_sql(table: Table) -> str:
+    """The QUALIFY clause that keeps the latest recording of each natural key."""
+    return (
+        f"QUALIFY row_number() OVER (PARTITION BY {', '.join(map(ident, natural_key(table)))} "
+        "ORDER BY recorded_at DESC NULLS LAST, run_id DESC NULLS LAST) = 1"
+    )
+
+
 def raw_view_sql(root: Path, table: Table) -> str:
-    typed = [f"CAST(NULL AS {duckdb_type(f.type)}) AS {ident(f.name)}" for f in table.schema]
-    typed += [f"CAST(NULL AS {t}) AS {k}" for k, t in partition_keys(table)]
-    empty = "SELECT " + ", ".join(typed) + " WHERE false"
+    empty = typed_empty_sql(table)
     if not has_files(root, table):
         return f"CREATE OR REPLACE VIEW raw.{table.name} AS {empty};"
-    hive_types = ", ".join(f"'{k}': {t}" for k, t in partition_keys(table))
-    files = (
-        f"SELECT * FROM read_parquet({sql_string(file_glob(root, table))}, "
-        f"hive_partitioning = true, union_by_name = true, hive_types = {{{hive_types}}})"
-    )
+    files = read_parquet_sql(table, sql_string(file_glob(root, table)))
     return f"CREATE OR REPLACE VIEW raw.{table.name} AS {empty} UNION ALL BY NAME {files};"
 
 
 def latest_view_sql(table: Table) -> str:
-    key = ["account_id", "region"] + (["pipeline"] if table.per_pipeline else []) + list(table.key)
     return (
         f"CREATE OR REPLACE VIEW main.{table.name} AS SELECT * FROM raw.{table.name} "
-        f"QUALIFY row_number() OVER (PARTITION BY {', '.join(map(ident, key))} "
-        "ORDER BY recorded_at DESC NULLS LAST, run_id DESC NULLS LAST) = 1;"
+        f"{latest_only_sql(table)};"
     )
 
 
-def derived_views_sql() -> str:
-    return resources.files("queries").joinpath("sql/_views.sql").read_text(encoding="utf-8")
+def sql_file(name: str) -> str:
+    """The text of `queries/sql/<name>` (package data)."""
+    return resources.files("queries").joinpath("sql", name).read_text(encoding="utf-8")
 
 
 def create_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
@@ -98,4 +126,5 @@ def create_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     for table in TABLES.values():
         con.execute(raw_view_sql(root, table))
         con.execute(latest_view_sql(table))
-    con.execute(derived_views_sql())
+    con.execute(sql_file("_macros.sql"))
+    con.execute(f"CREATE OR REPLACE VIEW stage_runs AS {sql_file('_stage_runs.sql')};")

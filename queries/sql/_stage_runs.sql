@@ -1,27 +1,5 @@
--- Derived views and macros, created after the per-table views (queries/views.py).
--- Files whose name starts with `_` are not named queries.
-
--- Time window on a start time: NULL bounds are open, `until` is exclusive.
-CREATE OR REPLACE MACRO in_window(t, since, until) AS
-    (since IS NULL OR t >= since) AND (until IS NULL OR t < until);
-
--- `patterns` is a list of GLOB patterns; an empty list matches every pipeline.
-CREATE OR REPLACE MACRO pipeline_matches(p, patterns) AS
-    len(CAST(patterns AS VARCHAR[])) = 0
-    OR len(list_filter(CAST(patterns AS VARCHAR[]), lambda g: p GLOB g)) > 0;
-
--- Statuses that end a pipeline execution (DESIGN.md, pipeline failure rate).
-CREATE OR REPLACE MACRO execution_terminal(status) AS
-    status IN ('Succeeded', 'Failed', 'Stopped', 'Superseded', 'Cancelled');
-
--- Statuses that end an action execution (DESIGN.md, failure-rates).
-CREATE OR REPLACE MACRO action_terminal(status) AS
-    status IN ('Succeeded', 'Failed', 'Abandoned');
-
--- Seconds between two timestamps, exact to the microsecond.
-CREATE OR REPLACE MACRO seconds_between(a, b) AS
-    (epoch_us(b) - epoch_us(a)) / 1e6;
-
+-- The SELECT behind `stage_runs`: a view over `action_executions` (queries/views.py), or
+-- materialised for the executions a refresh touched (queries/cache.py).
 -- One row per execution x stage (a "stage run", DESIGN.md): the action executions
 -- of one (execution_id, stage).
 --   start_time   = min(start_time) of its action executions
@@ -36,7 +14,6 @@ CREATE OR REPLACE MACRO seconds_between(a, b) AS
 --                  start_time, then last_update_time, then action_execution_id, so a
 --                  failure fixed by a retry leaves the stage Succeeded.
 --   actions, action_executions = distinct actions, action executions in the run
-CREATE OR REPLACE VIEW stage_runs AS
 WITH per_action AS (
     SELECT
         account_id, region, pipeline, execution_id, stage, action,
@@ -68,4 +45,4 @@ SELECT
     count(*) AS actions,
     CAST(sum(runs) AS BIGINT) AS action_executions
 FROM per_action
-GROUP BY account_id, region, pipeline, execution_id, stage;
+GROUP BY account_id, region, pipeline, execution_id, stage

@@ -1,0 +1,23 @@
+-- Macros, created after the per-table views (queries/views.py).
+-- Files whose name starts with `_` are not named queries.
+
+-- Time window on a start time: NULL bounds are open, `until` is exclusive.
+CREATE OR REPLACE MACRO in_window(t, since, until) AS
+    (since IS NULL OR t >= since) AND (until IS NULL OR t < until);
+
+-- `patterns` is a list of GLOB patterns; an empty list matches every pipeline.
+CREATE OR REPLACE MACRO pipeline_matches(p, patterns) AS
+    len(CAST(patterns AS VARCHAR[])) = 0
+    OR len(list_filter(CAST(patterns AS VARCHAR[]), lambda g: p GLOB g)) > 0;
+
+-- Statuses that end a pipeline execution (DESIGN.md, pipeline failure rate).
+CREATE OR REPLACE MACRO execution_terminal(status) AS
+    status IN ('Succeeded', 'Failed', 'Stopped', 'Superseded', 'Cancelled');
+
+-- Statuses that end an action execution (DESIGN.md, failure-rates).
+CREATE OR REPLACE MACRO action_terminal(status) AS
+    status IN ('Succeeded', 'Failed', 'Abandoned');
+
+-- Seconds between two timestamps, exact to the microsecond.
+CREATE OR REPLACE MACRO seconds_between(a, b) AS
+    (epoch_us(b) - epoch_us(a)) / 1e6;

@@ -1,0 +1,107 @@
+"""The local DuckDB cache answers exactly what the Parquet views answer, as files come and go."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+
+import duckdb
+import pytest
+from test_queries import NOW, _action, _execution, build_scenario, t
+
+import queries
+from queries.cache import cache_path, mark_stale, refresh
+from recorder.compact import compact
+from recorder.store import write_rows
+
+
+def answers(root, *, cache: bool) -> dict[str, list[dict]]:
+    con = queries.connect(root, cache=cache)
+    try:
+        out = {n: queries.run_query(con, n, now=NOW).to_pylist() for n in queries.named_queries()}
+        srs = con.sql("SELECT * FROM stage_runs ORDER BY ALL").to_arrow_table().to_pylist()
+        out["stage_runs"] = [tuple(r.values()) for r in srs]
+        return out
+    finally:
+        con.close()
+
+
+def views_read_cache(con: duckdb.DuckDBPyConnection) -> bool:
+    (sql,) = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'executions'").fetchone()
+    return "cpcache" in sql
+
+
+@pytest.fixture
+def root(tmp_path):
+    return build_scenario(tmp_path / "data")
+
+
+def test_cache_gives_the_same_answers_as_parquet(root):
+    result = refresh(root)
+
+    assert result.files_loaded == len(list(root.rglob("part-*.parquet")))
+    assert result.rows["executions"] == 8  # E1..E5, A1, A2, O1: E4 recorded twice counts once
+    assert result.rows["action_executions"] == 20  # E4-a2 recorded twice counts once
+    assert result.rows["collection_runs"] == 2
+    assert answers(root, cache=True) == answers(root, cache=False)
+
+
+def test_refresh_with_the_files_a_collector_wrote(root):
+    refresh(root)
+    # E5 finishes: the execution and its Build action are re-recorded, a Deploy action added.
+    later = t("15:00:00")
+    written = write_rows(root, "executions", [
+        _execution("E5", "Succeeded", t("14:00:00"), t("14:20:00"), recorded_at=later),
+    ], pipeline="web", run_id="run-3")  # fmt: skip
+    written += write_rows(root, "action_executions", [
+        _action("E5", 2, "Build", "Compile", "Succeeded", t("14:00:35"), t("14:05:00"),
+                recorded_at=later),
+        _action("E5", 3, "Deploy", "Release", "Succeeded", t("14:05:10"), t("14:20:00"),
+                recorded_at=later),
+    ], pipeline="web", run_id="run-3")  # fmt: skip
+
+    result = refresh(root, written=written)
+
+    assert (result.files_loaded, result.files_gone) == (2, 0)
+    assert result.rows["action_executions"] == 21
+    cached = answers(root, cache=True)
+    assert cached == answers(root, cache=False)
+    e5 = [r for r in cached["stage_runs"] if r[3] == "E5"]
+    # (stage, start, end, duration_s, status, attempts, terminal)
+    assert [(r[4], r[7], r[8], r[9], r[10]) for r in e5] == [
+        ("Build", 265.0, "Succeeded", 1, True),
+        ("Deploy", 890.0, "Succeeded", 1, True),
+        ("Source", 25.0, "Succeeded", 1, True),
+    ]
+
+
+def test_compaction_and_deleted_partitions_are_reflected(root):
+    refresh(root)
+    before = answers(root, cache=False)
+
+    compacted = compact(root, today=date(2026, 2, 1))
+    assert compacted.partitions > 0
+    result = refresh(root)
+    assert result.files_gone == compacted.files_before
+    assert result.partitions_reloaded == compacted.partitions
+    assert answers(root, cache=True) == answers(root, cache=False) == before
+
+    shutil.rmtree(root / "action_executions" / "pipeline=api")
+    refresh(root)
+    cached = answers(root, cache=True)
+    assert cached == answers(root, cache=False)
+    assert not [r for r in cached["stage_runs"] if r[2] == "api"]
+
+
+def test_connect_uses_a_fresh_cache_and_falls_back_when_stale(root):
+    con = queries.connect(root)
+    assert not views_read_cache(con)  # no cache yet: Parquet views
+    refresh(root)
+    assert views_read_cache(queries.connect(root))
+    assert not views_read_cache(queries.connect(root, cache=False))
+
+    mark_stale(root, "a collector could not refresh it")
+    assert not views_read_cache(queries.connect(root))
+    refresh(root)  # a full refresh clears the mark
+    assert views_read_cache(queries.connect(root))
+    assert cache_path(root).exists()
