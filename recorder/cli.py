@@ -28,6 +28,11 @@ def _register() -> None:
     for command in query_commands:
         main.add_command(command)
 
+    from recorder.maintenance_commands import COMMANDS as maintenance_commands
+
+    for command in maintenance_commands:
+        main.add_command(command)
+
     from recorder.demo import demo
 
     main.add_command(demo)

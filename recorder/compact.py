@@ -43,6 +43,8 @@ class CompactResult:
     rows_after: int = 0
     skipped_open: int = 0
     tables: dict[str, int] = field(default_factory=dict)
+    written: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
 
 
 def partitions(root: Path, table: str) -> list[tuple[str | None, date, Path]]:
@@ -114,6 +116,8 @@ def compact(
             write_parquet_atomic(merged, dest, root)
             for f in files:
                 f.unlink(missing_ok=True)
+            result.written.append(dest)
+            result.removed.extend(files)
             result.partitions += 1
             result.files_before += len(files)
             result.files_after += 1

@@ -55,3 +55,11 @@ output_options = _stack(
         help="Write to FILE instead of standard output.",
     ),
 )
+
+cache_option = click.option(
+    "--cache/--no-cache",
+    "use_cache",
+    default=None,
+    help="Read the local cache (`cprec cache`) or only the Parquet files. "
+    "Default: the cache when one exists and is fresh.",
+)

@@ -13,7 +13,7 @@ import click
 import queries
 from queries.output import render_csv, write_result
 from recorder.errors import UserError
-from recorder.options import _stack, data_option, output_options
+from recorder.options import _stack, cache_option, data_option, output_options
 from recorder.timeparse import parse_bound
 
 window_options = _stack(
@@ -52,6 +52,7 @@ def queries_cmd(data: Path) -> None:
 @click.argument("name")
 @window_options
 @output_options
+@cache_option
 @data_option
 def query_cmd(
     name: str,
@@ -60,12 +61,13 @@ def query_cmd(
     pipelines: tuple[str, ...],
     fmt: str,
     output: Path | None,
+    use_cache: bool | None,
     data: Path,
 ) -> None:
     """Run the named query NAME (see `cprec queries`)."""
     queries.get_query(name)  # an unknown name fails before anything is read
     window = _window(since, until)
-    con = queries.connect(data)
+    con = queries.connect(data, cache=use_cache)
     result = queries.run_query(con, name, pipelines=pipelines, data_root=data, **window)
     write_result(result, fmt, output)
 
@@ -73,12 +75,13 @@ def query_cmd(
 @click.command("sql")
 @click.argument("sql")
 @output_options
+@cache_option
 @data_option
-def sql_cmd(sql: str, fmt: str, output: Path | None, data: Path) -> None:
+def sql_cmd(sql: str, fmt: str, output: Path | None, use_cache: bool | None, data: Path) -> None:
     """Run SQL over the views (`-` reads it from standard input)."""
     if sql == "-":
         sql = sys.stdin.read()
-    con = queries.connect(data)
+    con = queries.connect(data, cache=use_cache)
     result = queries.run_sql(con, sql, data_root=data)
     if result is not None:
         write_result(result, fmt, output)
@@ -93,17 +96,19 @@ def sql_cmd(sql: str, fmt: str, output: Path | None, data: Path) -> None:
     help="Directory for <query>.csv files and index.csv (created if missing).",
 )
 @window_options
+@cache_option
 @data_option
 def export_cmd(
     directory: Path,
     since: str | None,
     until: str | None,
     pipelines: tuple[str, ...],
+    use_cache: bool | None,
     data: Path,
 ) -> None:
     """Write every named query as CSV into a directory, with an index.csv."""
     window = _window(since, until)
-    con = queries.connect(data)
+    con = queries.connect(data, cache=use_cache)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
