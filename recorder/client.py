@@ -46,7 +46,7 @@ class CallStats:
 
     @property
     def retries(self) -> int:
-        return sum(self.attempts.values()) - sum(self.calls.values())
+        return self.attempts.total() - self.calls.total()
 
     def attach(self, client) -> None:
         events = client.meta.events

@@ -302,18 +302,19 @@ def _collect_region(
         error = _describe(e)
         result.region_errors[region] = error
         log.error("region failed: %s", error)
-    _report(result, region, log, outcomes)
-    _write_run_row(root, result, region, stats, started, since, listed, outcomes, error)
+    tally = _Tally.of(outcomes)
+    _report(result, region, log, tally, listed)
+    _write_run_row(root, result, region, stats, started, since, listed, tally, error)
     result.api_calls.update(stats.calls)
     result.api_attempts.update(stats.attempts)
-    result.throttles += sum(stats.throttles.values())
+    result.throttles += stats.throttles.total()
     result.retries += stats.retries
 
 
 def _run_pool(ctx: _Region, summaries: list[dict], workers: int, progress: bool) -> list[_Outcome]:
     outcomes = []
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cprec") as pool:
-        futures = [pool.submit(record_pipeline, ctx, s) for s in summaries]
+        futures = [pool.submit(_record_pipeline, ctx, s) for s in summaries]
         if progress:
             with click.progressbar(length=len(futures), label=ctx.region, file=sys.stderr) as bar:
                 for f in as_completed(futures):
@@ -324,7 +325,7 @@ def _run_pool(ctx: _Region, summaries: list[dict], workers: int, progress: bool)
     return outcomes
 
 
-def record_pipeline(ctx: _Region, summary: dict) -> _Outcome:
+def _record_pipeline(ctx: _Region, summary: dict) -> _Outcome:
     """Fetch, flatten and write one pipeline; failures are returned, never raised."""
     name = summary["name"]
     log = logger_for(account=ctx.account_id, region=ctx.region, pipeline=name)
@@ -435,59 +436,72 @@ def _is_changed(summary: dict, known: Known, floor: datetime) -> bool:
     )
 
 
-def _report(result: CollectResult, region: str, log, outcomes: list[_Outcome]) -> None:
-    failed: dict[str, list[_Outcome]] = defaultdict(list)
-    for o in outcomes:
-        for table, n in o.written.items():
-            result.rows_written[table] = result.rows_written.get(table, 0) + n
-        if o.vanished:
-            result.pipelines_vanished.append(f"{region}/{o.name}")
-        elif o.error:
-            result.pipelines_failed[f"{region}/{o.name}"] = o.error
-            failed[o.error_code].append(o)
-        else:
-            result.pipelines_recorded += 1
-    result.pipelines_listed += len(outcomes)
-    for _code, group in sorted(failed.items()):
+@dataclass
+class _Tally:
+    """One region's outcomes, summed once for the log, the result and the run row."""
+
+    recorded: list[_Outcome]
+    failed: list[_Outcome]
+    vanished: list[_Outcome]
+    written: Counter
+
+    @classmethod
+    def of(cls, outcomes: list[_Outcome]) -> _Tally:
+        written = Counter()
+        for o in outcomes:
+            written.update(o.written)
+        return cls(
+            recorded=[o for o in outcomes if not o.error and not o.vanished],
+            failed=[o for o in outcomes if o.error],
+            vanished=[o for o in outcomes if o.vanished],
+            written=written,
+        )
+
+
+def _report(result: CollectResult, region: str, log, tally: _Tally, listed: int) -> None:
+    for table, n in tally.written.items():
+        result.rows_written[table] = result.rows_written.get(table, 0) + n
+    result.pipelines_listed += listed
+    result.pipelines_recorded += len(tally.recorded)
+    result.pipelines_vanished += [f"{region}/{o.name}" for o in tally.vanished]
+    result.pipelines_failed.update({f"{region}/{o.name}": o.error for o in tally.failed})
+    # One line per kind of error, not one per pipeline (AccessDenied hits them all).
+    by_code: dict[str, list[_Outcome]] = defaultdict(list)
+    for o in tally.failed:
+        by_code[o.error_code].append(o)
+    for group in by_code.values():
         names = sorted(o.name for o in group)
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         log.error("%d pipeline(s) failed (%s): %s", len(group), shown, group[0].error)
-    recorded = sum(1 for o in outcomes if not o.error and not o.vanished)
-    log.info("recorded %d of %d pipelines", recorded, len(outcomes))
+    total = len(tally.recorded) + len(tally.failed) + len(tally.vanished)
+    log.info("recorded %d of %d pipelines", len(tally.recorded), total)
 
 
-def _write_run_row(root, result, region, stats, started, since, listed, outcomes, error) -> None:
-    failed = [o for o in outcomes if o.error]
-    vanished = [o for o in outcomes if o.vanished]
-    written = Counter()
-    for o in outcomes:
-        written.update(o.written)
-    errors = [{"pipeline": o.name, "error": o.error} for o in failed]
+def _write_run_row(root, result, region, stats, started, since, listed, tally, error) -> None:
+    errors = [{"pipeline": o.name, "error": o.error} for o in tally.failed]
     if error:
         errors.insert(0, {"pipeline": None, "error": error})
-    status = "failed" if error else ("partial" if failed else "succeeded")
-    finished = utcnow()
     row = {
         "account_id": result.account_id,
         "region": region,
         "run_id": result.run_id,
         "recorded_at": started,
         "started_at": started,
-        "finished_at": finished,
-        "status": status,
+        "finished_at": utcnow(),
+        "status": "failed" if error else ("partial" if tally.failed else "succeeded"),
         "cprec_version": __version__,
         "since": since,
         "pipelines_listed": listed,
-        "pipelines_recorded": len(outcomes) - len(failed) - len(vanished),
-        "pipelines_failed": len(failed),
-        "pipelines_vanished": len(vanished),
-        "api_calls": sum(stats.calls.values()),
+        "pipelines_recorded": len(tally.recorded),
+        "pipelines_failed": len(tally.failed),
+        "pipelines_vanished": len(tally.vanished),
+        "api_calls": stats.calls.total(),
         "api_calls_json": json.dumps(dict(sorted(stats.calls.items()))),
         "api_attempts_json": json.dumps(dict(sorted(stats.attempts.items()))),
-        "throttles": sum(stats.throttles.values()),
+        "throttles": stats.throttles.total(),
         "retries": stats.retries,
-        "transient_errors": sum(stats.transient.values()),
-        "rows_written_json": json.dumps(dict(sorted(written.items()))),
+        "transient_errors": stats.transient.total(),
+        "rows_written_json": json.dumps(dict(sorted(tally.written.items()))),
         "errors_json": json.dumps(errors),
         "dt": started.date(),
     }
@@ -567,6 +581,3 @@ def collect_command(
         log_format=log_format,
     )
     sys.exit(result.exit_code)
-
-
-__all__ = ["CollectResult", "EXIT_LOCKED", "collect", "collect_command", "select"]

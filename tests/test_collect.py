@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from recorder.client import CallStats, make_client
 from recorder.collect import collect, collect_command
 from recorder.errors import EXIT_LOCKED, EXIT_PARTIAL, EXIT_USAGE
 from recorder.flatten import (
@@ -299,7 +300,7 @@ def test_pipeline_and_exclude_globs(tmp_path):
     acct = Account(names=["web-prod", "web-dev", "api-prod"], days=2, seed=5, now=NOW)
     with SimulatorServer(acct) as srv:
         result = run(tmp_path, srv, acct, include=["*-prod", "web-*"], exclude=["web-dev"])
-    assert result.pipelines_recorded == 2
+    assert (result.pipelines_listed, result.pipelines_recorded) == (3, 2)
     assert sorted(p.name for p in (tmp_path / "pipelines").iterdir()) == [
         "pipeline=api-prod",
         "pipeline=web-prod",
@@ -564,3 +565,19 @@ def test_seed_samples_over_http_land_as_their_exact_rows(tmp_path):
         got = [r for r in stored(tmp_path, table) if r["pipeline"] == "string"]
         want = [{"pipeline": "string", "dt": acct.now.date(), **r} for r in table_rows]
         assert by_key(table, got) == by_key(table, want)
+
+
+def test_clients_retry_adaptively_and_count_every_attempt(tmp_path, fast_backoff):
+    client = make_client("codepipeline", region="us-east-1", endpoint_url="http://127.0.0.1:9")
+    # max_attempts 10 = 10 retries after the first attempt, as botocore reads it
+    assert client.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 11}
+    acct = Account(names=["one"], days=1, seed=1, now=NOW)
+    with SimulatorServer(acct, faults=Faults(throttle_burst=3, error_burst=2)) as srv:
+        stats = CallStats()
+        client = make_client("codepipeline", region="us-east-1", endpoint_url=srv.endpoint_url,
+                             stats=stats)  # fmt: skip
+        assert [p["name"] for p in client.list_pipelines()["pipelines"]] == ["one"]
+        assert srv.calls == {"ListPipelines": 6}
+    assert stats.calls == {"ListPipelines": 1} and stats.attempts == {"ListPipelines": 6}
+    assert stats.throttles == {"ListPipelines": 3} and stats.transient == {"ListPipelines": 2}
+    assert stats.retries == 5
