@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from recorder.errors import EXIT_LOCKED
+from recorder.errors import EXIT_LOCKED, UserError
 
 LOCK_FILE = ".lock"
 
@@ -28,9 +28,12 @@ class LockedError(click.ClickException):
 @contextmanager
 def data_lock(root: Path) -> Iterator[Path]:
     """Hold `<root>/.lock` exclusively for the block, or raise LockedError at once."""
-    root.mkdir(parents=True, exist_ok=True)
     path = root / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise UserError(f"cannot use data root {root}: {e.strerror}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

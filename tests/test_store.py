@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from recorder import store
-from recorder.errors import EXIT_LOCKED
+from recorder.errors import EXIT_LOCKED, UserError
 from recorder.known import Known, load_known, to_us
 from recorder.lock import LockedError, data_lock
 from recorder.store import Batch, clean_tmp, write_rows
@@ -142,6 +142,15 @@ def test_lock_is_exclusive_and_released(tmp_path):
         assert "\n" not in err.value.message and str(os.getpid()) in err.value.message
     with data_lock(tmp_path):  # released on exit
         pass
+
+
+def test_unusable_data_root_is_a_user_error(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(UserError) as err:
+        with data_lock(tmp_path / "file" / "data"):
+            pass
+    assert err.value.exit_code == 2
+    assert err.value.message == f"cannot use data root {tmp_path}/file/data: Not a directory"
 
 
 def test_lock_dies_with_its_holder(tmp_path):
