@@ -581,3 +581,16 @@ def test_clients_retry_adaptively_and_count_every_attempt(tmp_path, fast_backoff
     assert stats.calls == {"ListPipelines": 1} and stats.attempts == {"ListPipelines": 6}
     assert stats.throttles == {"ListPipelines": 3} and stats.transient == {"ListPipelines": 2}
     assert stats.retries == 5
+
+
+def test_big_backfills_flush_in_bounded_batches(tmp_path, monkeypatch):
+    """With a tiny buffer the same history lands, in more files than partitions."""
+    monkeypatch.setattr("recorder.collect.FLUSH_ROWS", 40)
+    acct = Account(pipelines=2, days=4, seed=23, now=NOW)
+    with SimulatorServer(acct) as srv:
+        assert run(tmp_path, srv, acct).exit_code == 0
+    assert_matches_model(tmp_path, acct)
+    files = list(tmp_path.glob("action_executions/*/*/*.parquet"))
+    partitions = {f.parent for f in files}
+    assert len(files) > len(partitions)  # a partition got more than one flush
+    assert max(pq.read_metadata(f).num_rows for f in files) <= 40
