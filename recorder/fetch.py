@@ -16,21 +16,17 @@ from recorder.flatten import ts
 PAGE_SIZE = 100
 
 
-def paginate(client, method: str, key: str, **kwargs) -> Iterator[dict]:
-    config = {"PageSize": PAGE_SIZE}
-    for page in client.get_paginator(method).paginate(**kwargs, PaginationConfig=config):
-        yield from page.get(key) or []
-
-
-def paginate_since(
-    client, method: str, key: str, bound: datetime | None, **kwargs
+def paginate(
+    client, method: str, key: str, *, back_to: datetime | None = None, **kwargs
 ) -> Iterator[dict]:
-    """Items of each page until a page reaches back before `bound` (None: all pages)."""
+    """Items of every page; with `back_to`, none after the first page reaching before it."""
     config = {"PageSize": PAGE_SIZE}
     for page in client.get_paginator(method).paginate(**kwargs, PaginationConfig=config):
         items = page.get(key) or []
         yield from items
-        if bound is not None and any((ts(i.get("startTime")) or bound) < bound for i in items):
+        if back_to is not None and any(
+            (ts(i.get("startTime")) or back_to) < back_to for i in items
+        ):
             return
 
 
@@ -55,8 +51,12 @@ def get_pipeline_execution(client, name: str, execution_id: str) -> dict:
 
 
 def list_executions(client, name: str, bound: datetime | None) -> Iterator[dict]:
-    return paginate_since(
-        client, "list_pipeline_executions", "pipelineExecutionSummaries", bound, pipelineName=name
+    return paginate(
+        client,
+        "list_pipeline_executions",
+        "pipelineExecutionSummaries",
+        back_to=bound,
+        pipelineName=name,
     )
 
 
@@ -64,14 +64,8 @@ def list_action_executions(
     client, name: str, *, bound: datetime | None = None, execution_id: str | None = None
 ) -> Iterator[dict]:
     """Pipeline-wide back to `bound`, or every action execution of one execution."""
-    kwargs = {"filter": {"pipelineExecutionId": execution_id}} if execution_id else {}
-    return paginate_since(
-        client,
-        "list_action_executions",
-        "actionExecutionDetails",
-        bound,
-        pipelineName=name,
-        **kwargs,
+    return _runs(
+        client, "list_action_executions", "actionExecutionDetails", name, bound, execution_id
     )
 
 
@@ -79,7 +73,9 @@ def list_rule_executions(
     client, name: str, *, bound: datetime | None = None, execution_id: str | None = None
 ) -> Iterator[dict]:
     """Pipeline-wide back to `bound`, or every rule execution of one execution."""
+    return _runs(client, "list_rule_executions", "ruleExecutionDetails", name, bound, execution_id)
+
+
+def _runs(client, method, key, name, bound, execution_id) -> Iterator[dict]:
     kwargs = {"filter": {"pipelineExecutionId": execution_id}} if execution_id else {}
-    return paginate_since(
-        client, "list_rule_executions", "ruleExecutionDetails", bound, pipelineName=name, **kwargs
-    )
+    return paginate(client, method, key, back_to=bound, pipelineName=name, **kwargs)
