@@ -346,15 +346,19 @@ def _record_pipeline(ctx: _Region, summary: dict) -> _Outcome:
             batch.add("pipeline_actions", actions, ctx.recorded_at.date())
         _record_executions(ctx, name, known, batch, log)
         batch.flush()
-    except ClientError as e:
-        code = e.response.get("Error", {}).get("Code")
+    except (ClientError, BotoCoreError) as e:
+        if isinstance(e, ClientError):
+            code = e.response.get("Error", {}).get("Code")
+        else:
+            code = type(e).__name__
         if code in VANISHED:
             outcome.vanished = True
             log.warning("pipeline deleted during the run; skipped (%s)", _describe(e))
         else:
             outcome.error_code, outcome.error = code, _describe(e)
-    except BotoCoreError as e:
-        outcome.error_code, outcome.error = type(e).__name__, _describe(e)
+        # What was fetched is buffered in crash-safe order (children first, executions
+        # oldest first): keeping it is as safe as a crash here, and saves the next run.
+        batch.flush()
     except Exception as e:  # a bug: keep the other pipelines going, but show the traceback
         log.exception("unexpected error")
         outcome.error_code, outcome.error = type(e).__name__, _describe(e)

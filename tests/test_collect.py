@@ -21,8 +21,10 @@ import boto3
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
+from recorder import fetch
 from recorder.client import CallStats, make_client
 from recorder.collect import collect, collect_command
 from recorder.errors import EXIT_LOCKED, EXIT_PARTIAL, EXIT_USAGE
@@ -594,3 +596,34 @@ def test_big_backfills_flush_in_bounded_batches(tmp_path, monkeypatch):
     partitions = {f.parent for f in files}
     assert len(files) > len(partitions)  # a partition got more than one flush
     assert max(pq.read_metadata(f).num_rows for f in files) <= 40
+
+
+def test_a_failure_mid_pipeline_keeps_the_oldest_first_prefix(tmp_path, monkeypatch):
+    """GetPipelineExecution fails for good on the 10th execution of one pipeline: exit 1,
+    the other pipeline and that pipeline's 9 oldest executions are kept, and the next
+    run completes the history from the watermark they leave."""
+    acct = Account(pipelines=2, days=4, seed=29, now=NOW)
+    victim = acct.pipeline_names()[0]
+    real = fetch.get_pipeline_execution
+    seen = Counter()
+
+    def flaky(client, name, execution_id):
+        seen[name] += 1
+        if name == victim and seen[name] == 10:
+            error = {"Error": {"Code": "InternalFailure", "Message": "boom"}}
+            raise ClientError(error, "GetPipelineExecution")
+        return real(client, name, execution_id)
+
+    monkeypatch.setattr(fetch, "get_pipeline_execution", flaky)
+    with SimulatorServer(acct) as srv:
+        first = run(tmp_path, srv, acct)
+        assert first.exit_code == EXIT_PARTIAL
+        assert first.pipelines_failed == {f"us-east-1/{victim}": "InternalFailure: boom"}
+        kept = [r for r in stored(tmp_path, "executions") if r["pipeline"] == victim]
+        oldest = sorted(_summaries(acct, victim).values(), key=lambda s: s["startTime"])[:9]
+        assert sorted(r["execution_id"] for r in kept) == sorted(
+            s["pipelineExecutionId"] for s in oldest
+        )
+        second = run(tmp_path, srv, acct)
+    assert second.exit_code == 0
+    assert_matches_model(tmp_path, acct)
