@@ -26,19 +26,6 @@ def dummy_credentials() -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 
-def patch_simulator_nodelay() -> None:
-    """Work around the simulator's Nagle + delayed-ACK stall (see RESULTS.md).
-
-    `_Handler` writes the headers and the body in two send() calls on a socket with
-    Nagle's algorithm on, so every answer waits for the client's delayed ACK: ~45 ms
-    per call on Linux, with or without injected latency. StreamRequestHandler has a
-    switch for exactly this.
-    """
-    from recorder.simulator import server
-
-    server._Handler.disable_nagle_algorithm = True
-
-
 def du(path: Path) -> tuple[int, int]:
     """(files, bytes) of the *.parquet files under path."""
     files = n = 0
@@ -50,7 +37,9 @@ def du(path: Path) -> tuple[int, int]:
     return files, n
 
 
-def best_of(fn: Callable[[], object], *, runs: int = 3, budget_s: float = 20.0) -> tuple[float, int]:
+def best_of(
+    fn: Callable[[], object], *, runs: int = 3, budget_s: float = 20.0
+) -> tuple[float, int]:
     """Best wall time of `runs` calls after one warm-up; fewer runs when one is slow.
 
     Returns (seconds, timed runs). The warm-up is discarded (OS cache, DuckDB metadata).
@@ -122,7 +111,9 @@ class Section:
 
     def text(self) -> str:
         table = [self.header, *self.rows]
-        widths = [max(len(r[i]) if i < len(r) else 0 for r in table) for i in range(len(self.header))]
+        widths = [
+            max(len(r[i]) if i < len(r) else 0 for r in table) for i in range(len(self.header))
+        ]
         lines = [f"== {self.title}"]
         for j, r in enumerate(table):
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)))

@@ -25,8 +25,8 @@ Everything is cached under bench/out/ keyed by its parameters.
 from __future__ import annotations
 
 import json
-import os
 import math
+import os
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
