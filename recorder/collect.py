@@ -35,6 +35,7 @@ from pathlib import Path
 
 import boto3
 import click
+import duckdb
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -44,6 +45,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
+import queries.cache as query_cache
 from recorder import __version__, fetch
 from recorder.client import CallStats, default_region, make_client
 from recorder.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UserError
@@ -105,12 +107,14 @@ class CollectResult:
     pipelines_failed: dict[str, str] = field(default_factory=dict)  # "region/name" -> error
     pipelines_vanished: list[str] = field(default_factory=list)
     region_errors: dict[str, str] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)  # every Parquet file written
 
 
 @dataclass
 class _Outcome:
     name: str
     written: dict[str, int] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
     error_code: str | None = None
     error: str | None = None
     vanished: bool = False
@@ -192,9 +196,24 @@ def collect(
                     workers=workers,
                     progress=not quiet and _is_tty(),
                 )
+            _refresh_cache(data_root, result.files)
         if result.pipelines_failed or result.region_errors:
             result.exit_code = EXIT_PARTIAL
         return result
+
+
+def _refresh_cache(root: Path, files: list[Path]) -> None:
+    """Keep an existing query cache (`cprec cache`) current with what this run wrote."""
+    if not files or not query_cache.cache_path(root).exists():
+        return
+    try:
+        query_cache.refresh(root, written=files)
+    except duckdb.Error as e:  # busy (a query holds it) or broken: never fail the run
+        query_cache.mark_stale(root, f"collector run could not refresh: {e}")
+        logger_for(account=None, region=None).warning(
+            "query cache not refreshed (%s); queries read Parquet until `cprec cache`",
+            str(e).splitlines()[0],
+        )
 
 
 def _run_id() -> str:
@@ -304,7 +323,11 @@ def _collect_region(
         log.error("region failed: %s", error)
     tally = _Tally.of(outcomes)
     _report(result, region, log, tally, listed)
-    _write_run_row(root, result, region, stats, started, since, listed, tally, error)
+    for o in outcomes:
+        result.files += o.files
+    result.files += _write_run_row(
+        root, result, region, stats, started, since, listed, tally, error
+    )
     result.api_calls.update(stats.calls)
     result.api_attempts.update(stats.attempts)
     result.throttles += stats.throttles.total()
@@ -337,7 +360,7 @@ def _record_pipeline(ctx: _Region, summary: dict) -> _Outcome:
         "recorded_at": ctx.recorded_at,
     }
     batch = Batch(ctx.root, name, ctx.run_id, common, WRITE_ORDER, FLUSH_ROWS)
-    outcome = _Outcome(name, written=batch.written)
+    outcome = _Outcome(name, written=batch.written, files=batch.files)
     try:
         _record_state(ctx, name, known, batch)
         if summary.get("version") != known.version:
@@ -481,7 +504,7 @@ def _report(result: CollectResult, region: str, log, tally: _Tally, listed: int)
     log.info("recorded %d of %d pipelines", len(tally.recorded), total)
 
 
-def _write_run_row(root, result, region, stats, started, since, listed, tally, error) -> None:
+def _write_run_row(root, result, region, stats, started, since, listed, tally, error) -> list[Path]:
     errors = [{"pipeline": o.name, "error": o.error} for o in tally.failed]
     if error:
         errors.insert(0, {"pipeline": None, "error": error})
@@ -509,7 +532,7 @@ def _write_run_row(root, result, region, stats, started, since, listed, tally, e
         "errors_json": json.dumps(errors),
         "dt": started.date(),
     }
-    write_rows(root, "collection_runs", [row], pipeline=None, run_id=result.run_id)
+    return write_rows(root, "collection_runs", [row], pipeline=None, run_id=result.run_id)
 
 
 @click.command("collect", epilog=EXIT_CODES_HELP)

@@ -117,6 +117,7 @@ class Batch:
         self.rows: dict[str, list[dict]] = defaultdict(list)
         self.buffered = 0
         self.written: dict[str, int] = defaultdict(int)
+        self.files: list[Path] = []  # every file written, for the query cache
 
     def add(self, table: str, rows: Iterable[dict], dt: date) -> None:
         for row in rows:
@@ -134,6 +135,8 @@ class Batch:
         for table in self.order:
             rows = self.rows.pop(table, None)
             if rows:
-                write_rows(self.root, table, rows, pipeline=self.pipeline, run_id=self.run_id)
+                self.files += write_rows(
+                    self.root, table, rows, pipeline=self.pipeline, run_id=self.run_id
+                )
                 self.written[table] += len(rows)
         self.buffered = 0

@@ -1,0 +1,81 @@
+"""A collector run keeps an existing query cache current, or marks it stale if it cannot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from test_collect import NOW, aws_env, run  # noqa: F401 - aws_env is an autouse fixture
+
+import queries
+from queries.cache import STALE_MARKER, cache_path, is_usable, refresh
+from recorder.simulator import Account, SimulatorServer
+
+HOLD = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def answers(root, *, cache: bool) -> dict[str, list[tuple]]:
+    """Rows of a few queries, floats to 9 places: a mean summed in another order differs
+    in the last bit."""
+    con = queries.connect(root, cache=cache)
+    names = ("stage-durations", "failure-rates", "pipeline-summary", "current-state")
+    return {
+        n: [
+            tuple(round(v, 9) if isinstance(v, float) else v for v in r.values())
+            for r in queries.run_query(con, n, now=NOW).to_pylist()
+        ]
+        for n in names
+    }
+
+
+def test_collect_refreshes_the_cache_with_the_files_it_wrote(tmp_path):
+    acct = Account(pipelines=3, days=4, seed=11, now=NOW)
+    with SimulatorServer(acct) as srv:
+        assert run(tmp_path, srv, acct).exit_code == 0
+        refresh(tmp_path)
+        acct.advance(minutes=240)
+        second = run(tmp_path, srv, acct)
+    assert second.exit_code == 0
+    assert second.rows_written["executions"] > 0  # the advance brought new executions
+    assert is_usable(tmp_path)
+    cached = answers(tmp_path, cache=True)
+    assert cached == answers(tmp_path, cache=False)
+    assert (
+        sum(r[1] for r in cached["pipeline-summary"])  # (pipeline, executions, ...)
+        == (
+            queries.connect(tmp_path, cache=False)
+            .execute("SELECT count(*) FROM executions")
+            .fetchone()[0]
+        )
+    )
+
+
+def test_collect_marks_a_busy_cache_stale_and_still_succeeds(tmp_path):
+    acct = Account(pipelines=2, days=2, seed=11, now=NOW)
+    with SimulatorServer(acct) as srv:
+        assert run(tmp_path, srv, acct).exit_code == 0
+        refresh(tmp_path)
+        acct.advance(minutes=240)
+        # Another process holding the cache read-write: the collector cannot open it.
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD, str(cache_path(tmp_path))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout.readline() == "holding\n"
+            result = run(tmp_path, srv, acct)
+        finally:
+            holder.communicate("")
+    assert result.exit_code == 0
+    assert (cache_path(tmp_path).parent / STALE_MARKER).exists()
+    assert not is_usable(tmp_path)
+    refresh(tmp_path)
+    assert is_usable(tmp_path)
+    assert answers(tmp_path, cache=True) == answers(tmp_path, cache=False)
