@@ -26,12 +26,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from queries.views import ident, latest_only_sql, natural_key, read_parquet_sql
+from recorder.lock import data_lock
 from recorder.schemas import TABLES
-from recorder.store import write_parquet_atomic
+from recorder.store import clean_tmp, write_parquet_atomic
 
 log = logging.getLogger("cprec.compact")
 
 COMPACTED_PREFIX = "compact-"
+LOCK_FILE = ".compact.lock"  # not the collector's: compaction runs beside a collector
+TMP_DIR = ".tmp-compact"
 
 
 @dataclass
@@ -69,13 +73,12 @@ def partitions(root: Path, table: str) -> list[tuple[str | None, date, Path]]:
 def merge_files(table: str, files: list[Path]) -> pa.Table:
     """The deduplicated, sorted rows of `files` in the table's canonical schema."""
     spec = TABLES[table]
-    key = ", ".join(["account_id", "region", *spec.key])
     con = duckdb.connect()
     try:
+        # The same "latest recording wins" rule as the query views.
         rel = con.sql(
-            "SELECT * FROM read_parquet($files, union_by_name = true, hive_partitioning = false) "
-            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY recorded_at DESC) = 1 "
-            f"ORDER BY {key}",
+            f"{read_parquet_sql(spec, '$files')} {latest_only_sql(spec)} "
+            f"ORDER BY {', '.join(map(ident, natural_key(spec)))}",
             params={"files": [str(f) for f in files]},
         )
         merged = rel.to_arrow_table()
@@ -102,35 +105,38 @@ def compact(
     today = today or date.today()
     cutoff = today - timedelta(days=min_age_days)
     result = CompactResult()
-    for table in tables or list(TABLES):
-        for pipeline, dt, directory in partitions(root, table):
-            files = sorted(directory.glob("*.parquet"))
-            if len(files) < 2:
-                continue
-            if dt >= cutoff:
-                result.skipped_open += 1
-                continue
-            merged = merge_files(table, files)
-            rows_before = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-            dest = directory / f"{COMPACTED_PREFIX}{uuid.uuid4().hex[:12]}.parquet"
-            write_parquet_atomic(merged, dest, root)
-            for f in files:
-                f.unlink(missing_ok=True)
-            result.written.append(dest)
-            result.removed.extend(files)
-            result.partitions += 1
-            result.files_before += len(files)
-            result.files_after += 1
-            result.rows_before += rows_before
-            result.rows_after += merged.num_rows
-            result.tables[table] = result.tables.get(table, 0) + 1
-            log.info(
-                "compacted %s pipeline=%s dt=%s: %d files, %d -> %d rows",
-                table,
-                pipeline,
-                dt,
-                len(files),
-                rows_before,
-                merged.num_rows,
-            )
+    with data_lock(root, LOCK_FILE, holder="compaction"):
+        clean_tmp(root, TMP_DIR)
+        for table in tables or list(TABLES):
+            for pipeline, dt, directory in partitions(root, table):
+                files = sorted(directory.glob("*.parquet"))
+                if len(files) < 2:
+                    continue
+                if dt >= cutoff:
+                    result.skipped_open += 1
+                    continue
+                _compact_partition(root, table, pipeline, dt, files, result)
     return result
+
+
+def _compact_partition(
+    root: Path, table: str, pipeline: str | None, dt: date, files: list[Path], result: CompactResult
+) -> None:
+    merged = merge_files(table, files)
+    rows_before = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    dest = files[0].parent / f"{COMPACTED_PREFIX}{uuid.uuid4().hex[:12]}.parquet"
+    write_parquet_atomic(merged, dest, root, TMP_DIR)
+    for f in files:
+        f.unlink(missing_ok=True)
+    result.written.append(dest)
+    result.removed.extend(files)
+    result.partitions += 1
+    result.files_before += len(files)
+    result.files_after += 1
+    result.rows_before += rows_before
+    result.rows_after += merged.num_rows
+    result.tables[table] = result.tables.get(table, 0) + 1
+    log.info(
+        "compacted %s pipeline=%s dt=%s: %d files, %d -> %d rows",
+        table, pipeline, dt, len(files), rows_before, merged.num_rows,
+    )  # fmt: skip

@@ -20,15 +20,15 @@ LOCK_FILE = ".lock"
 
 
 class LockedError(click.ClickException):
-    """Another collector holds the data root: one line, exit 75."""
+    """Another collector (or compaction) holds the lock: one line, exit 75."""
 
     exit_code = EXIT_LOCKED
 
 
 @contextmanager
-def data_lock(root: Path) -> Iterator[Path]:
-    """Hold `<root>/.lock` exclusively for the block, or raise LockedError at once."""
-    path = root / LOCK_FILE
+def data_lock(root: Path, name: str = LOCK_FILE, holder: str = "collector") -> Iterator[Path]:
+    """Hold `<root>/<name>` exclusively for the block, or raise LockedError at once."""
+    path = root / name
     try:
         root.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -38,10 +38,8 @@ def data_lock(root: Path) -> Iterator[Path]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-            raise LockedError(
-                f"another collector (pid {holder}) holds {path}; not collecting"
-            ) from None
+            pid = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            raise LockedError(f"another {holder} (pid {pid}) holds {path}; exiting") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield path

@@ -47,9 +47,13 @@ def partition_dir(root: Path, table: str, pipeline: str | None, dt: date) -> Pat
     return Path(*parts)
 
 
-def write_parquet_atomic(table_data, dest: Path, root: Path) -> None:
-    """Write to <root>/.tmp, fsync, then rename to dest: readers see all or nothing."""
-    tmp_dir = root / TMP_DIR
+def write_parquet_atomic(table_data, dest: Path, root: Path, tmp_name: str = TMP_DIR) -> None:
+    """Write to <root>/<tmp_name>, fsync, then rename to dest: readers see all or nothing.
+
+    Each writer kind (collector, compaction) has its own temporary directory, cleaned
+    only under that writer's lock, so one never removes the other's file in flight.
+    """
+    tmp_dir = root / tmp_name
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp = tmp_dir / f"{uuid.uuid4().hex}.parquet.tmp"
     try:
@@ -83,9 +87,9 @@ def write_rows(
     return written
 
 
-def clean_tmp(root: Path) -> int:
+def clean_tmp(root: Path, tmp_name: str = TMP_DIR) -> int:
     """Remove temporary files a crashed writer left behind; call only under the lock."""
-    tmp_dir = root / TMP_DIR
+    tmp_dir = root / tmp_name
     if not tmp_dir.is_dir():
         return 0
     n = 0

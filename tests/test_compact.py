@@ -99,3 +99,24 @@ def test_compact_upgrades_older_schema_files(tmp_path):
         ("new", "Stopped", T0),
         ("old", "Succeeded", None),
     ]
+
+
+def test_compaction_runs_beside_a_collector_but_not_beside_itself(tmp_path):
+    import pytest
+
+    from recorder.lock import LockedError, data_lock
+
+    write_rows(tmp_path, "executions", [_exec("a", "Failed", 1, "r1")], pipeline="p", run_id="r1")
+    write_rows(tmp_path, "executions", [_exec("a", "Failed", 2, "r2")], pipeline="p", run_id="r2")
+    # A collector's temporary file in flight is not compaction's to clean.
+    (tmp_path / ".tmp").mkdir()
+    (tmp_path / ".tmp" / "inflight.parquet.tmp").write_bytes(b"PAR1")
+
+    with data_lock(tmp_path, ".compact.lock", holder="compaction"):
+        with pytest.raises(LockedError, match=r"another compaction \(pid \d+\) holds "):
+            compact(tmp_path, today=date(2026, 11, 1))
+    with data_lock(tmp_path):  # the collector's lock
+        result = compact(tmp_path, today=date(2026, 11, 1))
+
+    assert (result.partitions, result.rows_after) == (1, 1)
+    assert (tmp_path / ".tmp" / "inflight.parquet.tmp").exists()
