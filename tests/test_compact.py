@@ -109,7 +109,6 @@ def test_compaction_runs_beside_a_collector_but_not_beside_itself(tmp_path):
     write_rows(tmp_path, "executions", [_exec("a", "Failed", 1, "r1")], pipeline="p", run_id="r1")
     write_rows(tmp_path, "executions", [_exec("a", "Failed", 2, "r2")], pipeline="p", run_id="r2")
     # A collector's temporary file in flight is not compaction's to clean.
-    (tmp_path / ".tmp").mkdir()
     (tmp_path / ".tmp" / "inflight.parquet.tmp").write_bytes(b"PAR1")
 
     with data_lock(tmp_path, ".compact.lock", holder="compaction"):
