@@ -322,7 +322,7 @@ def _collect_region(
         result.region_errors[region] = error
         log.error("region failed: %s", error)
     tally = _Tally.of(outcomes)
-    _report(result, region, log, tally, listed)
+    _report(result, region, log, tally, listed, stats)
     for o in outcomes:
         result.files += o.files
     result.files += _write_run_row(
@@ -485,7 +485,9 @@ class _Tally:
         )
 
 
-def _report(result: CollectResult, region: str, log, tally: _Tally, listed: int) -> None:
+def _report(
+    result: CollectResult, region: str, log, tally: _Tally, listed: int, stats: CallStats
+) -> None:
     for table, n in tally.written.items():
         result.rows_written[table] = result.rows_written.get(table, 0) + n
     result.pipelines_listed += listed
@@ -501,7 +503,14 @@ def _report(result: CollectResult, region: str, log, tally: _Tally, listed: int)
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         log.error("%d pipeline(s) failed (%s): %s", len(group), shown, group[0].error)
     total = len(tally.recorded) + len(tally.failed) + len(tally.vanished)
-    log.info("recorded %d of %d pipelines", len(tally.recorded), total)
+    log.info(
+        "recorded %d of %d pipelines: %d rows, %d API calls, %d throttled",
+        len(tally.recorded),
+        total,
+        sum(tally.written.values()),
+        stats.calls.total(),
+        stats.throttles.total(),
+    )
 
 
 def _write_run_row(root, result, region, stats, started, since, listed, tally, error) -> list[Path]:

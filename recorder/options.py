@@ -35,7 +35,8 @@ aws_options = _stack(
     click.option(
         "--endpoint-url",
         envvar="CPREC_ENDPOINT_URL",
-        help="CodePipeline endpoint, e.g. the simulator's http://127.0.0.1:4566.",
+        help="Endpoint for the CodePipeline and STS calls, e.g. the simulator's "
+        "http://127.0.0.1:4566.",
     ),
 )
 
