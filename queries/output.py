@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from recorder.errors import UserError
 
-MIN_TEXT = 8  # text columns are cut down to this; if the grid still does not fit: records
+MIN_TEXT = 12  # text columns are cut down to this; if the grid still does not fit: records
 
 
 def write_result(
