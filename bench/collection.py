@@ -1,4 +1,4 @@
-"""Items 1, 2 and 4: collection against the simulator, flatten/write rows/s, peak memory, cron files."""
+"""Items 1, 2, 4: collection vs the simulator, flatten/write rows/s, peak memory, cron files."""
 
 from __future__ import annotations
 
@@ -40,8 +40,13 @@ def api_minimum(acct, names: list[str], since=None) -> dict[str, int]:
     top = _max_results()
     cutoff = since.timestamp() if since else None
     m = {"ListPipelines": math.ceil(len(names) / top["ListPipelines"]) or 1}
-    for op in ("ListPipelineExecutions", "ListActionExecutions", "ListRuleExecutions",
-               "GetPipelineExecution", "GetPipelineState"):  # fmt: skip
+    for op in (
+        "ListPipelineExecutions",
+        "ListActionExecutions",
+        "ListRuleExecutions",
+        "GetPipelineExecution",
+        "GetPipelineState",
+    ):
         m[op] = 0
     for n in names:
         ex = acct.all_executions(n)
@@ -94,16 +99,29 @@ def bench_collection(
         root.mkdir(parents=True)
         with SimulatorServer(acct, faults=Faults(latency_ms=LATENCY_MS)) as srv:
             t0 = time.perf_counter()
-            r1 = collect(root, regions=["us-east-1"], endpoint_url=srv.endpoint_url, since=since,
-                         workers=w, quiet=True, now=acct.now)  # fmt: skip
+            r1 = collect(
+                root,
+                regions=["us-east-1"],
+                endpoint_url=srv.endpoint_url,
+                since=since,
+                workers=w,
+                quiet=True,
+                now=acct.now,
+            )
             wall1 = time.perf_counter() - t0
             calls1 = dict(srv.calls)
             acct.advance(5)
             steady_min = api_minimum_steady(acct, names, root)
             srv.calls.clear()
             t0 = time.perf_counter()
-            r2 = collect(root, regions=["us-east-1"], endpoint_url=srv.endpoint_url, workers=w,
-                         quiet=True, now=acct.now)  # fmt: skip
+            r2 = collect(
+                root,
+                regions=["us-east-1"],
+                endpoint_url=srv.endpoint_url,
+                workers=w,
+                quiet=True,
+                now=acct.now,
+            )
             wall2 = time.perf_counter() - t0
             calls2 = dict(srv.calls)
         ok = r1.exit_code == 0 and r2.exit_code == 0 and not r1.pipelines_failed
@@ -115,16 +133,30 @@ def bench_collection(
             made = cp - calls.get("GetPipeline", 0)
             floor = sum(mins.values())
             ideal = cp * LATENCY_MS / 1000 / w
-            detail = ", ".join(f"{k} {calls.get(k, 0)}/{mins.get(k, '-')}" for k in (
-                "ListPipelines", "ListPipelineExecutions", "ListActionExecutions",
-                "ListRuleExecutions", "GetPipelineExecution", "GetPipelineState"))  # fmt: skip
+            detail = ", ".join(
+                f"{k} {calls.get(k, 0)}/{mins.get(k, '-')}"
+                for k in (
+                    "ListPipelines",
+                    "ListPipelineExecutions",
+                    "ListActionExecutions",
+                    "ListRuleExecutions",
+                    "GetPipelineExecution",
+                    "GetPipelineState",
+                )
+            )
             sec.add(
                 f"{pipelines} pipelines, {label}, {w} workers",
-                made, floor, ratio(made, floor), calls.get("GetPipeline", 0),
-                f"{made / pipelines:.2f}", secs(wall), secs(ideal), ratio(wall, ideal),
+                made,
+                floor,
+                ratio(made, floor),
+                calls.get("GetPipeline", 0),
+                f"{made / pipelines:.2f}",
+                secs(wall),
+                secs(ideal),
+                ratio(wall, ideal),
                 sum(r.rows_written.values()),
                 ("" if ok else "FAILED ") + detail,
-            )  # fmt: skip
+            )
             figures[(label, w)] = {"calls": made, "min": floor, "wall": wall, "ideal": ideal}
     return figures
 
@@ -134,10 +166,21 @@ def api_minimum_steady(acct, names: list[str], root: Path) -> dict[str, int]:
     ListPipelineExecutions page, plus full pages and details for what changed."""
     from recorder.known import load_known
 
-    known = load_known(root, acct.account_id, acct.region, overlap=timedelta(0),
-                       open_floor=NOW - timedelta(days=365))  # fmt: skip
-    m = {"ListPipelines": 1, "ListPipelineExecutions": 0, "ListActionExecutions": 0,
-         "ListRuleExecutions": 0, "GetPipelineExecution": 0, "GetPipelineState": 0}  # fmt: skip
+    known = load_known(
+        root,
+        acct.account_id,
+        acct.region,
+        overlap=timedelta(0),
+        open_floor=NOW - timedelta(days=365),
+    )
+    m = {
+        "ListPipelines": 1,
+        "ListPipelineExecutions": 0,
+        "ListActionExecutions": 0,
+        "ListRuleExecutions": 0,
+        "GetPipelineExecution": 0,
+        "GetPipelineState": 0,
+    }
     for n in names:
         k = known.get(n)
         rec = k.executions if k else {}
@@ -181,8 +224,10 @@ def bench_flatten_write(pipelines: int, days: int, rate: float, sec: Section) ->
         "recorded_at": NOW,
     }
     t0 = time.perf_counter()
-    tables = [to_arrow("action_executions", [{**common, **r} for _, r in rows[i : i + 50_000]])
-              for i in range(0, n, 50_000)]  # fmt: skip
+    tables = [
+        to_arrow("action_executions", [{**common, **r} for _, r in rows[i : i + 50_000]])
+        for i in range(0, n, 50_000)
+    ]
     arrow_s = time.perf_counter() - t0
     root = OUT / "flatten-write"
     shutil.rmtree(root, ignore_errors=True)
@@ -198,8 +243,13 @@ def bench_flatten_write(pipelines: int, days: int, rate: float, sec: Section) ->
     sec.add("simulator (ListActionExecutions items)", n, secs(sim_s), f"{n / sim_s:,.0f}", "")
     sec.add("flatten_action_execution", n, secs(flat_s), f"{n / flat_s:,.0f}", "")
     sec.add("to_arrow (canonical schema)", n, secs(arrow_s), f"{n / arrow_s:,.0f}", "")
-    sec.add("write_rows (to_arrow + zstd + fsync + rename, per pipeline/dt)", n, secs(write_s),
-            f"{n / write_s:,.0f}", f"{files:,} files, {nbytes / 1e6:.1f} MB")  # fmt: skip
+    sec.add(
+        "write_rows (to_arrow + zstd + fsync + rename, per pipeline/dt)",
+        n,
+        secs(write_s),
+        f"{n / write_s:,.0f}",
+        f"{files:,} files, {nbytes / 1e6:.1f} MB",
+    )
 
 
 RSS_CHILD = r"""
@@ -216,8 +266,8 @@ def hwm():  # VmHWM: ru_maxrss would include the parent's RSS at fork (kept acro
 if {baseline}:
     print(json.dumps({{"rss_kb": hwm()}})); sys.exit()
 t0 = time.perf_counter()
-r = collect({root!r}, regions=["us-east-1"], endpoint_url={url!r}, since=now - timedelta(days={days}),
-            workers={workers}, quiet=True, now=now)
+r = collect({root!r}, regions=["us-east-1"], endpoint_url={url!r},
+            since=now - timedelta(days={days}), workers={workers}, quiet=True, now=now)
 print(json.dumps({{"rss_kb": hwm(),
                   "seconds": time.perf_counter() - t0, "exit": r.exit_code,
                   "rows": sum(r.rows_written.values()),
@@ -228,7 +278,8 @@ SIM_CHILD = r"""
 import sys; sys.path.insert(0, {repo!r}); sys.path.insert(0, {bench!r})
 from datetime import datetime
 from recorder.simulator import Account, SimulatorServer
-acct = Account(pipelines={pipelines}, days={days}, seed=7, now=datetime.fromisoformat({now!r}), rate={rate})
+acct = Account(pipelines={pipelines}, days={days}, seed=7,
+               now=datetime.fromisoformat({now!r}), rate={rate})
 srv = SimulatorServer(acct, port=0)
 print(srv.endpoint_url, flush=True)
 srv.serve_forever()
@@ -252,10 +303,21 @@ def bench_memory(
     first = None
     for days in histories:
         sim = subprocess.Popen(
-            [sys.executable, "-c", SIM_CHILD.format(repo=str(REPO), bench=str(BENCH), pipelines=pipelines,
-             days=days, now=NOW.isoformat(), rate=rate)],  # fmt: skip
-            stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-c",
+                SIM_CHILD.format(
+                    repo=str(REPO),
+                    bench=str(BENCH),
+                    pipelines=pipelines,
+                    days=days,
+                    now=NOW.isoformat(),
+                    rate=rate,
+                ),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             url = sim.stdout.readline().strip()
             root = OUT / "memory" / f"d{days}"
@@ -269,9 +331,14 @@ def bench_memory(
             sim.wait()
         peak = r["rss_kb"] / 1024
         first = first or (peak - base["rss_kb"] / 1024)
-        sec.add(f"{pipelines} pipelines x {days} days, {workers} workers", r["actions"], r["rows"],
-                secs(r["seconds"]), f"{peak:.0f} MB",
-                f"{(peak - base['rss_kb'] / 1024) / first:.2f}× (above imports)")  # fmt: skip
+        sec.add(
+            f"{pipelines} pipelines x {days} days, {workers} workers",
+            r["actions"],
+            r["rows"],
+            secs(r["seconds"]),
+            f"{peak:.0f} MB",
+            f"{(peak - base['rss_kb'] / 1024) / first:.2f}× (above imports)",
+        )
 
 
 def _child(code: str, **kw) -> dict:
@@ -283,8 +350,15 @@ def _child(code: str, **kw) -> dict:
 # --- item 4 -----------------------------------------------------------------------
 
 
-def bench_cron(pipelines: int, hours: float, rate: float, factories: dict, sec: Section,
-               qsec: Section, queries_to_time: list[str]) -> Path:  # fmt: skip
+def bench_cron(
+    pipelines: int,
+    hours: float,
+    rate: float,
+    factories: dict,
+    sec: Section,
+    qsec: Section,
+    queries_to_time: list[str],
+) -> Path:
     """Collect every 5 simulated minutes for `hours`, count files, compact, count again."""
     from recorder.collect import collect
     from recorder.compact import compact
@@ -299,8 +373,15 @@ def bench_cron(pipelines: int, hours: float, rate: float, factories: dict, sec: 
     runs = int(hours * 12)
     t0 = time.perf_counter()
     with SimulatorServer(acct) as srv:
-        collect(root, regions=["us-east-1"], endpoint_url=srv.endpoint_url, workers=8, quiet=True,
-                now=acct.now, since=start - timedelta(days=3))  # fmt: skip
+        collect(
+            root,
+            regions=["us-east-1"],
+            endpoint_url=srv.endpoint_url,
+            workers=8,
+            quiet=True,
+            now=acct.now,
+            since=start - timedelta(days=3),
+        )
         files_backfill = du(root)[0]
         run_times = []
         for _ in range(runs):
@@ -324,11 +405,17 @@ def bench_cron(pipelines: int, hours: float, rate: float, factories: dict, sec: 
     compact_s = time.perf_counter() - t0
     files_after, bytes_after = du(root)
     timings_after = _time_queries(root, factories, queries_to_time, acct.now)
-    sec.add(f"{pipelines} pipelines, backfill 3 days then {runs} runs every 5 min ({hours:g} h)",
-            files_backfill, files_before, files_after, f"{bytes_before / 1e6:.1f} → {bytes_after / 1e6:.1f} MB",
-            f"{res.partitions} partitions, {res.rows_before:,} → {res.rows_after:,} rows",
-            secs(compact_s), f"median run {secs(sorted(run_times)[len(run_times) // 2])}, last {secs(run_times[-1])}",
-            secs(cron_s))  # fmt: skip
+    sec.add(
+        f"{pipelines} pipelines, backfill 3 days then {runs} runs every 5 min ({hours:g} h)",
+        files_backfill,
+        files_before,
+        files_after,
+        f"{bytes_before / 1e6:.1f} → {bytes_after / 1e6:.1f} MB",
+        f"{res.partitions} partitions, {res.rows_before:,} → {res.rows_after:,} rows",
+        secs(compact_s),
+        f"median run {secs(sorted(run_times)[len(run_times) // 2])}, last {secs(run_times[-1])}",
+        secs(cron_s),
+    )
     for (fname, q), (t_b, _) in timings_before.items():
         t_a = timings_after[(fname, q)][0]
         qsec.add(q, fname, secs(t_b), secs(t_a), ratio(t_b, t_a))

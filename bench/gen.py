@@ -49,9 +49,15 @@ ID_COLUMNS = {
     "condition_states": ["rule_execution_id"],
 }
 TIME_TABLES = {  # tables whose dt follows the history (filtered by the size's days)
-    "executions", "execution_revisions", "execution_variables", "action_executions",
-    "rule_executions", "stage_states", "action_states", "condition_states",
-}  # fmt: skip
+    "executions",
+    "execution_revisions",
+    "execution_variables",
+    "action_executions",
+    "rule_executions",
+    "stage_states",
+    "action_states",
+    "condition_states",
+}
 
 
 def _pages(acct, op: str, key: str, params: dict) -> list[dict]:
@@ -92,8 +98,9 @@ def _template_chunk(args) -> dict[str, int]:
             d = Path(out_dir, "data", table, f"pipeline={name}", f"dt={dt.isoformat()}")
             d.mkdir(parents=True, exist_ok=True)
             n = len(list(d.iterdir()))
-            pq.write_table(to_arrow(table, part), d / f"part-{RUN_ID}-{n}.parquet",
-                           compression="zstd")  # fmt: skip
+            pq.write_table(
+                to_arrow(table, part), d / f"part-{RUN_ID}-{n}.parquet", compression="zstd"
+            )
             c = counts.setdefault(table, {}).setdefault(name, {})
             c[dt.isoformat()] = c.get(dt.isoformat(), 0) + len(part)
 
@@ -165,9 +172,12 @@ def template(pipelines: int, days: int, rate: float, seed: int = 7, snaps: int =
     from recorder.simulator import Account
 
     names = Account(pipelines=pipelines, days=0, seed=seed, now=NOW).pipeline_names()
-    meta = {"seconds": time.perf_counter() - t0, "pipelines": names,
-            "rows": {t: sum(sum(d.values()) for d in per.values()) for t, per in counts.items()},
-            "counts": counts}  # fmt: skip
+    meta = {
+        "seconds": time.perf_counter() - t0,
+        "pipelines": names,
+        "rows": {t: sum(sum(d.values()) for d in per.values()) for t, per in counts.items()},
+        "counts": counts,
+    }
     done.write_text(json.dumps(meta, indent=1))
     return out
 
@@ -213,10 +223,18 @@ def replicate(tdir: Path, pipelines: int, days: int) -> Path:
     rows = {t: 0 for t in meta_t["counts"]}
     for table, per in meta_t["counts"].items():
         for src_name, _ in chosen:
-            rows[table] += sum(n for dt, n in per.get(src_name, {}).items()
-                               if table not in TIME_TABLES or dt >= since)  # fmt: skip
-    meta = {"seconds": time.perf_counter() - t0, "pipelines": pipelines, "days": days,
-            "files": files, "rows": rows}  # fmt: skip
+            rows[table] += sum(
+                n
+                for dt, n in per.get(src_name, {}).items()
+                if table not in TIME_TABLES or dt >= since
+            )
+    meta = {
+        "seconds": time.perf_counter() - t0,
+        "pipelines": pipelines,
+        "days": days,
+        "files": files,
+        "rows": rows,
+    }
     done.write_text(json.dumps(meta, indent=1))
     return root
 

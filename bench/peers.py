@@ -67,12 +67,26 @@ def build(pipelines: int, days: int, rate: float) -> Path:
                 break
             params["nextToken"] = page["nextToken"]
         full = [{**COMMON, **r} for r in rows]
-        write_rows(out / "parquet", "action_executions",
-                   [{**r, "dt": r["start_time"].date()} for r in full], pipeline=name, run_id="bench")  # fmt: skip
-        db.executemany(insert, [
-            (name, *[v.isoformat() if hasattr(v, "isoformat") else v for v in (r[c] for c in cols)])
-            for r in full
-        ])  # fmt: skip
+        write_rows(
+            out / "parquet",
+            "action_executions",
+            [{**r, "dt": r["start_time"].date()} for r in full],
+            pipeline=name,
+            run_id="bench",
+        )
+        db.executemany(
+            insert,
+            [
+                (
+                    name,
+                    *[
+                        v.isoformat() if hasattr(v, "isoformat") else v
+                        for v in (r[c] for c in cols)
+                    ],
+                )
+                for r in full
+            ],
+        )
     db.execute("CREATE INDEX ae_stage ON action_executions (pipeline, execution_id, stage)")
     db.commit()
     db.close()
@@ -124,8 +138,10 @@ def pandas_stage_durations(json_dir: Path) -> dict:
     for f in sorted(os.listdir(json_dir)):
         with open(json_dir / f) as fh:
             items = json.load(fh)["actionExecutionDetails"]
-        df = pd.DataFrame(items, columns=["pipelineExecutionId", "stageName", "status", "startTime",
-                                          "lastUpdateTime"])  # fmt: skip
+        df = pd.DataFrame(
+            items,
+            columns=["pipelineExecutionId", "stageName", "status", "startTime", "lastUpdateTime"],
+        )
         df["pipeline"] = f.rsplit(".", 2)[0]
         frames.append(df)
     df = pd.concat(frames, ignore_index=True)
@@ -136,10 +152,16 @@ def pandas_stage_durations(json_dir: Path) -> dict:
     runs = runs[runs["ip"] == 0]
     runs["d"] = runs["e"] - runs["s"]
     g = runs.groupby(level=["pipeline", "stageName"])["d"]
-    res = pd.DataFrame({
-        "n": g.count(), "p50": g.quantile(0.5), "p90": g.quantile(0.9), "p95": g.quantile(0.95),
-        "max": g.max(), "mean": g.mean(),
-    })  # fmt: skip
+    res = pd.DataFrame(
+        {
+            "n": g.count(),
+            "p50": g.quantile(0.5),
+            "p90": g.quantile(0.9),
+            "p95": g.quantile(0.95),
+            "max": g.max(),
+            "mean": g.mean(),
+        }
+    )
     return {k: tuple(v) for k, v in zip(res.index, res.itertuples(index=False), strict=True)}
 
 
@@ -165,7 +187,7 @@ def bench_peers(pipelines: int, days: int, rate: float, sec: Section, store: Sec
         and all(
             r[k][0] == results["ours"][k][0] and abs(r[k][1] - results["ours"][k][1]) < 1e-3
             for k in r
-        )  # fmt: skip
+        )
         for r in results.values()
     )
     n_rows = (
@@ -177,14 +199,24 @@ def bench_peers(pipelines: int, days: int, rate: float, sec: Section, store: Sec
     t_sql, _ = best_of(lambda: sqlite_stage_durations(out / "peers.sqlite"))
     t_pd, _ = best_of(lambda: pandas_stage_durations(out / "json"))
     label = f"{pipelines}×{days} days, {n_rows:,} action executions"
-    sec.add(label, "DuckDB over our Parquet (connect + named query)", secs(t_ours), "1.00×",
-            "answers agree" if agree else "ANSWERS DIFFER")  # fmt: skip
+    sec.add(
+        label,
+        "DuckDB over our Parquet (connect + named query)",
+        secs(t_ours),
+        "1.00×",
+        "answers agree" if agree else "ANSWERS DIFFER",
+    )
     sec.add(label, "SQLite table + Python quantiles", secs(t_sql), ratio(t_sql, t_ours), "")
     sec.add(label, "pandas over raw JSON pages", secs(t_pd), ratio(t_pd, t_ours), "")
     files, pq_bytes = du(pq_root)
     json_files = list((out / "json").iterdir())
     json_bytes = sum(f.stat().st_size for f in json_files)
     sq = (out / "peers.sqlite").stat().st_size
-    store.add(label, f"{json_bytes / 1e6:.1f} MB ({len(json_files):,} pages)",
-              f"{pq_bytes / 1e6:.1f} MB ({files:,} files)", f"{sq / 1e6:.1f} MB",
-              ratio(json_bytes, pq_bytes), ratio(sq, pq_bytes))  # fmt: skip
+    store.add(
+        label,
+        f"{json_bytes / 1e6:.1f} MB ({len(json_files):,} pages)",
+        f"{pq_bytes / 1e6:.1f} MB ({files:,} files)",
+        f"{sq / 1e6:.1f} MB",
+        ratio(json_bytes, pq_bytes),
+        ratio(sq, pq_bytes),
+    )

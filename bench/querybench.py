@@ -98,8 +98,9 @@ def time_query(fname: str, root: Path, name: str, *, runs: int, timeout: float):
     return None
 
 
-def bench_queries(sizes: dict[str, Path], sec: Section, *, full_views_max_files: int,
-                  timeout: float) -> dict:  # fmt: skip
+def bench_queries(
+    sizes: dict[str, Path], sec: Section, *, full_views_max_files: int, timeout: float
+) -> dict:
     """Every named query at every size with every factory.
 
     cache: best of 3 after a warm-up, fresh connection each time. Parquet views: when a
@@ -125,8 +126,13 @@ def bench_queries(sizes: dict[str, Path], sec: Section, *, full_views_max_files:
                     row.append("skipped")
                     continue
                 if fname == "parquet views":
-                    r = time_query(fname, root, name, runs=1 if files > full_views_max_files else 2,
-                                   timeout=timeout)  # fmt: skip
+                    r = time_query(
+                        fname,
+                        root,
+                        name,
+                        runs=1 if files > full_views_max_files else 2,
+                        timeout=timeout,
+                    )
                     if r is None:
                         row.append(f"> {timeout:.0f} s")
                         results[(name, label, fname)] = None
@@ -137,14 +143,19 @@ def bench_queries(sizes: dict[str, Path], sec: Section, *, full_views_max_files:
                     t = r[1]
                 else:
                     t, _ = best_of(
-                        lambda fac=fac, name=name: _run(fac, root, name), runs=3, budget_s=10
+                        lambda fac=fac, name=name, root=root: _run(fac, root, name),
+                        runs=3,
+                        budget_s=10,
                     )
                 results[(name, label, fname)] = t
                 row.append(secs(t))
             target = TARGETS.get(name)
             t_cache = results.get((name, label, "cache"))
-            row.append(f"< {target:g} s: {'yes' if t_cache is not None and t_cache < target else 'no'}"
-                       if target else "")  # fmt: skip
+            row.append(
+                f"< {target:g} s: {'yes' if t_cache is not None and t_cache < target else 'no'}"
+                if target
+                else ""
+            )
             sec.add(*row)
     return results
 
@@ -214,8 +225,11 @@ def floor_time(root: Path, timeout: float):
 def floor_cache(root: Path) -> float:
     """The same bare aggregate over the cache's deduplicated action_executions table."""
     con = cache_lean(root)
-    sql = FLOOR_SQL.split("FROM read_parquet")[0] + "FROM cpcache.cache.action_executions GROUP BY ALL\n)" + \
-        FLOOR_SQL.split("GROUP BY ALL\n)", 1)[1]  # fmt: skip
+    sql = (
+        FLOOR_SQL.split("FROM read_parquet")[0]
+        + "FROM cpcache.cache.action_executions GROUP BY ALL\n)"
+        + FLOOR_SQL.split("GROUP BY ALL\n)", 1)[1]
+    )
     t, _ = best_of(lambda: con.sql(sql).fetchall(), runs=3)
     con.close()
     return t
@@ -227,6 +241,13 @@ def bench_floor(sizes: dict[str, Path], results: dict, sec: Section, timeout: fl
         fc = floor_cache(root)
         sd = results.get(("stage-durations", label, "parquet views"))
         sc = results.get(("stage-durations", label, "cache"))
-        sec.add(label, secs(f) if f else f"> {timeout:.0f} s", secs(sd) if sd else "-",
-                ratio(sd, f) if sd and f else "-", secs(fc), secs(sc) if sc else "-",
-                ratio(sc, fc) if sc else "-", ratio(sc, f) if sc and f else "-")  # fmt: skip
+        sec.add(
+            label,
+            secs(f) if f else f"> {timeout:.0f} s",
+            secs(sd) if sd else "-",
+            ratio(sd, f) if sd and f else "-",
+            secs(fc),
+            secs(sc) if sc else "-",
+            ratio(sc, fc) if sc else "-",
+            ratio(sc, f) if sc and f else "-",
+        )

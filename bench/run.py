@@ -14,15 +14,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BENCH, OUT, Section, dummy_credentials, du, machine, secs  # noqa: E402
+from common import BENCH, OUT, Section, du, dummy_credentials, machine, secs  # noqa: E402
 
 QUICK = {
     "collect": {"pipelines": 50, "days": 2, "rate": 6, "workers": [8]},
     "flatten": {"pipelines": 5, "days": 30, "rate": 45},
-    "memory": {"pipelines": 2, "histories": [15, 60], "rate": 45, "workers": 8},
-    "cron": {"pipelines": 10, "hours": 2, "rate": 25},
+    "memory": {"pipelines": 2, "histories": [10, 40], "rate": 45, "workers": 8},
+    "cron": {"pipelines": 10, "hours": 1, "rate": 25},
     "template": {"pipelines": 5, "days": 90, "rate": 45},
-    "sizes": [(10, 30), (20, 60), (20, 90)],
+    "sizes": [(5, 30), (10, 60), (20, 60)],
     "views_timeout": 30,
     "peers": {"pipelines": 3, "days": 30, "rate": 45},
 }
@@ -30,12 +30,18 @@ FULL = {
     "collect": {"pipelines": 500, "days": 2, "rate": 6, "workers": [8, 32]},
     "flatten": {"pipelines": 20, "days": 30, "rate": 45},
     "memory": {"pipelines": 4, "histories": [30, 120], "rate": 45, "workers": 8},
-    "cron": {"pipelines": 20, "hours": 12, "rate": 25},
+    "cron": {"pipelines": 20, "hours": 8, "rate": 25},
     "template": {"pipelines": 10, "days": 365, "rate": 45},
     "sizes": [(20, 90), (50, 90), (50, 365)],
-    "views_timeout": 90,
+    "views_timeout": 45,
     "peers": {"pipelines": 10, "days": 90, "rate": 45},
 }
+MINIMUM = (
+    "Minimum = full pages (ListPipelines 1000/page, the other lists 100/page) of each "
+    "list the data needs + one GetPipelineExecution per new or changed execution + one "
+    "GetPipelineState per pipeline; GetPipeline and STS GetCallerIdentity are not "
+    "counted in either."
+)
 CRON_QUERIES = ["stage-durations", "failure-rates", "current-state", "pipeline-summary"]
 
 
@@ -44,8 +50,12 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes, under 2 minutes")
     ap.add_argument("--fresh", action="store_true", help="delete cached generated data first")
     ap.add_argument("--sizes", help="query sizes as PxD,PxD (e.g. 50x90,200x365,500x365)")
-    ap.add_argument("--only", help="comma-separated sections: collect,flatten,memory,cron,queries,peers")
-    ap.add_argument("--results", type=Path, help="markdown output (default bench/RESULTS[-quick].md)")
+    ap.add_argument(
+        "--only", help="comma-separated sections: collect,flatten,memory,cron,queries,peers"
+    )
+    ap.add_argument(
+        "--results", type=Path, help="markdown output (default bench/RESULTS[-quick].md)"
+    )
     args = ap.parse_args()
     cfg = QUICK if args.quick else FULL
     if args.sizes:
@@ -78,14 +88,22 @@ def main() -> int:
         t0 = time.perf_counter()
         s = section(
             "1. Collection at 50 ms per call (simulator over HTTP)",
-            ["run", "calls made", "API minimum", "made/min", "GetPipeline", "calls/pipeline",
-             "wall", "calls×50ms÷workers", "wall/ideal", "rows", "made/min by operation"],
-            f"{c['pipelines']} pipelines, {c['days']} days of history at {c['rate']} executions/day "
-            "each; second run 5 simulated minutes later. Minimum = full pages (ListPipelines "
-            "1000/page, the other lists 100/page) of each list the data needs + one "
-            "GetPipelineExecution per new or changed execution + one GetPipelineState per "
-            "pipeline; GetPipeline and STS GetCallerIdentity are not counted in either.",
-        )  # fmt: skip
+            [
+                "run",
+                "calls made",
+                "API minimum",
+                "made/min",
+                "GetPipeline",
+                "calls/pipeline",
+                "wall",
+                "calls×50ms÷workers",
+                "wall/ideal",
+                "rows",
+                "made/min by operation",
+            ],
+            f"{c['pipelines']} pipelines, {c['days']} days of history at {c['rate']} "
+            "executions/day each; second run 5 simulated minutes later. " + MINIMUM,
+        )
         collection.bench_collection(c["pipelines"], c["days"], c["rate"], c["workers"], s)
         timings["collect"] = time.perf_counter() - t0
 
@@ -105,12 +123,11 @@ def main() -> int:
         t0 = time.perf_counter()
         s = section(
             "2b. Peak memory of a backfill vs history length",
-            ["backfill", "action executions", "rows written", "wall", "peak RSS (VmHWM)",
-             "growth"],
+            ["backfill", "action executions", "rows written", "wall", "peak RSS (VmHWM)", "growth"],
             "The collector runs alone in a subprocess (the simulator in another, no added "
             "latency); peak RSS from /proc/self/status VmHWM. Growth = (peak − imports-only "
             "peak) relative to the shortest history.",
-        )  # fmt: skip
+        )
         collection.bench_memory(c["pipelines"], c["histories"], c["rate"], c["workers"], s)
         timings["memory"] = time.perf_counter() - t0
 
@@ -119,18 +136,34 @@ def main() -> int:
         t0 = time.perf_counter()
         s = section(
             "4. Cron every 5 minutes: files before/after `compact`",
-            ["scenario", "files after backfill", "files after cron", "after compact", "bytes",
-             "compacted", "compact time", "collect run", "cron total"],
+            [
+                "scenario",
+                "files after backfill",
+                "files after cron",
+                "after compact",
+                "bytes",
+                "compacted",
+                "compact time",
+                "collect run",
+                "cron total",
+            ],
             "compact(root, min_age_days=1, today=cron day + 2): every partition of the cron day "
             "and the days before it is closed.",
-        )  # fmt: skip
+        )
         q = section(
             "4b. Query latency before/after compaction (cron data above)",
             ["query", "connection", "before", "after", "speed-up"],
             "Best of 3 after a warm-up, fresh connection each time (connect included).",
         )
-        collection.bench_cron(c["pipelines"], c["hours"], c["rate"],
-                              {"parquet views": querybench.parquet_views}, s, q, CRON_QUERIES)  # fmt: skip
+        collection.bench_cron(
+            c["pipelines"],
+            c["hours"],
+            c["rate"],
+            {"parquet views": querybench.parquet_views},
+            s,
+            q,
+            CRON_QUERIES,
+        )
         timings["cron"] = time.perf_counter() - t0
 
     if want("queries"):
@@ -141,15 +174,23 @@ def main() -> int:
         sizes, rows = {}, {}
         g = section(
             "3a. Generated query data",
-            ["size", "action executions", "executions", "stage_states rows", "Parquet files",
-             "bytes", "generated in", "cache build"],
+            [
+                "size",
+                "action executions",
+                "executions",
+                "stage_states rows",
+                "Parquet files",
+                "bytes",
+                "generated in",
+                "cache build",
+            ],
             f"Template: {c['pipelines']} simulated pipelines × {c['days']} days at {c['rate']} "
             f"executions/day (built in {secs(gen.meta(tdir)['seconds'])}), flattened with "
             "recorder.flatten, one zstd file per (table, pipeline, dt). Larger sizes: copies of "
             "the template pipelines renamed `<name>-rNN` whose files are hard links to the "
             "template's (see bench/gen.py). State snapshots: 6 a day per pipeline. "
             "Cache build = queries.cache.refresh over the whole tree.",
-        )  # fmt: skip
+        )
         t0 = time.perf_counter()
         for p, d in cfg["sizes"]:
             root = gen.replicate(tdir, p, d)
@@ -163,9 +204,16 @@ def main() -> int:
             files, nbytes = du(root)
             shutil.rmtree(root / ".cache", ignore_errors=True)
             build_s, _ = querybench.build_cache(root)
-            g.add(label, m["rows"]["action_executions"], m["rows"]["executions"],
-                  m["rows"]["stage_states"], files, f"{nbytes / 1e9:.2f} GB",
-                  secs(m["seconds"]), secs(build_s))  # fmt: skip
+            g.add(
+                label,
+                m["rows"]["action_executions"],
+                m["rows"]["executions"],
+                m["rows"]["stage_states"],
+                files,
+                f"{nbytes / 1e9:.2f} GB",
+                secs(m["seconds"]),
+                secs(build_s),
+            )
         timings["generate: sizes + cache builds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         s = section(
@@ -174,22 +222,32 @@ def main() -> int:
             "cache: best of 3 after a warm-up, a fresh connection each time (connect included). "
             "parquet views (`queries.connect(root, cache=False)`): only the three target "
             f"queries, one cold run in a fresh process, capped at {cfg['views_timeout']} s.",
-        )  # fmt: skip
-        res = querybench.bench_queries(sizes, s, full_views_max_files=0,
-                                       timeout=cfg["views_timeout"])  # fmt: skip
-        gr = section("3c. Cost growth vs size (relative to the smallest size)",
-                     ["query", "connection", *list(sizes)[1:]])  # fmt: skip
+        )
+        res = querybench.bench_queries(
+            sizes, s, full_views_max_files=0, timeout=cfg["views_timeout"]
+        )
+        gr = section(
+            "3c. Cost growth vs size (relative to the smallest size)",
+            ["query", "connection", *list(sizes)[1:]],
+        )
         querybench.growth(res, sizes, rows, gr)
         timings["queries"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         f = section(
             "6. Floor: stage-durations vs a bare DuckDB scan of the columns it needs",
-            ["size", "bare read_parquet", "stage-durations (views)", "views/floor",
-             "bare scan of cache table", "stage-durations (cache)", "cache/cache floor",
-             "cache/parquet floor"],
+            [
+                "size",
+                "bare read_parquet",
+                "stage-durations (views)",
+                "views/floor",
+                "bare scan of cache table",
+                "stage-durations (cache)",
+                "cache/cache floor",
+                "cache/parquet floor",
+            ],
             "Bare = read_parquet of action_executions (execution_id, stage, start_time, "
             "last_update_time, status), same per-stage quantiles, no views, no dedup.",
-        )  # fmt: skip
+        )
         querybench.bench_floor(sizes, res, f, cfg["views_timeout"])
         timings["floor"] = time.perf_counter() - t0
 
@@ -216,9 +274,14 @@ def main() -> int:
     mode = "quick" if args.quick else "full"
     out = args.results or BENCH / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
     m = machine()
-    md = [f"# Benchmark results ({mode} mode)", "",
-          f"`python bench/run.py{' --quick' if args.quick else ''}` on "
-          + "; ".join(f"{k} {v}" for k, v in m.items()) + ".", ""]  # fmt: skip
+    md = [
+        f"# Benchmark results ({mode} mode)",
+        "",
+        f"`python bench/run.py{' --quick' if args.quick else ''}` on "
+        + "; ".join(f"{k} {v}" for k, v in m.items())
+        + ".",
+        "",
+    ]
     md += [s.markdown() for s in sections]
     out.write_text("\n".join(md))
     print()
