@@ -13,6 +13,8 @@ from pathlib import Path
 
 import duckdb
 
+from recorder.errors import UserError
+
 TERMINAL_EXECUTION = frozenset({"Cancelled", "Failed", "Stopped", "Succeeded", "Superseded"})
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -120,6 +122,13 @@ def load_known(
                 params,
             ).fetchall():
                 known.setdefault(pipeline, Known()).version = version
+    except (duckdb.IOException, duckdb.InvalidInputException) as e:
+        # The watermark cannot be trusted without every file: stop before fetching anything.
+        first = str(e).strip().splitlines()[0]
+        raise UserError(
+            f"cannot read the recorded data ({first}); "
+            f"move that file out of {root} and run again"
+        ) from None
     finally:
         con.close()
     return known
