@@ -281,6 +281,8 @@ def main() -> int:
         + "; ".join(f"{k} {v}" for k, v in m.items())
         + ".",
         "",
+        "Method, choices and caveats: bench/README.md.",
+        "",
     ]
     md += [s.markdown() for s in sections]
     out.write_text("\n".join(md))
