@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 import queries.cache as cache_mod
 from queries.views import create_views
-from recorder.errors import UserError
+from recorder.errors import UserError, first_line
 from recorder.schemas import TABLES
 
 __all__ = [
@@ -99,7 +99,7 @@ def connect(data_root: str | Path, *, cache: bool | None = None) -> duckdb.DuckD
             cache_mod.attach_views(con, root)
         except duckdb.Error as exc:
             if cache:
-                raise UserError(f"cache: {_first_line(exc)}") from None
+                raise UserError(f"cache: {first_line(exc)}") from None
             # Busy (a refresh holds it) or unreadable: the Parquet views answer instead.
             con.close()
             return connect(root, cache=False)
@@ -117,7 +117,7 @@ def write_database(path: str | Path, data_root: str | Path) -> None:
     try:
         con = duckdb.connect(str(path))
     except duckdb.Error as exc:
-        raise UserError(f"cannot open {path} as a DuckDB database: {_first_line(exc)}") from None
+        raise UserError(f"cannot open {path} as a DuckDB database: {first_line(exc)}") from None
     try:
         with data_errors(root):
             create_views(con, root)
@@ -162,7 +162,7 @@ def run_sql(
         except (duckdb.IOException, duckdb.InvalidInputException):
             raise  # data_errors names the file
         except duckdb.Error as exc:
-            raise UserError(f"SQL: {_first_line(exc)}") from None
+            raise UserError(f"SQL: {first_line(exc)}") from None
 
 
 class data_errors:
@@ -177,17 +177,12 @@ class data_errors:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc is None or not isinstance(exc, duckdb.IOException | duckdb.InvalidInputException):
             return False
-        message = _first_line(exc)
+        message = first_line(exc)
         if ".parquet" not in message and self.root is not None:
             bad = _unreadable_files(self.root)
             if bad:
                 message = f"{message} (unreadable: {', '.join(map(str, bad[:3]))})"
         raise UserError(message) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _existing_root(data_root: str | Path) -> Path:

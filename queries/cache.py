@@ -43,6 +43,7 @@ from queries.views import (
     sql_file,
     typed_empty_sql,
 )
+from recorder.errors import UserError, first_line
 from recorder.schemas import TABLES, Table
 
 log = logging.getLogger("cprec.cache")
@@ -256,7 +257,7 @@ class Cache:
         empty = con.execute(f"SELECT count(*) = 0 FROM cache.{table.name}").fetchone()[0]
         for i in range(0, len(files), BATCH_FILES):
             batch = [str(p) for p in files[i : i + BATCH_FILES]]
-            con.execute(
+            self._stage(
                 f"CREATE OR REPLACE TEMP TABLE stage AS SELECT {cols} FROM ("
                 f"{typed_empty_sql(table)} UNION ALL BY NAME {read_parquet_sql(table, '$files')}) "
                 f"{latest_only_sql(table)}",
@@ -286,6 +287,14 @@ class Cache:
             con.executemany("INSERT INTO batch_files VALUES (?, ?, ?, ?)", rows)
             con.execute("DELETE FROM cache.files WHERE path IN (SELECT path FROM batch_files)")
             con.execute("INSERT INTO cache.files SELECT * FROM batch_files")
+
+    def _stage(self, sql: str, params: dict) -> None:
+        try:
+            self.con.execute(sql, params)
+        except (duckdb.IOException, duckdb.InvalidInputException) as e:
+            raise UserError(
+                f"cannot cache: {first_line(e)}; move that file out and run again"
+            ) from None
 
     def _create_temp_source(self, touched: bool | None) -> None:
         """`action_executions` as the stage_runs SQL sees it: only touched executions."""

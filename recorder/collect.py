@@ -208,7 +208,7 @@ def _refresh_cache(root: Path, files: list[Path]) -> None:
         return
     try:
         query_cache.refresh(root, written=files)
-    except duckdb.Error as e:  # busy (a query holds it) or broken: never fail the run
+    except (duckdb.Error, UserError) as e:  # busy or an unreadable file: never fail the run
         query_cache.mark_stale(root, f"collector run could not refresh: {e}")
         logger_for(account=None, region=None).warning(
             "query cache not refreshed (%s); queries read Parquet until `cprec cache`",

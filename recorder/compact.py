@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from queries.views import ident, latest_only_sql, natural_key, read_parquet_sql
+from recorder.errors import UserError, first_line
 from recorder.lock import data_lock
 from recorder.schemas import TABLES
 from recorder.store import clean_tmp, write_parquet_atomic
@@ -122,7 +123,13 @@ def compact(
 def _compact_partition(
     root: Path, table: str, pipeline: str | None, dt: date, files: list[Path], result: CompactResult
 ) -> None:
-    merged = merge_files(table, files)
+    try:
+        merged = merge_files(table, files)
+    except (duckdb.IOException, duckdb.InvalidInputException) as e:
+        # Nothing was written or removed: stop, so a bad file is looked at, not buried.
+        raise UserError(
+            f"cannot compact {files[0].parent}: {first_line(e)}; move that file out and run again"
+        ) from None
     rows_before = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     dest = files[0].parent / f"{COMPACTED_PREFIX}{uuid.uuid4().hex[:12]}.parquet"
     write_parquet_atomic(merged, dest, root, TMP_DIR)

@@ -13,3 +13,9 @@ class UserError(click.ClickException):
     """A mistake in the input: printed as `Error: <message>`, exit 2."""
 
     exit_code = EXIT_USAGE
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (DuckDB's run to many lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

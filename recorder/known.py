@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from recorder.errors import UserError
+from recorder.errors import UserError, first_line
 
 TERMINAL_EXECUTION = frozenset({"Cancelled", "Failed", "Stopped", "Succeeded", "Superseded"})
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -124,9 +124,8 @@ def load_known(
                 known.setdefault(pipeline, Known()).version = version
     except (duckdb.IOException, duckdb.InvalidInputException) as e:
         # The watermark cannot be trusted without every file: stop before fetching anything.
-        first = str(e).strip().splitlines()[0]
         raise UserError(
-            f"cannot read the recorded data ({first}); "
+            f"cannot read the recorded data ({first_line(e)}); "
             f"move that file out of {root} and run again"
         ) from None
     finally:

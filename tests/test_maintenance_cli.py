@@ -52,3 +52,17 @@ def test_missing_data_root_is_one_line(tmp_path):
         result = CliRunner().invoke(main, [command, "--data", str(tmp_path / "nope")])
         assert result.exit_code == 2
         assert result.output.count("\n") == 1 and "is not a directory" in result.output
+
+
+def test_a_corrupt_file_stops_compact_and_cache_with_one_line(tmp_path):
+    root = build_scenario(tmp_path / "data")
+    bad = root / "collection_runs" / "dt=2026-01-07"
+    victim = sorted(bad.glob("*.parquet"))[0]
+    victim.write_bytes(b"not parquet")
+    files = sorted(root.rglob("*.parquet"))
+    for command in ("compact", "cache"):
+        result = CliRunner().invoke(main, [command, "--data", str(root)])
+        assert result.exit_code == 2, command
+        assert result.output.count("\n") == 1, command
+        assert str(victim) in result.output, command
+    assert sorted(root.rglob("*.parquet")) == files
