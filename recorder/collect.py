@@ -67,7 +67,7 @@ from recorder.timeparse import parse_bound, utcnow
 
 OVERLAP = timedelta(hours=6)
 RETENTION = timedelta(days=365)  # AWS keeps execution history for 12 months
-FLUSH_ROWS = 50_000
+FLUSH_ROWS = 10_000  # rows buffered per pipeline worker: bounds memory, whatever the history
 VANISHED = frozenset({"PipelineNotFoundException"})
 # Write order within a flush: dependants first, the rows the next run reads last.
 WRITE_ORDER = (
