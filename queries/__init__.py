@@ -90,19 +90,27 @@ def connect(data_root: str | Path, *, cache: bool | None = None) -> duckdb.DuckD
     if cache is True and not cache_mod.cache_path(root).exists():
         raise UserError(f"no cache under {root} (build it with `cprec cache`)")
     use_cache = cache is not False and cache_mod.is_usable(root)
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    with data_errors(root):
-        create_views(con, root)
+    con = _new_connection()
     if use_cache:
+        # Only the cache's views: creating the Parquet views would read every file's
+        # schema, the O(files) cost the cache exists to avoid. (No raw.* views here.)
         try:
             cache_mod.attach_views(con, root)
+            return con
         except duckdb.Error as exc:
+            con.close()
             if cache:
                 raise UserError(f"cache: {first_line(exc)}") from None
             # Busy (a refresh holds it) or unreadable: the Parquet views answer instead.
-            con.close()
-            return connect(root, cache=False)
+            con = _new_connection()
+    with data_errors(root):
+        create_views(con, root)
+    return con
+
+
+def _new_connection() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
     return con
 
 

@@ -331,8 +331,9 @@ def refresh(
 
 
 def attach_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
-    """Point the table views and `stage_runs` of `con` at the cache, read-only."""
+    """Create the table views, `stage_runs` and the macros in `con`, reading the cache."""
     path = cache_path(root)
     con.execute(f"ATTACH '{str(path.resolve())}' AS cpcache (READ_ONLY)")
     for name in [*TABLES, "stage_runs"]:
         con.execute(f"CREATE OR REPLACE VIEW main.{name} AS SELECT * FROM cpcache.cache.{name}")
+    con.execute(sql_file("_macros.sql"))
