@@ -19,10 +19,10 @@ from common import BENCH, OUT, Section, du, dummy_credentials, machine, secs  # 
 QUICK = {
     "collect": {"pipelines": 50, "days": 2, "rate": 6, "workers": [8]},
     "flatten": {"pipelines": 5, "days": 30, "rate": 45},
-    "memory": {"pipelines": 2, "histories": [10, 40], "rate": 45, "workers": 8},
+    "memory": {"pipelines": 2, "histories": [10, 30], "rate": 45, "workers": 8},
     "cron": {"pipelines": 10, "hours": 1, "rate": 25},
     "template": {"pipelines": 5, "days": 90, "rate": 45},
-    "sizes": [(5, 30), (10, 60), (20, 60)],
+    "sizes": [(5, 30), (10, 45), (20, 45)],
     "views_timeout": 30,
     "peers": {"pipelines": 3, "days": 30, "rate": 45},
 }
