@@ -51,6 +51,7 @@ log = logging.getLogger("cprec.cache")
 CACHE_DIR = ".cache"
 CACHE_FILE = "cprec.duckdb"
 STALE_MARKER = "STALE"
+PENDING_MARKER = "PENDING"  # a collector is writing; holds its pid
 BATCH_FILES = 4000
 
 
@@ -59,9 +60,58 @@ def cache_path(root: Path) -> Path:
 
 
 def is_usable(root: Path) -> bool:
-    """A cache exists and no writer marked it stale."""
+    """A cache exists, no writer marked it stale, and no writer died before refreshing it."""
     path = cache_path(root)
-    return path.exists() and not (path.parent / STALE_MARKER).exists()
+    if not path.exists() or (path.parent / STALE_MARKER).exists():
+        return False
+    return not _writer_died(path.parent / PENDING_MARKER)
+
+
+def _writer_died(marker: Path) -> bool:
+    try:
+        pid = int(marker.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return marker.exists()  # an unreadable marker: assume the worst
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
+
+
+def begin_write(root: Path) -> bool:
+    """Called by a collector under its lock, before writing: is the cache current?
+
+    Current means every file written so far is in it, so it can stand in for the files
+    (the collector reads its watermarks from it). The PENDING marker, removed by
+    `end_write`, tells later readers if this writer dies before refreshing the cache.
+    """
+    path = cache_path(root)
+    if not path.exists():
+        return False
+    current = is_usable(root) and not (path.parent / PENDING_MARKER).exists()
+    (path.parent / PENDING_MARKER).write_text(f"{os.getpid()}\n")
+    return current
+
+
+def end_write(root: Path, written: Iterable[Path], *, current: bool) -> RefreshResult | None:
+    """After a collector wrote `written`: refresh (the whole tree if it was not current).
+
+    Raises what `refresh` raises, after marking the cache stale; the PENDING marker is
+    removed either way (STALE carries the news).
+    """
+    path = cache_path(root)
+    if not path.exists():
+        return None
+    try:
+        return refresh(root, written=None if not current else written)
+    except BaseException as e:
+        mark_stale(root, f"refresh after a collector run failed: {e}")
+        raise
+    finally:
+        (path.parent / PENDING_MARKER).unlink(missing_ok=True)
 
 
 def mark_stale(root: Path, why: str) -> None:

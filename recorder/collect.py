@@ -29,7 +29,7 @@ import sys
 import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -48,7 +48,7 @@ from botocore.exceptions import (
 import queries.cache as query_cache
 from recorder import __version__, fetch
 from recorder.client import CallStats, default_region, make_client
-from recorder.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UserError
+from recorder.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UserError, first_line
 from recorder.flatten import (
     flatten_action_execution,
     flatten_execution,
@@ -176,6 +176,7 @@ def collect(
         result = CollectResult(run_id=_run_id())
         with data_lock(data_root):
             clean_tmp(data_root)
+            cache_current = query_cache.begin_write(data_root)
             # One Session per region, shared by that region's clients and threads;
             # GetCallerIdentity is counted with the first region's traffic.
             sessions = {r: _session(profile, r) for r in regions}
@@ -195,24 +196,22 @@ def collect(
                     now=now,
                     workers=workers,
                     progress=not quiet and _is_tty(),
+                    cache_current=cache_current,
                 )
-            _refresh_cache(data_root, result.files)
+            _refresh_cache(data_root, result.files, current=cache_current)
         if result.pipelines_failed or result.region_errors:
             result.exit_code = EXIT_PARTIAL
         return result
 
 
-def _refresh_cache(root: Path, files: list[Path]) -> None:
+def _refresh_cache(root: Path, files: list[Path], *, current: bool) -> None:
     """Keep an existing query cache (`cprec cache`) current with what this run wrote."""
-    if not files or not query_cache.cache_path(root).exists():
-        return
     try:
-        query_cache.refresh(root, written=files)
+        query_cache.end_write(root, files, current=current)
     except (duckdb.Error, UserError) as e:  # busy or an unreadable file: never fail the run
-        query_cache.mark_stale(root, f"collector run could not refresh: {e}")
         logger_for(account=None, region=None).warning(
             "query cache not refreshed (%s); queries read Parquet until `cprec cache`",
-            str(e).splitlines()[0],
+            first_line(e),
         )
 
 
@@ -282,6 +281,7 @@ def _collect_region(
     now,
     workers,
     progress,
+    cache_current=False,
 ) -> None:
     account = result.account_id
     log = logger_for(account=account, region=region)
@@ -312,7 +312,12 @@ def _collect_region(
             since=since,
             recorded_at=started,
             known=load_known(
-                root, account, region, overlap=OVERLAP, open_floor=(now or started) - RETENTION
+                root,
+                account,
+                region,
+                overlap=OVERLAP,
+                open_floor=(now or started) - RETENTION,
+                cache=query_cache.cache_path(root) if cache_current else None,
             ),
         )
         log.info("collecting %d of %d pipelines", len(names), listed)
@@ -367,6 +372,7 @@ def _record_pipeline(ctx: _Region, summary: dict) -> _Outcome:
             row, actions = flatten_pipeline(fetch.get_pipeline(ctx.client, name))
             batch.add("pipelines", [row], ctx.recorded_at.date())
             batch.add("pipeline_actions", actions, ctx.recorded_at.date())
+            known = replace(known, has_conditions='"conditions"' in (row["definition_json"] or ""))
         _record_executions(ctx, name, known, batch, log)
         batch.flush()
     except (ClientError, BotoCoreError) as e:
@@ -418,10 +424,10 @@ def _record_executions(ctx: _Region, name: str, known: Known, batch: Batch, log)
             if batch.full:
                 batch.flush()
 
-    for table, flatten, lister in (
-        ("action_executions", flatten_action_execution, fetch.list_action_executions),
-        ("rule_executions", flatten_rule_execution, fetch.list_rule_executions),
-    ):
+    listers = [("action_executions", flatten_action_execution, fetch.list_action_executions)]
+    if known.has_conditions is not False:  # rule executions come from stage conditions only
+        listers.append(("rule_executions", flatten_rule_execution, fetch.list_rule_executions))
+    for table, flatten, lister in listers:
         if recent:
             # pipeline-wide, newest first, back to the oldest recent changed execution
             oldest = (

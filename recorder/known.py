@@ -15,6 +15,7 @@ import duckdb
 
 from recorder.errors import UserError, first_line
 
+CACHE_ALIAS = "cpcache"
 TERMINAL_EXECUTION = frozenset({"Cancelled", "Failed", "Stopped", "Succeeded", "Superseded"})
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -38,9 +39,24 @@ class Known:
     executions: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
     state_hash: str | None = None
     version: int | None = None
+    # Whether the latest recorded definition has stage conditions (None: unknown). Only
+    # conditions produce rule executions, so without them ListRuleExecutions is skipped.
+    has_conditions: bool | None = None
 
 
-def _source(root: Path, table: str) -> str | None:
+def _attach(con: duckdb.DuckDBPyConnection, cache: Path) -> bool:
+    """Attach the query cache read-only; False (read the files instead) if it is busy."""
+    path = str(cache.resolve()).replace("'", "''")
+    try:
+        con.execute(f"ATTACH '{path}' AS {CACHE_ALIAS} (READ_ONLY)")
+    except duckdb.Error:
+        return False
+    return True
+
+
+def _source(root: Path, table: str, cached: bool) -> str | None:
+    if cached:
+        return f"{CACHE_ALIAS}.cache.{table}"
     pattern = f"{table}/pipeline=*/dt=*/*.parquet"
     if next(root.glob(pattern), None) is None:
         return None
@@ -59,6 +75,7 @@ def load_known(
     overlap: timedelta,
     open_floor: datetime,
     lookback: timedelta = timedelta(days=31),
+    cache: Path | None = None,
 ) -> dict[str, Known]:
     """Per pipeline: watermark, open executions, recent recorded executions, hash, version.
 
@@ -67,13 +84,17 @@ def load_known(
     paging lower bound: the listing's last page reaches back past the bound (100 items),
     and a revived execution on it is recognised if it started within the lookback,
     without holding a whole year of history in memory.
+
+    `cache`: a current query cache (queries/cache.py) to read instead of every Parquet
+    file; the collector passes it only when no earlier run left it behind the files.
     """
     known: dict[str, Known] = {}
     params = {"account": account_id, "region": region}
     scope = "WHERE account_id = $account AND region = $region"
     con = duckdb.connect()
     try:
-        src = _source(root, "executions")
+        cached = cache is not None and _attach(con, cache)
+        src = _source(root, "executions", cached)
         if src:
             terminal = ", ".join(f"'{s}'" for s in sorted(TERMINAL_EXECUTION))
             rows = con.execute(
@@ -104,7 +125,7 @@ def load_known(
                     pipeline, Known(watermark=from_us(watermark), oldest_open=from_us(oldest_open))
                 )
                 k.executions[execution_id] = (status, updated)
-        src = _source(root, "stage_states")
+        src = _source(root, "stage_states", cached)
         if src:
             for pipeline, digest in con.execute(
                 f"""SELECT pipeline, state_hash FROM {src} {scope}
@@ -113,15 +134,17 @@ def load_known(
                 params,
             ).fetchall():
                 known.setdefault(pipeline, Known()).state_hash = digest
-        src = _source(root, "pipelines")
+        src = _source(root, "pipelines", cached)
         if src:
-            for pipeline, version in con.execute(
-                f"""SELECT pipeline, pipeline_version FROM {src} {scope}
+            for pipeline, version, conditions in con.execute(
+                f"""SELECT pipeline, pipeline_version, definition_json LIKE '%"conditions"%'
+                    FROM {src} {scope}
                     QUALIFY row_number() OVER (
                         PARTITION BY pipeline ORDER BY recorded_at DESC) = 1""",
                 params,
             ).fetchall():
-                known.setdefault(pipeline, Known()).version = version
+                k = known.setdefault(pipeline, Known())
+                k.version, k.has_conditions = version, conditions
     except (duckdb.IOException, duckdb.InvalidInputException) as e:
         # The watermark cannot be trusted without every file: stop before fetching anything.
         raise UserError(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from test_cache import views_read_cache
 from test_collect import NOW, aws_env, run  # noqa: F401 - aws_env is an autouse fixture
 
 import queries
-from queries.cache import STALE_MARKER, cache_path, is_usable, refresh
+from queries.cache import PENDING_MARKER, STALE_MARKER, cache_path, is_usable, refresh
 from recorder.simulator import Account, SimulatorServer
+from recorder.store import write_rows
 
 HOLD = """
 import sys, duckdb
@@ -79,3 +81,45 @@ def test_collect_marks_a_busy_cache_stale_and_still_succeeds(tmp_path):
     refresh(tmp_path)
     assert is_usable(tmp_path)
     assert answers(tmp_path, cache=True) == answers(tmp_path, cache=False)
+
+
+def test_known_state_from_the_cache_fetches_exactly_what_the_files_would(tmp_path):
+    with_cache, without = tmp_path / "with", tmp_path / "without"
+    acct = Account(pipelines=3, days=4, seed=5, now=NOW)
+    with SimulatorServer(acct) as srv:
+        for root in (with_cache, without):
+            assert run(root, srv, acct).exit_code == 0
+        refresh(with_cache)
+        acct.advance(minutes=90)
+        a, b = run(with_cache, srv, acct), run(without, srv, acct)
+    assert a.exit_code == b.exit_code == 0
+    assert a.api_calls == b.api_calls
+    assert a.rows_written == b.rows_written
+    assert is_usable(with_cache)
+    assert not (cache_path(with_cache).parent / PENDING_MARKER).exists()
+
+
+def test_a_collector_that_died_leaves_the_cache_unused_until_a_run_refreshes_it(tmp_path):
+    acct = Account(pipelines=2, days=2, seed=5, now=NOW)
+    with SimulatorServer(acct) as srv:
+        assert run(tmp_path, srv, acct).exit_code == 0
+        refresh(tmp_path)
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout  # fmt: skip
+        marker = cache_path(tmp_path).parent / PENDING_MARKER
+        marker.write_text(dead)  # a run that wrote files, then died before the refresh
+        stray = write_rows(tmp_path, "executions", [{
+            "dt": NOW.date(), "account_id": "123456789012", "region": "us-east-1",
+            "run_id": "dead", "recorded_at": NOW, "execution_id": "written-by-the-dead-run",
+            "status": "Succeeded", "start_time": NOW,
+        }], pipeline=acct.pipeline_names()[0], run_id="dead")  # fmt: skip
+        assert not is_usable(tmp_path)
+        assert not views_read_cache(queries.connect(tmp_path))
+
+        assert run(tmp_path, srv, acct).exit_code == 0  # refreshes the whole tree
+
+    assert not marker.exists() and is_usable(tmp_path)
+    con = queries.connect(tmp_path)
+    assert views_read_cache(con)
+    ids = con.execute("SELECT execution_id FROM executions WHERE run_id = 'dead'").fetchall()
+    assert ids == [("written-by-the-dead-run",)] and stray
