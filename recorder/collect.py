@@ -55,6 +55,7 @@ from recorder.flatten import (
     flatten_pipeline,
     flatten_pipeline_state,
     flatten_rule_execution,
+    has_stage_conditions,
     state_hash,
     ts,
 )
@@ -369,10 +370,11 @@ def _record_pipeline(ctx: _Region, summary: dict) -> _Outcome:
     try:
         _record_state(ctx, name, known, batch)
         if summary.get("version") != known.version:
-            row, actions = flatten_pipeline(fetch.get_pipeline(ctx.client, name))
+            definition = fetch.get_pipeline(ctx.client, name)
+            row, actions = flatten_pipeline(definition)
             batch.add("pipelines", [row], ctx.recorded_at.date())
             batch.add("pipeline_actions", actions, ctx.recorded_at.date())
-            known = replace(known, has_conditions='"conditions"' in (row["definition_json"] or ""))
+            known = replace(known, has_conditions=has_stage_conditions(definition["pipeline"]))
         _record_executions(ctx, name, known, batch, log)
         batch.flush()
     except (ClientError, BotoCoreError) as e:

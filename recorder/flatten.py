@@ -119,6 +119,18 @@ def flatten_pipeline(response: dict) -> tuple[dict, list[dict]]:
 # --- ListPipelineExecutions + GetPipelineExecution --------------------------------
 
 
+def has_stage_conditions(definition: dict | str | None) -> bool:
+    """Whether a pipeline declaration (GetPipeline `pipeline`, or its stored JSON) has
+    stage conditions: only they produce rule executions."""
+    if isinstance(definition, str):
+        definition = json.loads(definition)
+    for stage in (definition or {}).get("stages") or []:
+        for when in ("beforeEntry", "onSuccess", "onFailure"):
+            if (stage.get(when) or {}).get("conditions"):
+                return True
+    return False
+
+
 def flatten_execution(detail: dict, summary: dict | None = None) -> dict[str, list[dict]]:
     """GetPipelineExecution (+ its ListPipelineExecutions summary) → execution rows.
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 
 from recorder.errors import UserError, first_line
+from recorder.flatten import has_stage_conditions
 
 CACHE_ALIAS = "cpcache"
 TERMINAL_EXECUTION = frozenset({"Cancelled", "Failed", "Stopped", "Succeeded", "Superseded"})
@@ -136,15 +137,15 @@ def load_known(
                 known.setdefault(pipeline, Known()).state_hash = digest
         src = _source(root, "pipelines", cached)
         if src:
-            for pipeline, version, conditions in con.execute(
-                f"""SELECT pipeline, pipeline_version, definition_json LIKE '%"conditions"%'
-                    FROM {src} {scope}
+            for pipeline, version, definition in con.execute(
+                f"""SELECT pipeline, pipeline_version, definition_json FROM {src} {scope}
                     QUALIFY row_number() OVER (
                         PARTITION BY pipeline ORDER BY recorded_at DESC) = 1""",
                 params,
             ).fetchall():
                 k = known.setdefault(pipeline, Known())
-                k.version, k.has_conditions = version, conditions
+                k.version = version
+                k.has_conditions = None if definition is None else has_stage_conditions(definition)
     except (duckdb.IOException, duckdb.InvalidInputException) as e:
         # The watermark cannot be trusted without every file: stop before fetching anything.
         raise UserError(

@@ -411,3 +411,23 @@ def test_action_execution_row_values():
         "error_code": "JobFailed",
         "error_message": "boom",
     }
+
+
+def test_has_stage_conditions_reads_declarations_and_their_stored_json():
+    from recorder.flatten import has_stage_conditions, to_json
+
+    plain = {"stages": [{"name": "Build", "actions": []}, {"name": "Deploy"}]}
+    gated = {
+        "stages": [
+            {"name": "Build"},
+            {"name": "Deploy", "beforeEntry": {"conditions": [{"result": "FAIL", "rules": []}]}},
+        ]
+    }
+    empty = {"stages": [{"name": "Deploy", "onSuccess": {"conditions": []}}]}
+    assert [has_stage_conditions(d) for d in (plain, gated, empty, None)] == [
+        False,
+        True,
+        False,
+        False,
+    ]
+    assert has_stage_conditions(to_json(gated)) is True
