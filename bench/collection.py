@@ -297,6 +297,7 @@ def bench_memory(
         "-",
         "-",
         "-",
+        "-",
         f"{base['rss_kb'] / 1024:.0f} MB",
         "-",
     )
@@ -335,6 +336,7 @@ def bench_memory(
             f"{pipelines} pipelines x {days} days, {workers} workers",
             r["actions"],
             r["rows"],
+            f"{r['rows'] / pipelines:,.0f}",
             secs(r["seconds"]),
             f"{peak:.0f} MB",
             f"{(peak - base['rss_kb'] / 1024) / first:.2f}× (above imports)",

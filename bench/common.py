@@ -14,7 +14,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-OUT = BENCH / "out"
+OUT = Path(os.environ.get("BENCH_OUT") or BENCH / "out")  # BENCH_OUT: elsewhere
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 

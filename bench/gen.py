@@ -263,3 +263,112 @@ def check_layout(root: Path) -> list[str]:
         if schema.remove_metadata() != want.remove_metadata():
             problems.append(f"{table}: schema differs: {schema} vs {want}")
     return problems
+
+
+# --- the 500 x 365 size, built as a cache directly -----------------------------------
+
+
+def template_cache(tdir: Path) -> tuple[Path, float | None]:
+    """The template's own query cache (queries.cache.refresh over its tree), built once.
+
+    Returns (cache file, build seconds or None when it was already built).
+    """
+    from queries import cache
+
+    root = tdir / "data"
+    path = cache.cache_path(root)
+    if path.exists() and (tdir / "CACHE-DONE").exists():
+        return path, None
+    path.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    cache.refresh(root)
+    seconds = time.perf_counter() - t0
+    (tdir / "CACHE-DONE").write_text(f"{seconds}\n")
+    return path, seconds
+
+
+def replicated_cache(tdir: Path, copies: int) -> Path:
+    """<OUT>/sizes/<P>x<D>-cache-replicated-from-<template>/data: a data root whose
+    `.cache/cprec.duckdb` is the template's cache with every pipeline-keyed table
+    (and `stage_runs`) replicated `copies` times inside DuckDB, copy k renaming pipeline
+    p to `p-rNN` exactly as `replicate` does. Its Parquet tree is empty: the cache path
+    never reads it. `cache.files` lists the paths the same size built from files would
+    hold (the template's paths, re-rooted and renamed per copy), so an incremental
+    refresh pays for a realistic file list; those files do not exist.
+
+    Cached; DONE.json holds the replication time and row counts.
+    """
+    import duckdb
+
+    from queries import cache
+
+    meta_t = json.loads((tdir / "DONE.json").read_text())
+    src, _ = template_cache(tdir)
+    days = _template_days(tdir)
+    size = f"{len(meta_t['pipelines']) * copies}x{days}"
+    out = OUT / "sizes" / f"{size}-cache-replicated-from-{tdir.name}"
+    root = (out / "data").resolve()
+    done = out / "DONE.json"
+    if done.exists():
+        return root
+    shutil.rmtree(out, ignore_errors=True)
+    dest = cache.cache_path(root)
+    dest.parent.mkdir(parents=True)
+    t0 = time.perf_counter()
+    shutil.copyfile(src, dest)
+    copy_s = time.perf_counter() - t0
+    con = duckdb.connect(str(dest))
+    con.execute("SET enable_progress_bar = false")
+    tables = [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_columns() WHERE schema_name = 'cache' "
+            "AND column_name = 'pipeline' AND table_name <> 'files' ORDER BY table_name"
+        ).fetchall()
+    ]
+    per_table = {}
+    rename = "t.pipeline || '-r' || lpad(k::VARCHAR, 2, '0')"
+    t1 = time.perf_counter()
+    for t in tables:
+        t2 = time.perf_counter()
+        con.execute(
+            f"INSERT INTO cache.{t} SELECT t.* REPLACE ({rename} AS pipeline) "
+            f"FROM cache.{t} t, range(1, {copies}) r(k)"
+        )
+        per_table[t] = time.perf_counter() - t2
+    t2 = time.perf_counter()
+    con.execute("CREATE TEMP TABLE f0 AS SELECT * FROM cache.files")
+    con.execute("DELETE FROM cache.files")
+    new_name = f"CASE WHEN k = 0 THEN t.pipeline ELSE {rename} END"
+    con.execute(
+        "INSERT INTO cache.files SELECT "
+        f"replace(replace(t.path, $old, $new), '/pipeline=' || t.pipeline || '/', "
+        f"'/pipeline=' || {new_name} || '/'), t.tbl, {new_name}, t.dt "
+        f"FROM f0 t, range(0, {copies}) r(k) WHERE t.pipeline IS NOT NULL OR k = 0",
+        {"old": str((tdir / "data").resolve()), "new": str(root)},
+    )
+    per_table["files"] = time.perf_counter() - t2
+    con.execute("CHECKPOINT")
+    replicate_s = time.perf_counter() - t1
+    rows = {
+        t: con.execute(f"SELECT count(*) FROM cache.{t}").fetchone()[0] for t in [*tables, "files"]
+    }
+    con.close()
+    for name in TIME_TABLES:  # an empty tree: connect() only needs the root to exist
+        (root / name).mkdir(exist_ok=True)
+    meta = {
+        "built_at": time.time(),
+        "copy_seconds": copy_s,
+        "replicate_seconds": replicate_s,
+        "per_table_seconds": per_table,
+        "rows": rows,
+        "bytes": dest.stat().st_size,
+        "pipelines": len(meta_t["pipelines"]) * copies,
+        "days": days,
+    }
+    done.write_text(json.dumps(meta, indent=1))
+    return root
+
+
+def _template_days(tdir: Path) -> int:
+    return int(tdir.name.split("-d", 1)[1].split("-", 1)[0])

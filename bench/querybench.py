@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from common import Section, best_of, ratio, secs
@@ -24,28 +25,16 @@ def parquet_views(root: Path):
     return queries.connect(root, cache=False)
 
 
-def cache_lean(root: Path):
-    """The cache's tables, without binding the Parquet views first.
+def cache_connect(root: Path):
+    """The user's path: `queries.connect(root, cache=True)` (attaches the cache read-only,
+    creates the macros and the cache's views; no Parquet view is created)."""
+    import queries
 
-    `queries.connect(root, cache=True)` creates every raw Parquet view before pointing
-    the views at the cache, and creating a view over `read_parquet(glob,
-    union_by_name=true)` reads the schema of every file: O(files) on each connect.
-    This factory does only what the named queries need (macros + the cache views).
-    """
-    import duckdb
-
-    from queries import cache
-    from queries.views import sql_file
-
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(sql_file("_macros.sql"))
-    cache.attach_views(con, root)
-    return con
+    return queries.connect(root, cache=True)
 
 
 def factories() -> dict[str, Factory]:
-    return {"parquet views": parquet_views, "cache": cache_lean}
+    return {"parquet views": parquet_views, "cache": cache_connect}
 
 
 def build_cache(root: Path) -> tuple[float, int]:
@@ -224,7 +213,7 @@ def floor_time(root: Path, timeout: float):
 
 def floor_cache(root: Path) -> float:
     """The same bare aggregate over the cache's deduplicated action_executions table."""
-    con = cache_lean(root)
+    con = cache_connect(root)
     sql = (
         FLOOR_SQL.split("FROM read_parquet")[0]
         + "FROM cpcache.cache.action_executions GROUP BY ALL\n)"
@@ -236,14 +225,17 @@ def floor_cache(root: Path) -> float:
 
 
 def bench_floor(sizes: dict[str, Path], results: dict, sec: Section, timeout: float) -> None:
+    from common import du
+
     for label, root in sizes.items():
-        f = floor_time(root, timeout)
+        has_files = du(root)[0] > 0
+        f = floor_time(root, timeout) if has_files else None
         fc = floor_cache(root)
         sd = results.get(("stage-durations", label, "parquet views"))
         sc = results.get(("stage-durations", label, "cache"))
         sec.add(
             label,
-            secs(f) if f else f"> {timeout:.0f} s",
+            secs(f) if f else f"> {timeout:.0f} s" if has_files else "not run (no Parquet)",
             secs(sd) if sd else "-",
             ratio(sd, f) if sd and f else "-",
             secs(fc),
@@ -251,3 +243,156 @@ def bench_floor(sizes: dict[str, Path], results: dict, sec: Section, timeout: fl
             ratio(sc, fc) if sc else "-",
             ratio(sc, f) if sc and f else "-",
         )
+
+
+# --- the size built as a cache by replication (gen.replicated_cache) ------------------
+
+CRON_RUN_ID = "bench-cron"
+CRON_TABLES = ("action_executions", "executions", "execution_revisions", "stage_states")
+
+
+def bench_big_queries(label: str, root: Path, sec: Section, *, budget_s: float) -> dict:
+    """Every named query through `queries.connect(root, cache=True)`: best of 3 after a
+    warm-up, a fresh connection each time (connect included); a query whose warm-up
+    times 3 exceeds `budget_s` gets one timed run."""
+    import queries
+
+    results = {}
+    for name in queries.named_queries():
+        t, runs = best_of(
+            lambda name=name: _run(cache_connect, root, name), runs=3, budget_s=budget_s
+        )
+        results[(name, label, "cache")] = t
+        target = TARGETS.get(name)
+        sec.add(
+            name,
+            label,
+            secs(t) + ("" if runs == 3 else f" ({runs} run)"),
+            f"< {target:g} s: {'yes' if t < target else 'no'}" if target else "",
+        )
+    return results
+
+
+def cron_rows(root: Path, pipelines: int) -> dict[tuple[str, str], list[dict]]:
+    """One simulated cron run's new rows, {(table, pipeline): rows}: for each of
+    `pipelines` pipelines, one new execution (a copy of its latest recorded execution
+    that has revisions, under a new id: executions, execution_revisions,
+    action_executions) and one state snapshot 5 minutes after now (a copy of its latest,
+    stage_states): 4 partitions, so 4 files, per pipeline.
+    """
+    import duckdb
+
+    from queries import cache
+
+    con = duckdb.connect(str(cache.cache_path(root)), read_only=True)
+    names = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT pipeline FROM cache.executions ORDER BY pipeline"
+        ).fetchall()
+    ]
+    chosen = names[:: max(1, len(names) // pipelines)][:pipelines]
+    con.execute(
+        "CREATE TEMP TABLE pick AS SELECT pipeline, max_by(execution_id, start_time) AS "
+        "execution_id, row_number() OVER (ORDER BY pipeline) AS i FROM cache.executions e "
+        "SEMI JOIN cache.execution_revisions r USING (pipeline, execution_id) "
+        "WHERE list_contains($c, pipeline) GROUP BY pipeline",
+        {"c": chosen},
+    )
+    stamp = NOW + timedelta(minutes=5)
+    out: dict[tuple[str, str], list[dict]] = {}
+    for table in CRON_TABLES:
+        if table == "stage_states":
+            sql = (
+                "SELECT s.*, p.i FROM cache.stage_states s JOIN pick p USING (pipeline) "
+                "QUALIFY s.snapshot_at = max(s.snapshot_at) OVER (PARTITION BY s.pipeline)"
+            )
+        else:
+            sql = f"SELECT t.*, p.i FROM cache.{table} t JOIN pick p USING (pipeline, execution_id)"
+        for r in con.sql(sql).to_arrow_table().to_pylist():
+            new_eid = f"{CRON_RUN_ID}-{r.pop('i'):05d}"
+            r.update(run_id=CRON_RUN_ID, recorded_at=stamp)
+            if table == "stage_states":
+                r.update(snapshot_at=stamp, dt=stamp.date())
+            else:
+                r["execution_id"] = new_eid
+            if table == "action_executions":
+                r["action_execution_id"] = f"{new_eid}-{r['action_execution_id']}"
+            out.setdefault((table, r.pop("pipeline")), []).append(r)
+    con.close()
+    return out
+
+
+def _undo_cron(root: Path, written: list[Path]) -> None:
+    """Remove what `cron_rows` added, so the (expensive) cache is reusable next run."""
+    import duckdb
+
+    from queries import cache
+
+    con = duckdb.connect(str(cache.cache_path(root)))
+    for table in CRON_TABLES:
+        con.execute(f"DELETE FROM cache.{table} WHERE run_id = ?", [CRON_RUN_ID])
+    con.execute("DELETE FROM cache.stage_runs WHERE starts_with(execution_id, ?)", [CRON_RUN_ID])
+    con.execute(
+        "DELETE FROM cache.files WHERE list_contains($p, path)", {"p": [str(p) for p in written]}
+    )
+    con.execute("CHECKPOINT")
+    con.close()
+    for p in written:
+        p.unlink()
+
+
+def bench_incremental_refresh(root: Path, pipelines: int, rounds: int = 2) -> list[dict]:
+    """Time `queries.cache.refresh(root, written=...)` for one cron run's new files,
+    `rounds` times (new files, refresh, undo), each a fresh Cache handle as in a cron run."""
+    from queries import cache
+    from recorder.store import write_rows
+
+    # Until the undo is done the size is not reusable: a crash makes gen rebuild it.
+    (root.parent / "DONE.json").rename(root.parent / "DONE.json.pending")
+    out = []
+    for _ in range(rounds):
+        new_rows = cron_rows(root, pipelines)
+        t0 = time.perf_counter()
+        written = [
+            path
+            for (table, pipeline), rows in new_rows.items()
+            for path in write_rows(root, table, rows, pipeline=pipeline, run_id=CRON_RUN_ID)
+        ]
+        write_s = time.perf_counter() - t0
+        before = _cache_counts(root)
+        t0 = time.perf_counter()
+        r = cache.refresh(root, written=written)
+        refresh_s = time.perf_counter() - t0
+        after = _cache_counts(root)
+        t0 = time.perf_counter()
+        _undo_cron(root, written)
+        undo_s = time.perf_counter() - t0
+        assert _cache_counts(root) == before, "undo left rows behind"
+        out.append(
+            {
+                "pipelines": len({p for _, p in new_rows}),
+                "files": len(written),
+                "write_s": write_s,
+                "refresh_s": refresh_s,
+                "files_loaded": r.files_loaded,
+                "rows_added": {t: after[t] - before[t] for t in after if after[t] != before[t]},
+                "undo_s": undo_s,
+            }
+        )
+    (root.parent / "DONE.json.pending").rename(root.parent / "DONE.json")
+    return out
+
+
+def _cache_counts(root: Path) -> dict[str, int]:
+    import duckdb
+
+    from queries import cache
+
+    con = duckdb.connect(str(cache.cache_path(root)), read_only=True)
+    out = {
+        t: con.execute(f"SELECT count(*) FROM cache.{t}").fetchone()[0]
+        for t in (*CRON_TABLES, "stage_runs", "files")
+    }
+    con.close()
+    return out

@@ -19,21 +19,25 @@ from common import BENCH, OUT, Section, du, dummy_credentials, machine, secs  # 
 QUICK = {
     "collect": {"pipelines": 50, "days": 2, "rate": 6, "workers": [8]},
     "flatten": {"pipelines": 5, "days": 30, "rate": 45},
-    "memory": {"pipelines": 2, "histories": [10, 30], "rate": 45, "workers": 8},
+    "memory": {"pipelines": 2, "histories": [5, 20], "rate": 90, "workers": 8},
     "cron": {"pipelines": 10, "hours": 1, "rate": 25},
     "template": {"pipelines": 5, "days": 90, "rate": 45},
     "sizes": [(5, 30), (10, 45), (20, 45)],
     "views_timeout": 30,
+    "big_copies": 4,
+    "cron_pipelines": 10,
     "peers": {"pipelines": 3, "days": 30, "rate": 45},
 }
 FULL = {
     "collect": {"pipelines": 500, "days": 2, "rate": 6, "workers": [8, 32]},
     "flatten": {"pipelines": 20, "days": 30, "rate": 45},
-    "memory": {"pipelines": 4, "histories": [30, 120], "rate": 45, "workers": 8},
+    "memory": {"pipelines": 4, "histories": [30, 120], "rate": 90, "workers": 8},
     "cron": {"pipelines": 20, "hours": 8, "rate": 25},
     "template": {"pipelines": 10, "days": 365, "rate": 45},
     "sizes": [(20, 90), (50, 90), (50, 365)],
-    "views_timeout": 45,
+    "views_timeout": 30,
+    "big_copies": 50,
+    "cron_pipelines": 125,
     "peers": {"pipelines": 10, "days": 90, "rate": 45},
 }
 MINIMUM = (
@@ -45,13 +49,19 @@ MINIMUM = (
 CRON_QUERIES = ["stage-durations", "failure-rates", "current-state", "pipeline-summary"]
 
 
+def flush_rows() -> int:
+    from recorder.collect import FLUSH_ROWS
+
+    return FLUSH_ROWS
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, under 2 minutes")
     ap.add_argument("--fresh", action="store_true", help="delete cached generated data first")
     ap.add_argument("--sizes", help="query sizes as PxD,PxD (e.g. 50x90,200x365,500x365)")
     ap.add_argument(
-        "--only", help="comma-separated sections: collect,flatten,memory,cron,queries,peers"
+        "--only", help="comma-separated sections: collect,flatten,memory,cron,queries,big,peers"
     )
     ap.add_argument(
         "--results", type=Path, help="markdown output (default bench/RESULTS[-quick].md)"
@@ -71,6 +81,7 @@ def main() -> int:
     import querybench
 
     started = time.perf_counter()
+    wall_start = time.time()
     sections: list[Section] = []
     timings: dict[str, float] = {}
 
@@ -123,10 +134,20 @@ def main() -> int:
         t0 = time.perf_counter()
         s = section(
             "2b. Peak memory of a backfill vs history length",
-            ["backfill", "action executions", "rows written", "wall", "peak RSS (VmHWM)", "growth"],
+            [
+                "backfill",
+                "action executions",
+                "rows written",
+                "rows/pipeline",
+                "wall",
+                "peak RSS (VmHWM)",
+                "growth",
+            ],
             "The collector runs alone in a subprocess (the simulator in another, no added "
             "latency); peak RSS from /proc/self/status VmHWM. Growth = (peak − imports-only "
-            "peak) relative to the shortest history.",
+            "peak) relative to the shortest history. The collector flushes a pipeline's "
+            f"buffer every {flush_rows():,} rows (recorder.collect.FLUSH_ROWS); rows/pipeline "
+            "= rows written ÷ pipelines, all tables.",
         )
         collection.bench_memory(c["pipelines"], c["histories"], c["rate"], c["workers"], s)
         timings["memory"] = time.perf_counter() - t0
@@ -166,12 +187,15 @@ def main() -> int:
         )
         timings["cron"] = time.perf_counter() - t0
 
-    if want("queries"):
+    res: dict = {}
+    sizes: dict = {}
+    rows: dict = {}
+    if want("queries") or want("big"):
         c = cfg["template"]
         t0 = time.perf_counter()
         tdir = gen.template(c["pipelines"], c["days"], c["rate"])
         timings["generate: template"] = time.perf_counter() - t0
-        sizes, rows = {}, {}
+    if want("queries"):
         g = section(
             "3a. Generated query data",
             [
@@ -219,19 +243,83 @@ def main() -> int:
         s = section(
             "3b. Named query latency",
             ["query", "size", *querybench.factories(), "target (cache)"],
-            "cache: best of 3 after a warm-up, a fresh connection each time (connect included). "
-            "parquet views (`queries.connect(root, cache=False)`): only the three target "
+            "cache (`queries.connect(root, cache=True)`): best of 3 after a warm-up, a fresh "
+            "connection each time (connect included). parquet views "
+            "(`queries.connect(root, cache=False)`): only the three target "
             f"queries, one cold run in a fresh process, capped at {cfg['views_timeout']} s.",
         )
-        res = querybench.bench_queries(
-            sizes, s, full_views_max_files=0, timeout=cfg["views_timeout"]
+        res.update(
+            querybench.bench_queries(sizes, s, full_views_max_files=0, timeout=cfg["views_timeout"])
         )
+        timings["queries"] = time.perf_counter() - t0
+    if want("big"):
+        copies = cfg["big_copies"]
+        t0 = time.perf_counter()
+        _, tcache_s = gen.template_cache(tdir)
+        root = gen.replicated_cache(tdir, copies)
+        timings["generate: replicated cache"] = time.perf_counter() - t0
+        m = gen.meta(root)
+        label = f"{m['pipelines']}×{m['days']} (replicated cache)"
+        big = section(
+            f"3d. {m['pipelines']}×{m['days']}: a cache built by replication, not from files",
+            ["table", "rows"],
+            f"The template's cache (queries.cache.refresh of the {c['pipelines']}×{c['days']} "
+            "template tree"
+            + (f", built in this run in {secs(tcache_s)}" if tcache_s else ", built earlier")
+            + f") copied, then every pipeline-keyed `cache.<table>` and `cache.stage_runs` "
+            f"replicated {copies}× inside DuckDB (copy k renames pipeline p to p-rNN, as the "
+            f"hard-linked sizes do): copy {secs(m['copy_seconds'])}, replication "
+            f"{secs(m['replicate_seconds'])} (generated "
+            + ("in this run" if m.get("built_at", 0) >= wall_start else "earlier, reused")
+            + f"), file {m['bytes'] / 1e9:.2f} GB. `cache.files` lists the "
+            f"{m['rows']['files']:,} paths the same size built from files would hold (they do "
+            "not exist; the Parquet tree is empty, the cache path never reads it). "
+            "The Parquet-view path was not run at this size: connecting to the views over "
+            "the hard-linked 500×365 tree (~1.19M files) did not finish in 8 minutes "
+            "(earlier measurement, bench/README.md).",
+        )
+        for t in ("action_executions", "executions", "stage_runs", "stage_states", "files"):
+            big.add(f"cache.{t}", m["rows"][t])
+        sizes[label] = root
+        rows[label] = m["rows"]["action_executions"]
+        t0 = time.perf_counter()
+        bq = section(
+            f"3e. Named query latency at {label}",
+            ["query", "size", "cache", "target"],
+            "`queries.connect(root, cache=True)`: best of 3 after a warm-up, a fresh "
+            "connection each time (connect included).",
+        )
+        res.update(querybench.bench_big_queries(label, root, bq, budget_s=60))
+        timings["queries: replicated cache"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rounds = querybench.bench_incremental_refresh(root, cfg["cron_pipelines"])
+        timings["incremental refresh"] = time.perf_counter() - t0
+        rf = rounds[0]
+        r = section(
+            f"3f. Incremental cache refresh at {label}: one cron run's new files",
+            ["round", "new files", "write_rows", "refresh(written=...)", "rows added"],
+            f"{rf['pipelines']} pipelines × 4 files (one new execution: executions, "
+            "execution_revisions, action_executions; one stage_states snapshot) written with "
+            "recorder.store.write_rows into the root, then `queries.cache.refresh(root, "
+            "written=those files)` timed: what each cron run pays. Each round's rows are "
+            "removed again afterwards so the next round (and the next bench run) starts "
+            "from the same cache.",
+        )
+        for i, rf in enumerate(rounds, 1):
+            r.add(
+                i,
+                rf["files"],
+                secs(rf["write_s"]),
+                secs(rf["refresh_s"]),
+                ", ".join(f"{k} +{v:,}" for k, v in rf["rows_added"].items()),
+            )
+    if len(sizes) > 1:
         gr = section(
             "3c. Cost growth vs size (relative to the smallest size)",
             ["query", "connection", *list(sizes)[1:]],
         )
         querybench.growth(res, sizes, rows, gr)
-        timings["queries"] = time.perf_counter() - t0
+    if sizes:
         t0 = time.perf_counter()
         f = section(
             "6. Floor: stage-durations vs a bare DuckDB scan of the columns it needs",
@@ -240,13 +328,16 @@ def main() -> int:
                 "bare read_parquet",
                 "stage-durations (views)",
                 "views/floor",
-                "bare scan of cache table",
+                "bare aggregate over cache.action_executions",
                 "stage-durations (cache)",
                 "cache/cache floor",
                 "cache/parquet floor",
             ],
-            "Bare = read_parquet of action_executions (execution_id, stage, start_time, "
-            "last_update_time, status), same per-stage quantiles, no views, no dedup.",
+            "Bare = the same per-stage quantiles (runs grouped by pipeline, execution, stage) "
+            "from action_executions (execution_id, stage, start_time, last_update_time, "
+            "status) with no views, no dedup and no stage_runs: over read_parquet, and over "
+            "the cache's own table (same storage as the cache's stage-durations, which reads "
+            "the materialised stage_runs). Target: ≤ 3× the floor.",
         )
         querybench.bench_floor(sizes, res, f, cfg["views_timeout"])
         timings["floor"] = time.perf_counter() - t0
