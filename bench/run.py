@@ -274,9 +274,9 @@ def main() -> int:
             + f"), file {m['bytes'] / 1e9:.2f} GB. `cache.files` lists the "
             f"{m['rows']['files']:,} paths the same size built from files would hold (they do "
             "not exist; the Parquet tree is empty, the cache path never reads it). "
-            "The Parquet-view path was not run at this size: connecting to the views over "
-            "the hard-linked 500×365 tree (~1.19M files) did not finish in 8 minutes "
-            "(earlier measurement, bench/README.md).",
+            "The Parquet-view path was not run at this size (there is no Parquet tree); at "
+            "500×365, connecting to the views over the hard-linked tree (~1.19M files) did "
+            "not finish in 8 minutes (earlier measurement, bench/README.md).",
         )
         for t in ("action_executions", "executions", "stage_runs", "stage_states", "files"):
             big.add(f"cache.{t}", m["rows"][t])
