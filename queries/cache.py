@@ -55,6 +55,13 @@ PENDING_MARKER = "PENDING"  # a collector is writing; holds its pid
 BATCH_FILES = 4000
 
 
+# Joins a table aliased {a} to the `touched` executions (t) on the execution key.
+_SAME_EXECUTION = (
+    "{a}.account_id = t.account_id AND {a}.region = t.region "
+    "AND {a}.pipeline = t.pipeline AND {a}.execution_id = t.execution_id"
+)
+
+
 def cache_path(root: Path) -> Path:
     return Path(root) / CACHE_DIR / CACHE_FILE
 
@@ -215,8 +222,10 @@ class Cache:
         """Bring the cache up to date. Without `written`, walk the whole tree."""
         started = time.monotonic()
         result = RefreshResult()
-        known = self._known_files()
+        written = None if written is None else [Path(p).resolve() for p in written]
+        removed = [Path(p).resolve() for p in removed]
         if written is None:
+            known = self._known_files()
             listing = list_files(self.root)
             on_disk = {str(p) for files in listing.values() for p in files}
             new = {
@@ -224,12 +233,13 @@ class Cache:
             }
             gone = [p for p in known if p not in on_disk]
         else:
+            # Only the named files are looked up: the cost follows the change, not the cache.
+            known = self._known_files([str(p) for p in [*written, *removed]])
             new = defaultdict(list)
             for p in written:
-                p = Path(p).resolve()
                 if str(p) not in known:
                     new[p.relative_to(self.root).parts[0]].append(p)
-            gone = [str(Path(p).resolve()) for p in removed if str(Path(p).resolve()) in known]
+            gone = [str(p) for p in removed if str(p) in known]
         result.files_gone = len(gone)
 
         # Partitions that lost a file are reloaded whole from what is on disk now.
@@ -255,7 +265,10 @@ class Cache:
                     new[name] = sorted(set(new[name]) | set(current))
                 result.partitions_reloaded += len(parts)
                 affected_exec |= name == "action_executions"
-            self.con.execute("CREATE OR REPLACE TEMP TABLE touched (k VARCHAR)")
+            self.con.execute(
+                "CREATE OR REPLACE TEMP TABLE touched "
+                "(account_id VARCHAR, region VARCHAR, pipeline VARCHAR, execution_id VARCHAR)"
+            )
             for name, files in new.items():
                 if files:
                     self._load(TABLES[name], files)
@@ -281,13 +294,23 @@ class Cache:
         result.seconds = time.monotonic() - started
         return result
 
-    def _known_files(self) -> dict[str, tuple[str, str | None, str]]:
-        rows = self.con.execute("SELECT path, tbl, pipeline, dt FROM cache.files").fetchall()
+    def _known_files(
+        self, paths: list[str] | None = None
+    ) -> dict[str, tuple[str, str | None, str]]:
+        """Loaded files (all, or those of `paths`) -> (table, pipeline, dt)."""
+        sql = "SELECT path, tbl, pipeline, dt FROM cache.files"
+        if paths is None:
+            rows = self.con.execute(sql).fetchall()
+        else:
+            rows = self.con.execute(f"{sql} SEMI JOIN (SELECT unnest($p) AS path) USING (path)",
+                                    {"p": paths}).fetchall()  # fmt: skip
         return {p: (t, pl, dt) for p, t, pl, dt in rows}
 
     def _forget(self, paths: list[str]) -> None:
         if paths:
-            self.con.execute("DELETE FROM cache.files WHERE list_contains($p, path)", {"p": paths})
+            self.con.execute(
+                "DELETE FROM cache.files WHERE path IN (SELECT unnest($p))", {"p": paths}
+            )
 
     def _delete_partition(self, table: Table, pipeline: str | None, dt: str) -> None:
         if table.per_pipeline:
@@ -327,16 +350,16 @@ class Cache:
                 empty = False
             if table.name == "action_executions":
                 con.execute(
-                    "INSERT INTO touched SELECT DISTINCT concat_ws('\x1f', account_id, region, "
-                    "pipeline, execution_id) FROM stage"
+                    "INSERT INTO touched "
+                    "SELECT DISTINCT account_id, region, pipeline, execution_id FROM stage"
                 )
-            rows = [[p, table.name, *_partition_of(table, self.root, Path(p))] for p in batch]
+            parts = [_partition_of(table, self.root, Path(p)) for p in batch]
+            self._forget(batch)
             con.execute(
-                "CREATE OR REPLACE TEMP TABLE batch_files AS SELECT * FROM cache.files LIMIT 0"
-            )
-            con.executemany("INSERT INTO batch_files VALUES (?, ?, ?, ?)", rows)
-            con.execute("DELETE FROM cache.files WHERE path IN (SELECT path FROM batch_files)")
-            con.execute("INSERT INTO cache.files SELECT * FROM batch_files")
+                "INSERT INTO cache.files SELECT unnest($p), $t, unnest($pl), unnest($dt)",
+                {"p": batch, "t": table.name, "pl": [x[0] for x in parts],
+                 "dt": [x[1] for x in parts]},
+            )  # fmt: skip
 
     def _stage(self, sql: str, params: dict) -> None:
         try:
@@ -348,15 +371,10 @@ class Cache:
 
     def _create_temp_source(self, touched: bool | None) -> None:
         """`action_executions` as the stage_runs SQL sees it: only touched executions."""
-        where = (
-            "WHERE concat_ws('\x1f', account_id, region, pipeline, execution_id) "
-            "IN (SELECT k FROM touched)"
-            if touched
-            else ""
-        )
+        where = f"SEMI JOIN touched t ON {_SAME_EXECUTION.format(a='a')}" if touched else ""
         self.con.execute(
             "CREATE OR REPLACE TEMP VIEW action_executions AS "
-            f"SELECT * FROM cache.action_executions {where}"
+            f"SELECT a.* FROM cache.action_executions a {where}"
         )
         self.con.execute(sql_file("_macros.sql"))
 
@@ -366,8 +384,7 @@ class Cache:
         if not n:
             return
         con.execute(
-            "DELETE FROM cache.stage_runs WHERE concat_ws('\x1f', account_id, region, pipeline, "
-            "execution_id) IN (SELECT k FROM touched)"
+            f"DELETE FROM cache.stage_runs s USING touched t WHERE {_SAME_EXECUTION.format(a='s')}"
         )
         self._create_temp_source(True)
         con.execute(f"INSERT INTO cache.stage_runs {sql_file('_stage_runs.sql')}")
