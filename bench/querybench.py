@@ -72,11 +72,11 @@ def _timed_child(conn, fname, root, name, runs):
         conn.send(("error", f"{type(e).__name__}: {e}"[:120]))
 
 
-def time_query(fname: str, root: Path, name: str, *, runs: int, timeout: float):
-    """(connect s, best query s incl. connect) in a child process, or None on timeout."""
+def _in_child(target, args: tuple, timeout: float):
+    """Run target(conn, *args) in a forked child; what it sends, or None on timeout."""
     ctx = mp.get_context("fork")
     a, b = ctx.Pipe()
-    p = ctx.Process(target=_timed_child, args=(b, fname, root, name, runs))
+    p = ctx.Process(target=target, args=(b, *args))
     p.start()
     if a.poll(timeout):
         out = a.recv()
@@ -85,6 +85,11 @@ def time_query(fname: str, root: Path, name: str, *, runs: int, timeout: float):
     p.kill()
     p.join()
     return None
+
+
+def time_query(fname: str, root: Path, name: str, *, runs: int, timeout: float):
+    """(connect s, best query s incl. connect) in a child process, or None on timeout."""
+    return _in_child(_timed_child, (fname, root, name, runs), timeout)
 
 
 def bench_queries(
@@ -187,8 +192,6 @@ FROM runs WHERE ip = 0 GROUP BY ALL
 
 def floor_time(root: Path, timeout: float):
     """Bare DuckDB scan of the columns stage-durations needs: no views, no dedup."""
-    ctx = mp.get_context("fork")
-    a, b = ctx.Pipe()
 
     def child(conn):
         import duckdb
@@ -200,15 +203,7 @@ def floor_time(root: Path, timeout: float):
         t, _ = best_of(lambda: con.sql(sql).fetchall(), runs=3, budget_s=timeout / 3)
         conn.send(t)
 
-    p = ctx.Process(target=child, args=(b,))
-    p.start()
-    if a.poll(timeout):
-        t = a.recv()
-        p.join()
-        return t
-    p.kill()
-    p.join()
-    return None
+    return _in_child(child, (), timeout)
 
 
 def floor_cache(root: Path) -> float:

@@ -30,6 +30,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -45,6 +46,7 @@ from queries.views import (
 )
 from recorder.errors import UserError, first_line
 from recorder.schemas import TABLES, Table
+from recorder.store import partition_dir
 
 log = logging.getLogger("cprec.cache")
 
@@ -255,10 +257,7 @@ class Cache:
                 table = TABLES[name]
                 for pipeline, dt in parts:
                     self._delete_partition(table, pipeline, dt)
-                    directory = self.root / name
-                    if pipeline is not None:
-                        directory = directory / f"pipeline={pipeline}"
-                    directory = directory / f"dt={dt}"
+                    directory = partition_dir(self.root, name, pipeline, date.fromisoformat(dt))
                     current = sorted(directory.glob("*.parquet")) if directory.is_dir() else []
                     self._forget([str(p) for p in current])
                     new.setdefault(name, [])
