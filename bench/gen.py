@@ -269,11 +269,11 @@ def check_layout(root: Path) -> list[str]:
 
 
 def template_cache(tdir: Path) -> tuple[Path, float | None]:
-    """The template's own query cache (queries.cache.refresh over its tree), built once.
+    """The template's own query cache (recorder.cache.refresh over its tree), built once.
 
     Returns (cache file, build seconds or None when it was already built).
     """
-    from queries import cache
+    from recorder import cache
 
     root = tdir / "data"
     path = cache.cache_path(root)
@@ -300,7 +300,7 @@ def replicated_cache(tdir: Path, copies: int) -> Path:
     """
     import duckdb
 
-    from queries import cache
+    from recorder import cache
 
     meta_t = json.loads((tdir / "DONE.json").read_text())
     src, _ = template_cache(tdir)

@@ -38,7 +38,7 @@ def factories() -> dict[str, Factory]:
 
 
 def build_cache(root: Path) -> tuple[float, int]:
-    from queries import cache
+    from recorder import cache
 
     t0 = time.perf_counter()
     r = cache.refresh(root)
@@ -277,7 +277,7 @@ def cron_rows(root: Path, pipelines: int) -> dict[tuple[str, str], list[dict]]:
     """
     import duckdb
 
-    from queries import cache
+    from recorder import cache
 
     con = duckdb.connect(str(cache.cache_path(root)), read_only=True)
     names = [
@@ -322,7 +322,7 @@ def _undo_cron(root: Path, written: list[Path]) -> None:
     """Remove what `cron_rows` added, so the (expensive) cache is reusable next run."""
     import duckdb
 
-    from queries import cache
+    from recorder import cache
 
     con = duckdb.connect(str(cache.cache_path(root)))
     for table in CRON_TABLES:
@@ -338,9 +338,9 @@ def _undo_cron(root: Path, written: list[Path]) -> None:
 
 
 def bench_incremental_refresh(root: Path, pipelines: int, rounds: int = 2) -> list[dict]:
-    """Time `queries.cache.refresh(root, written=...)` for one cron run's new files,
+    """Time `recorder.cache.refresh(root, written=...)` for one cron run's new files,
     `rounds` times (new files, refresh, undo), each a fresh Cache handle as in a cron run."""
-    from queries import cache
+    from recorder import cache
     from recorder.store import write_rows
 
     # Until the undo is done the size is not reusable: a crash makes gen rebuild it.
@@ -382,7 +382,7 @@ def bench_incremental_refresh(root: Path, pipelines: int, rounds: int = 2) -> li
 def _cache_counts(root: Path) -> dict[str, int]:
     import duckdb
 
-    from queries import cache
+    from recorder import cache
 
     con = duckdb.connect(str(cache.cache_path(root)), read_only=True)
     out = {

@@ -213,7 +213,7 @@ def main() -> int:
             "recorder.flatten, one zstd file per (table, pipeline, dt). Larger sizes: copies of "
             "the template pipelines renamed `<name>-rNN` whose files are hard links to the "
             "template's (see bench/gen.py). State snapshots: 6 a day per pipeline. "
-            "Cache build = queries.cache.refresh over the whole tree.",
+            "Cache build = recorder.cache.refresh over the whole tree.",
         )
         t0 = time.perf_counter()
         for p, d in cfg["sizes"]:
@@ -263,7 +263,7 @@ def main() -> int:
         big = section(
             f"3d. {m['pipelines']}×{m['days']}: a cache built by replication, not from files",
             ["table", "rows"],
-            f"The template's cache (queries.cache.refresh of the {c['pipelines']}×{c['days']} "
+            f"The template's cache (recorder.cache.refresh of the {c['pipelines']}×{c['days']} "
             "template tree"
             + (f", built in this run in {secs(tcache_s)}" if tcache_s else ", built earlier")
             + f") copied, then every pipeline-keyed `cache.<table>` and `cache.stage_runs` "
@@ -300,7 +300,7 @@ def main() -> int:
             ["round", "new files", "write_rows", "refresh(written=...)", "rows added"],
             f"{rf['pipelines']} pipelines × 4 files (one new execution: executions, "
             "execution_revisions, action_executions; one stage_states snapshot) written with "
-            "recorder.store.write_rows into the root, then `queries.cache.refresh(root, "
+            "recorder.store.write_rows into the root, then `recorder.cache.refresh(root, "
             "written=those files)` timed: what each cron run pays. Each round's rows are "
             "removed again afterwards so the next round (and the next bench run) starts "
             "from the same cache.",

@@ -23,12 +23,11 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-import queries.cache as cache_mod
-from queries.views import create_views
+from recorder import reader
 from recorder.errors import UserError, first_line
-from recorder.schemas import TABLES
+from recorder.reader import data_errors
+from recorder.views import create_parquet_views
 
 __all__ = [
     "NamedQuery",
@@ -81,37 +80,12 @@ def get_query(name: str) -> NamedQuery:
 
 
 def connect(data_root: str | Path, *, cache: bool | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with every view over `data_root` created.
+    """A DuckDB connection with every view over `data_root` (recorder/reader.py).
 
-    `cache`: None uses the local cache (queries/cache.py) when one exists and is not
-    stale, True requires it, False reads the Parquet files only.
+    `cache`: None uses the local cache when it holds the last completed state, True
+    requires it, False reads the Parquet files only.
     """
-    root = _existing_root(data_root)
-    if cache is True and not cache_mod.cache_path(root).exists():
-        raise UserError(f"no cache under {root} (build it with `cprec cache`)")
-    use_cache = cache is not False and cache_mod.is_usable(root)
-    con = _new_connection()
-    if use_cache:
-        # Only the cache's views: creating the Parquet views would read every file's
-        # schema, the O(files) cost the cache exists to avoid. (No raw.* views here.)
-        try:
-            cache_mod.attach_views(con, root)
-            return con
-        except duckdb.Error as exc:
-            con.close()
-            if cache:
-                raise UserError(f"cache: {first_line(exc)}") from None
-            # Busy (a refresh holds it) or unreadable: the Parquet views answer instead.
-            con = _new_connection()
-    with data_errors(root):
-        create_views(con, root)
-    return con
-
-
-def _new_connection() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    return con
+    return reader.connect(_existing_root(data_root), cache=cache)
 
 
 def write_database(path: str | Path, data_root: str | Path) -> None:
@@ -128,7 +102,7 @@ def write_database(path: str | Path, data_root: str | Path) -> None:
         raise UserError(f"cannot open {path} as a DuckDB database: {first_line(exc)}") from None
     try:
         with data_errors(root):
-            create_views(con, root)
+            create_parquet_views(con, root)
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -173,26 +147,6 @@ def run_sql(
             raise UserError(f"SQL: {first_line(exc)}") from None
 
 
-class data_errors:
-    """Turn DuckDB's errors about unreadable Parquet into one line naming the file."""
-
-    def __init__(self, root: str | Path | None):
-        self.root = Path(root) if root is not None else None
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc is None or not isinstance(exc, duckdb.IOException | duckdb.InvalidInputException):
-            return False
-        message = first_line(exc)
-        if ".parquet" not in message and self.root is not None:
-            bad = _unreadable_files(self.root)
-            if bad:
-                message = f"{message} (unreadable: {', '.join(map(str, bad[:3]))})"
-        raise UserError(message) from None
-
-
 def _existing_root(data_root: str | Path) -> Path:
     root = Path(data_root)
     if not root.is_dir():
@@ -206,14 +160,3 @@ def _existing_root(data_root: str | Path) -> Path:
 def _is_duckdb_file(path: Path) -> bool:
     with open(path, "rb") as fh:
         return fh.read(12)[8:12] == b"DUCK"  # the storage header's magic
-
-
-def _unreadable_files(root: Path) -> list[Path]:
-    bad = []
-    for name in TABLES:
-        for path in sorted((root / name).rglob("*.parquet")):
-            try:
-                pq.read_metadata(path)
-            except Exception:  # noqa: BLE001 - any failure means DuckDB cannot read it either
-                bad.append(path)
-    return bad

@@ -5,9 +5,22 @@ from __future__ import annotations
 import click
 
 from recorder import __version__
+from recorder.errors import CprecError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Cli(click.Group):
+    """Turns the library's errors into one `Error: ...` line and their exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CprecError as e:
+            exc = click.ClickException(e.message)
+            exc.exit_code = e.exit_code
+            raise exc from None
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cprec")
 def main() -> None:
     """Record AWS CodePipeline history as Parquet and query it with DuckDB."""
@@ -39,3 +52,7 @@ def _register() -> None:
 
 
 _register()
+
+
+if __name__ == "__main__":
+    main()

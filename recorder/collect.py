@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import sys
 import uuid
 from collections import Counter, defaultdict
@@ -45,10 +46,18 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-import queries.cache as query_cache
 from recorder import __version__, fetch
+from recorder import cache as cache_mod
 from recorder.client import CallStats, default_region, make_client
-from recorder.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UserError, first_line
+from recorder.errors import (
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    CprecError,
+    UserError,
+    first_line,
+)
 from recorder.flatten import (
     flatten_action_execution,
     flatten_execution,
@@ -69,6 +78,8 @@ from recorder.timeparse import parse_bound, utcnow
 OVERLAP = timedelta(hours=6)
 RETENTION = timedelta(days=365)  # AWS keeps execution history for 12 months
 FLUSH_ROWS = 10_000  # rows buffered per pipeline worker: bounds memory, whatever the history
+# AWS region names: lower case, e.g. us-east-1, us-gov-west-1, eusc-de-east-1.
+REGION = re.compile(r"[a-z]{2,}(-[a-z]+)+-[0-9]+")
 VANISHED = frozenset({"PipelineNotFoundException"})
 # Write order within a flush: dependants first, the rows the next run reads last.
 WRITE_ORDER = (
@@ -175,9 +186,8 @@ def collect(
         now = now.astimezone(UTC) if now else None
         since = (since or (now or utcnow()) - RETENTION).astimezone(UTC)
         result = CollectResult(run_id=_run_id())
-        with data_lock(data_root):
+        with data_lock(data_root), cache_mod.writing(data_root) as claim:
             clean_tmp(data_root)
-            cache_current = query_cache.begin_write(data_root)
             # One Session per region, shared by that region's clients and threads;
             # GetCallerIdentity is counted with the first region's traffic.
             sessions = {r: _session(profile, r) for r in regions}
@@ -197,19 +207,19 @@ def collect(
                     now=now,
                     workers=workers,
                     progress=not quiet and _is_tty(),
-                    cache_current=cache_current,
+                    cache_current=claim.current,
                 )
-            _refresh_cache(data_root, result.files, current=cache_current)
+            _refresh_cache(claim, result.files)
         if result.pipelines_failed or result.region_errors:
             result.exit_code = EXIT_PARTIAL
         return result
 
 
-def _refresh_cache(root: Path, files: list[Path], *, current: bool) -> None:
+def _refresh_cache(claim: cache_mod.Writing, files: list[Path]) -> None:
     """Keep an existing query cache (`cprec cache`) current with what this run wrote."""
     try:
-        query_cache.end_write(root, files, current=current)
-    except (duckdb.Error, UserError) as e:  # busy or an unreadable file: never fail the run
+        claim.finish(files)
+    except (duckdb.Error, CprecError) as e:  # busy or an unreadable file: never fail the run
         logger_for(account=None, region=None).warning(
             "query cache not refreshed (%s); queries read Parquet until `cprec cache`",
             first_line(e),
@@ -231,6 +241,11 @@ def _regions(regions: list[str] | None, profile: str | None) -> list[str]:
         raise UserError(str(e)) from None
     if not chosen or chosen[0] is None:
         raise UserError("no region: pass --region or set AWS_REGION or a profile region")
+    for region in chosen:
+        # Stored in every row and part of every key: a second spelling of one region
+        # would record its whole history again under another name.
+        if not REGION.fullmatch(region):
+            raise UserError(f"{region!r} is not an AWS region name (like us-east-1)")
     return chosen
 
 
@@ -318,7 +333,7 @@ def _collect_region(
                 region,
                 overlap=OVERLAP,
                 open_floor=(now or started) - RETENTION,
-                cache=query_cache.cache_path(root) if cache_current else None,
+                cache=cache_current,
             ),
         )
         log.info("collecting %d of %d pipelines", len(names), listed)

@@ -2,41 +2,49 @@
 
 A cron run every few minutes leaves many small files per `pipeline/dt` partition.
 Compaction rewrites a partition as one file, keeping only the latest `recorded_at`
-per natural key, then removes the files it merged. Order matters for safety:
+per natural key. Order matters for safety:
 
 1. read the partition's files as listed at the start (a collector writing
    meanwhile adds new files, which are not in that list and are kept);
 2. write the merged file outside the table tree and rename it into the partition;
-3. unlink the merged inputs.
+3. record the merged inputs as replaced (`<root>/.compact-replaced.jsonl`);
+4. delete replaced files only once their grace period has passed and while no
+   cprec process reads the Parquet files (the read lock, recorder/lock.py): a
+   reader never finds a file gone that it listed, and readers cprec does not know
+   of (the DuckDB CLI on a `cprec db` file, Athena) get the grace period.
 
-Between 2 and 3 a reader sees both the merged file and its inputs: the query
-views deduplicate on the natural key, so answers do not change. A crash between
-2 and 3 leaves the same harmless duplicates, merged away by the next compaction.
+Until 4, `raw.<table>` shows the merged rows twice (the merged file and its
+inputs); the deduplicated views answer exactly as before. A crash anywhere leaves
+at worst such duplicates, merged away by the next compaction.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from queries.views import ident, latest_only_sql, natural_key, read_parquet_sql
-from recorder.errors import UserError, first_line
-from recorder.lock import data_lock
+from recorder import cache, layout
+from recorder.errors import CprecError, UserError, first_line
+from recorder.lock import COMPACT_LOCK_FILE, data_lock, no_readers
 from recorder.schemas import TABLES
 from recorder.store import clean_tmp, write_parquet_atomic
+from recorder.views import check_files
 
 log = logging.getLogger("cprec.compact")
 
 COMPACTED_PREFIX = "compact-"
-LOCK_FILE = ".compact.lock"  # not the collector's: compaction runs beside a collector
 TMP_DIR = ".tmp-compact"
+REPLACED_FILE = ".compact-replaced.jsonl"
+GRACE = timedelta(hours=1)
 
 
 @dataclass
@@ -49,50 +57,28 @@ class CompactResult:
     skipped_open: int = 0
     tables: dict[str, int] = field(default_factory=dict)
     written: list[Path] = field(default_factory=list)
-    removed: list[Path] = field(default_factory=list)
-
-
-def partitions(root: Path, table: str) -> list[tuple[str | None, date, Path]]:
-    """(pipeline, dt, directory) for every partition of a table."""
-    base = root / table
-    if not base.is_dir():
-        return []
-    pattern = "pipeline=*/dt=*" if TABLES[table].per_pipeline else "dt=*"
-    found = []
-    for d in sorted(base.glob(pattern)):
-        if not d.is_dir():
-            continue
-        pipeline = d.parent.name.removeprefix("pipeline=") if TABLES[table].per_pipeline else None
-        try:
-            dt = date.fromisoformat(d.name.removeprefix("dt="))
-        except ValueError:
-            continue
-        found.append((pipeline, dt, d))
-    return found
+    replaced: list[Path] = field(default_factory=list)  # merged inputs, deleted after grace
+    removed: list[Path] = field(default_factory=list)  # replaced files deleted by this run
+    waiting: int = 0  # replaced files still in place (grace period or readers)
 
 
 def merge_files(table: str, files: list[Path]) -> pa.Table:
     """The deduplicated, sorted rows of `files` in the table's canonical schema."""
     spec = TABLES[table]
     con = duckdb.connect()
+    params = {"files": [str(f) for f in files]}
     try:
-        # The same "latest recording wins" rule as the query views.
+        check_files(con, spec, "$files", params)
         rel = con.sql(
-            f"{read_parquet_sql(spec, '$files')} {latest_only_sql(spec)} "
-            f"ORDER BY {', '.join(map(ident, natural_key(spec)))}",
-            params={"files": [str(f) for f in files]},
+            f"SELECT * FROM ({layout.read_parquet_sql(spec, '$files')}) "
+            f"{layout.latest_only_sql(spec)} "
+            f"ORDER BY {', '.join(map(layout.ident, layout.natural_key(spec)))}",
+            params=params,
         )
-        merged = rel.to_arrow_table()
+        merged = rel.select(*map(layout.ident, spec.schema.names)).to_arrow_table()
     finally:
         con.close()
-    # Older files may lack newer columns: add them as NULL, in canonical order.
-    columns = []
-    for fld in spec.schema:
-        if fld.name in merged.column_names:
-            columns.append(merged.column(fld.name).cast(fld.type))
-        else:
-            columns.append(pa.nulls(merged.num_rows, fld.type))
-    return pa.Table.from_arrays(columns, schema=spec.schema)
+    return merged.cast(spec.schema)
 
 
 def compact(
@@ -101,23 +87,53 @@ def compact(
     tables: list[str] | None = None,
     min_age_days: int = 1,
     today: date | None = None,
+    grace: timedelta = GRACE,
+    now: datetime | None = None,
 ) -> CompactResult:
     """Compact every partition with more than one file whose day ended over `min_age_days` ago."""
+    root = Path(root)
     today = today or date.today()
+    now = now or datetime.now(UTC)
     cutoff = today - timedelta(days=min_age_days)
     result = CompactResult()
-    with data_lock(root, LOCK_FILE, holder="compaction"):
+    with data_lock(root, COMPACT_LOCK_FILE, holder="compaction"):
         clean_tmp(root, TMP_DIR)
+        replaced = _load_replaced(root)
         for table in tables or list(TABLES):
-            for pipeline, dt, directory in partitions(root, table):
-                files = sorted(directory.glob("*.parquet"))
+            for pipeline, dt, directory in layout.partitions(root, table):
+                files = [f for f in layout.partition_files(directory) if f not in replaced]
                 if len(files) < 2:
                     continue
                 if dt >= cutoff:
                     result.skipped_open += 1
                     continue
                 _compact_partition(root, table, pipeline, dt, files, result)
+                replaced.update(dict.fromkeys(files, now))
+                _save_replaced(root, replaced)
+        due = [p for p, at in replaced.items() if at + grace <= now]
+        if due:
+            with no_readers(root) as alone:
+                if alone:
+                    for p in due:
+                        p.unlink(missing_ok=True)
+                        del replaced[p]
+                    result.removed = due
+                    _save_replaced(root, replaced)
+        result.waiting = len(replaced)
+        if result.written or result.removed:
+            _tell_cache(root, result)
     return result
+
+
+def _tell_cache(root: Path, result: CompactResult) -> None:
+    """Best effort: the cache's answers do not change with compaction, only its list of
+    files; a cache that misses this learns it at its next whole-tree refresh."""
+    if not cache.cache_path(root).exists():
+        return
+    try:
+        cache.refresh(root, written=result.written, removed=result.removed)
+    except (duckdb.Error, CprecError) as e:
+        log.warning("query cache not told of the compaction (%s)", first_line(e))
 
 
 def _compact_partition(
@@ -133,10 +149,8 @@ def _compact_partition(
     rows_before = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     dest = files[0].parent / f"{COMPACTED_PREFIX}{uuid.uuid4().hex[:12]}.parquet"
     write_parquet_atomic(merged, dest, root, TMP_DIR)
-    for f in files:
-        f.unlink(missing_ok=True)
     result.written.append(dest)
-    result.removed.extend(files)
+    result.replaced.extend(files)
     result.partitions += 1
     result.files_before += len(files)
     result.files_after += 1
@@ -147,3 +161,32 @@ def _compact_partition(
         "compacted %s pipeline=%s dt=%s: %d files, %d -> %d rows",
         table, pipeline, dt, len(files), rows_before, merged.num_rows,
     )  # fmt: skip
+
+
+def _load_replaced(root: Path) -> dict[Path, datetime]:
+    """Replaced files still on disk -> when they were replaced. A lost list only leaves
+    duplicates that the next compaction merges again."""
+    path = root / REPLACED_FILE
+    if not path.exists():
+        return {}
+    found = {}
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+            file, at = root / entry["path"], datetime.fromisoformat(entry["at"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut by a crash
+        if file.exists():
+            found[file] = at
+    return found
+
+
+def _save_replaced(root: Path, replaced: dict[Path, datetime]) -> None:
+    tmp = root / TMP_DIR / f"replaced-{uuid.uuid4().hex}"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    with open(tmp, "w") as fh:
+        for p, at in sorted(replaced.items()):
+            fh.write(json.dumps({"path": str(p.relative_to(root)), "at": at.isoformat()}) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, root / REPLACED_FILE)

@@ -1,6 +1,8 @@
-"""Errors a user can cause: one clear line, non-zero exit, no traceback."""
+"""Errors a user can cause, each carrying its exit code.
 
-import click
+Library code raises these; only the CLI (recorder/cli.py) turns one into a single
+`Error: ...` line and its exit code, never a traceback.
+"""
 
 # Exit codes, documented in the README.
 EXIT_OK = 0
@@ -9,10 +11,24 @@ EXIT_USAGE = 2  # bad flag, bad value, bad SQL, unreadable file, no region/crede
 EXIT_LOCKED = 75  # another collector holds the data root's lock (EX_TEMPFAIL)
 
 
-class UserError(click.ClickException):
-    """A mistake in the input: printed as `Error: <message>`, exit 2."""
+class CprecError(Exception):
+    """An error meant for the user: one line, `exit_code`."""
 
     exit_code = EXIT_USAGE
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class UserError(CprecError):
+    """A mistake in the input or the data root: exit 2."""
+
+
+class LockedError(CprecError):
+    """Another collector (or compaction) holds the lock: exit 75."""
+
+    exit_code = EXIT_LOCKED
 
 
 def first_line(exc: BaseException) -> str:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import duckdb
 
+from recorder import reader
 from recorder.errors import UserError, first_line
 from recorder.flatten import has_stage_conditions
 
-CACHE_ALIAS = "cpcache"
 TERMINAL_EXECUTION = frozenset({"Cancelled", "Failed", "Stopped", "Succeeded", "Superseded"})
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -45,29 +45,6 @@ class Known:
     has_conditions: bool | None = None
 
 
-def _attach(con: duckdb.DuckDBPyConnection, cache: Path) -> bool:
-    """Attach the query cache read-only; False (read the files instead) if it is busy."""
-    path = str(cache.resolve()).replace("'", "''")
-    try:
-        con.execute(f"ATTACH '{path}' AS {CACHE_ALIAS} (READ_ONLY)")
-    except duckdb.Error:
-        return False
-    return True
-
-
-def _source(root: Path, table: str, cached: bool) -> str | None:
-    if cached:
-        return f"{CACHE_ALIAS}.cache.{table}"
-    pattern = f"{table}/pipeline=*/dt=*/*.parquet"
-    if next(root.glob(pattern), None) is None:
-        return None
-    glob = str(root / pattern).replace("'", "''")
-    return (
-        f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true, "
-        "hive_types = {'pipeline': VARCHAR, 'dt': DATE})"
-    )
-
-
 def load_known(
     root: Path,
     account_id: str,
@@ -76,7 +53,7 @@ def load_known(
     overlap: timedelta,
     open_floor: datetime,
     lookback: timedelta = timedelta(days=31),
-    cache: Path | None = None,
+    cache: bool = False,
 ) -> dict[str, Known]:
     """Per pipeline: watermark, open executions, recent recorded executions, hash, version.
 
@@ -86,66 +63,57 @@ def load_known(
     and a revived execution on it is recognised if it started within the lookback,
     without holding a whole year of history in memory.
 
-    `cache`: a current query cache (queries/cache.py) to read instead of every Parquet
-    file; the collector passes it only when no earlier run left it behind the files.
+    `cache`: read the query cache (recorder/cache.py) instead of every Parquet file
+    when it holds the last completed state; the collector passes it when it was current.
     """
     known: dict[str, Known] = {}
     params = {"account": account_id, "region": region}
     scope = "WHERE account_id = $account AND region = $region"
-    con = duckdb.connect()
+    con = reader.connect(root, cache=None if cache else False)
     try:
-        cached = cache is not None and _attach(con, cache)
-        src = _source(root, "executions", cached)
-        if src:
-            terminal = ", ".join(f"'{s}'" for s in sorted(TERMINAL_EXECUTION))
-            rows = con.execute(
-                f"""
-                WITH latest AS (
-                    SELECT pipeline, execution_id, status, start_time, last_update_time
-                    FROM {src} {scope}
-                    QUALIFY row_number() OVER (
-                        PARTITION BY pipeline, execution_id ORDER BY recorded_at DESC) = 1
-                ), marks AS (
-                    SELECT pipeline, max(start_time) AS watermark,
-                           min(start_time) FILTER (
-                               WHERE coalesce(status, '') NOT IN ({terminal})
-                                 AND start_time >= $open_floor) AS oldest_open
-                    FROM latest GROUP BY pipeline
-                )
-                SELECT l.pipeline, l.execution_id, l.status, epoch_us(l.last_update_time),
-                       epoch_us(m.watermark), epoch_us(m.oldest_open)
-                FROM latest l JOIN marks m USING (pipeline)
-                WHERE l.start_time IS NULL OR m.watermark IS NULL
-                   OR l.start_time >= least(m.watermark - $overlap,
-                                            coalesce(m.oldest_open, m.watermark)) - $lookback
-                """,
-                {**params, "open_floor": open_floor, "overlap": overlap, "lookback": lookback},
-            ).fetchall()
-            for pipeline, execution_id, status, updated, watermark, oldest_open in rows:
-                k = known.setdefault(
-                    pipeline, Known(watermark=from_us(watermark), oldest_open=from_us(oldest_open))
-                )
-                k.executions[execution_id] = (status, updated)
-        src = _source(root, "stage_states", cached)
-        if src:
-            for pipeline, digest in con.execute(
-                f"""SELECT pipeline, state_hash FROM {src} {scope}
-                    QUALIFY row_number() OVER (
-                        PARTITION BY pipeline ORDER BY snapshot_at DESC, recorded_at DESC) = 1""",
-                params,
-            ).fetchall():
-                known.setdefault(pipeline, Known()).state_hash = digest
-        src = _source(root, "pipelines", cached)
-        if src:
-            for pipeline, version, definition in con.execute(
-                f"""SELECT pipeline, pipeline_version, definition_json FROM {src} {scope}
-                    QUALIFY row_number() OVER (
-                        PARTITION BY pipeline ORDER BY recorded_at DESC) = 1""",
-                params,
-            ).fetchall():
-                k = known.setdefault(pipeline, Known())
-                k.version = version
-                k.has_conditions = None if definition is None else has_stage_conditions(definition)
+        terminal = ", ".join(f"'{s}'" for s in sorted(TERMINAL_EXECUTION))
+        rows = con.execute(
+            f"""
+            WITH latest AS (
+                SELECT pipeline, execution_id, status, start_time, last_update_time
+                FROM executions {scope}
+            ), marks AS (
+                SELECT pipeline, max(start_time) AS watermark,
+                       min(start_time) FILTER (
+                           WHERE coalesce(status, '') NOT IN ({terminal})
+                             AND start_time >= $open_floor) AS oldest_open
+                FROM latest GROUP BY pipeline
+            )
+            SELECT l.pipeline, l.execution_id, l.status, epoch_us(l.last_update_time),
+                   epoch_us(m.watermark), epoch_us(m.oldest_open)
+            FROM latest l JOIN marks m USING (pipeline)
+            WHERE l.start_time IS NULL OR m.watermark IS NULL
+               OR l.start_time >= least(m.watermark - $overlap,
+                                        coalesce(m.oldest_open, m.watermark)) - $lookback
+            """,
+            {**params, "open_floor": open_floor, "overlap": overlap, "lookback": lookback},
+        ).fetchall()
+        for pipeline, execution_id, status, updated, watermark, oldest_open in rows:
+            k = known.setdefault(
+                pipeline, Known(watermark=from_us(watermark), oldest_open=from_us(oldest_open))
+            )
+            k.executions[execution_id] = (status, updated)
+        for pipeline, digest in con.execute(
+            f"""SELECT pipeline, state_hash FROM stage_states {scope}
+                QUALIFY row_number() OVER (
+                    PARTITION BY pipeline ORDER BY snapshot_at DESC, recorded_at DESC) = 1""",
+            params,
+        ).fetchall():
+            known.setdefault(pipeline, Known()).state_hash = digest
+        for pipeline, version, definition in con.execute(
+            f"""SELECT pipeline, pipeline_version, definition_json FROM pipelines {scope}
+                QUALIFY row_number() OVER (
+                    PARTITION BY pipeline ORDER BY recorded_at DESC) = 1""",
+            params,
+        ).fetchall():
+            k = known.setdefault(pipeline, Known())
+            k.version = version
+            k.has_conditions = None if definition is None else has_stage_conditions(definition)
     except (duckdb.IOException, duckdb.InvalidInputException) as e:
         # The watermark cannot be trusted without every file: stop before fetching anything.
         raise UserError(

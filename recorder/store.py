@@ -1,8 +1,8 @@
 """Atomic, partitioned Parquet writes under the data root.
 
-Layout: <root>/<table>/pipeline=<name>/dt=<YYYY-MM-DD>/part-<run>-<n>.parquet, and
-<root>/collection_runs/dt=<YYYY-MM-DD>/... Files are written under <root>/.tmp/
-(outside every table tree, so no reader glob sees them) and renamed into place.
+Files go where recorder/layout.py says, named part-<run>-<n>.parquet. They are
+written under <root>/.tmp/ (outside every table tree, so no reader sees them),
+fsynced and renamed into place.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from recorder.schemas import TABLES, to_arrow
+from recorder.layout import partition_dir
+from recorder.schemas import to_arrow
 
 TMP_DIR = ".tmp"
 COMPRESSION = "zstd"
@@ -35,16 +36,6 @@ def _test_pause() -> None:
     nth, _, seconds = spec.partition(":")
     if next(_renames) == int(nth):
         time.sleep(float(seconds or 60))
-
-
-def partition_dir(root: Path, table: str, pipeline: str | None, dt: date) -> Path:
-    parts = [root, table]
-    if TABLES[table].per_pipeline:
-        if not pipeline:
-            raise ValueError(f"{table} rows need a pipeline")
-        parts.append(f"pipeline={pipeline}")
-    parts.append(f"dt={dt.isoformat()}")
-    return Path(*parts)
 
 
 def write_parquet_atomic(table_data, dest: Path, root: Path, tmp_name: str = TMP_DIR) -> None:

@@ -25,8 +25,9 @@ from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
 from recorder import fetch
+from recorder.cli import main
 from recorder.client import CallStats, make_client
-from recorder.collect import collect, collect_command
+from recorder.collect import collect
 from recorder.errors import EXIT_LOCKED, EXIT_PARTIAL, EXIT_USAGE
 from recorder.flatten import (
     flatten_action_execution,
@@ -44,7 +45,7 @@ from recorder.store import PAUSE_ENV
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 COMMON = ("account_id", "region", "run_id", "recorded_at")
-COLLECT = [sys.executable, "-c", "from recorder.collect import collect_command; collect_command()"]
+COLLECT = [sys.executable, "-m", "recorder.cli", "collect"]
 
 
 @pytest.fixture(autouse=True)
@@ -166,7 +167,7 @@ def run(root: Path, srv, acct: Account, **kw):
 
 
 def cli(*args: str, env: dict | None = None):
-    return CliRunner().invoke(collect_command, list(args), env=env, catch_exceptions=False)
+    return CliRunner().invoke(main, ["collect", *args], env=env, catch_exceptions=False)
 
 
 # --- the full account -----------------------------------------------------------------

@@ -9,7 +9,7 @@ from test_cache import views_read_cache
 from test_collect import NOW, aws_env, run  # noqa: F401 - aws_env is an autouse fixture
 
 import queries
-from queries.cache import PENDING_MARKER, STALE_MARKER, cache_path, is_usable, refresh
+from recorder.cache import STALE_MARKER, WRITING_MARKER, cache_path, open_reader, refresh
 from recorder.simulator import Account, SimulatorServer
 from recorder.store import write_rows
 
@@ -19,6 +19,13 @@ con = duckdb.connect(sys.argv[1])
 print("holding", flush=True)
 sys.stdin.read()
 """
+
+
+def is_usable(root) -> bool:
+    con, _ = open_reader(root)
+    if con is not None:
+        con.close()
+    return con is not None
 
 
 def answers(root, *, cache: bool) -> dict[str, list[tuple]]:
@@ -96,7 +103,7 @@ def test_known_state_from_the_cache_fetches_exactly_what_the_files_would(tmp_pat
     assert a.api_calls == b.api_calls
     assert a.rows_written == b.rows_written
     assert is_usable(with_cache)
-    assert not (cache_path(with_cache).parent / PENDING_MARKER).exists()
+    assert not (cache_path(with_cache).parent / WRITING_MARKER).exists()
 
 
 def test_a_collector_that_died_leaves_the_cache_unused_until_a_run_refreshes_it(tmp_path):
@@ -104,10 +111,8 @@ def test_a_collector_that_died_leaves_the_cache_unused_until_a_run_refreshes_it(
     with SimulatorServer(acct) as srv:
         assert run(tmp_path, srv, acct).exit_code == 0
         refresh(tmp_path)
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True, check=True).stdout  # fmt: skip
-        marker = cache_path(tmp_path).parent / PENDING_MARKER
-        marker.write_text(dead)  # a run that wrote files, then died before the refresh
+        marker = cache_path(tmp_path).parent / WRITING_MARKER
+        marker.touch()  # a run that wrote files, then died (its flock died with it)
         stray = write_rows(tmp_path, "executions", [{
             "dt": NOW.date(), "account_id": "123456789012", "region": "us-east-1",
             "run_id": "dead", "recorded_at": NOW, "execution_id": "written-by-the-dead-run",

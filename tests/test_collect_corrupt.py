@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 from test_collect import NOW, aws_env, run  # noqa: F401 - aws_env is an autouse fixture
 
-from recorder.collect import collect_command
+from recorder.cli import main
 from recorder.simulator import Account, SimulatorServer
 
 
@@ -18,12 +18,13 @@ def test_a_corrupt_file_is_named_and_nothing_is_written(tmp_path):
         files = sorted(tmp_path.rglob("*.parquet"))
         calls = sum(srv.calls.values())
         result = CliRunner().invoke(
-            collect_command,
-            ["--data", str(tmp_path), "--endpoint-url", srv.endpoint_url, "--region", "us-east-1"],
+            main,
+            ["collect", "--data", str(tmp_path), "--endpoint-url", srv.endpoint_url,
+             "--region", "us-east-1"],  # fmt: skip
         )
         assert sum(srv.calls.values()) == calls + 2  # GetCallerIdentity, ListPipelines
     assert result.exit_code == 2
     assert result.output.count("\n") == 1
-    assert result.output.startswith("Error: cannot read the recorded data (")
+    assert result.output.startswith("Error: cannot read executions files: ")
     assert str(bad) in result.output
     assert sorted(tmp_path.rglob("*.parquet")) == files

@@ -1,6 +1,6 @@
 """Compaction: one sorted file per closed partition, superseded rows dropped, nothing lost."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -43,7 +43,7 @@ def test_compact_merges_partition_keeping_latest_row(tmp_path):
     )
     assert len(_files(tmp_path)) == 2
 
-    result = compact(tmp_path, today=date(2026, 11, 1))
+    result = compact(tmp_path, today=date(2026, 11, 1), grace=timedelta(0))
 
     files = _files(tmp_path)
     assert len(files) == 1
@@ -91,7 +91,7 @@ def test_compact_upgrades_older_schema_files(tmp_path):
         tmp_path, "executions", [_exec("new", "Stopped", 3, "r1")], pipeline="42", run_id="r1"
     )
 
-    compact(tmp_path, today=date(2026, 11, 1))
+    compact(tmp_path, today=date(2026, 11, 1), grace=timedelta(0))
 
     (merged,) = _files(tmp_path)
     rows = pq.read_table(merged).to_pylist()
@@ -113,9 +113,9 @@ def test_compaction_runs_beside_a_collector_but_not_beside_itself(tmp_path):
 
     with data_lock(tmp_path, ".compact.lock", holder="compaction"):
         with pytest.raises(LockedError, match=r"another compaction \(pid \d+\) holds "):
-            compact(tmp_path, today=date(2026, 11, 1))
+            compact(tmp_path, today=date(2026, 11, 1), grace=timedelta(0))
     with data_lock(tmp_path):  # the collector's lock
-        result = compact(tmp_path, today=date(2026, 11, 1))
+        result = compact(tmp_path, today=date(2026, 11, 1), grace=timedelta(0))
 
     assert (result.partitions, result.rows_after) == (1, 1)
     assert (tmp_path / ".tmp" / "inflight.parquet.tmp").exists()

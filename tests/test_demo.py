@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import queries
 from queries.output import render
-from recorder.demo import demo
+from recorder.cli import main
 
 
 def _simulator_ready() -> bool:
@@ -30,7 +30,7 @@ NOW = "2026-03-02"
 def demo_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo") / "data"
     args = ["--pipelines", "3", "--days", "6", "--seed", "7", "--now", NOW, "--data", str(root)]
-    result = CliRunner().invoke(demo, args)
+    result = CliRunner().invoke(main, ["demo", *args])
     return root, result
 
 
@@ -92,6 +92,6 @@ def test_demo_twice_adds_nothing_twice(demo_run):
     root, _ = demo_run
     before = queries.run_query(queries.connect(root), "pipeline-summary").to_pylist()
     args = ["--pipelines", "3", "--days", "6", "--seed", "7", "--now", NOW, "--data", str(root)]
-    assert CliRunner().invoke(demo, args).exit_code == 0
+    assert CliRunner().invoke(main, ["demo", *args]).exit_code == 0
     after = queries.run_query(queries.connect(root), "pipeline-summary").to_pylist()
     assert [r["executions"] for r in after] == [r["executions"] for r in before]

@@ -28,10 +28,15 @@ def test_cache_then_compact_keeps_every_answer(tmp_path):
 
     compacted = cprec("compact", "--data", str(root))
     assert compacted.exit_code == 0
-    # Only collection_runs/dt=2026-01-07 holds two files: run-2 recorded twice.
+    # Only collection_runs/dt=2026-01-07 holds two files: run-2 recorded twice. Its two
+    # inputs stay for the grace period (raw.* shows their rows twice meanwhile).
     assert compacted.output == (
-        "compacted 1 partitions: 2 files -> 1, 2 rows -> 1 (0 open partitions left alone)\n"
+        "compacted 1 partitions: 2 files -> 1, 2 rows -> 1 (0 open partitions left alone); "
+        "0 replaced files removed, 2 kept for readers\n"
     )
+    assert len(list(root.rglob("*.parquet"))) == files + 1
+    again = cprec("compact", "--data", str(root), "--grace-minutes", "0")
+    assert again.output.endswith("; 2 replaced files removed, 0 kept for readers\n")
     assert len(list(root.rglob("*.parquet"))) == files - 1
 
     for name, csv in before.items():
@@ -44,7 +49,7 @@ def test_cache_flag_without_a_cache_is_one_line(tmp_path):
     root = build_scenario(tmp_path / "data")
     result = CliRunner().invoke(main, ["query", "stage-durations", "--data", str(root), "--cache"])
     assert result.exit_code == 2
-    assert result.output == f"Error: no cache under {root} (build it with `cprec cache`)\n"
+    assert result.output == f"Error: cannot use the cache under {root}: no cache\n"
 
 
 def test_missing_data_root_is_one_line(tmp_path):

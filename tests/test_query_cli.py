@@ -9,7 +9,6 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-import click
 import duckdb
 import pyarrow.parquet as pq
 import pytest
@@ -17,13 +16,14 @@ from click.testing import CliRunner
 from test_queries import _action, _execution, build_scenario, t, write_old_schema_files
 
 import queries
+from recorder.cli import main
 from recorder.demo import demo
 from recorder.query_commands import COMMANDS
 from recorder.store import write_rows
 
 # The query commands on their own, so these tests do not depend on the rest of the CLI;
 # test_registered_in_main checks the wiring.
-cli = click.Group("cprec", commands=COMMANDS)
+cli = main
 LONG = "identity.feature-store-prod-eu-with-a-rather-long-name"
 
 

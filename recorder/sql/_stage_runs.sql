@@ -1,5 +1,5 @@
--- The SELECT behind `stage_runs`: a view over `action_executions` (queries/views.py), or
--- materialised for the executions a refresh touched (queries/cache.py).
+-- The SELECT behind `stage_runs`: a view over `action_executions` (recorder/views.py), or
+-- materialised for the executions a refresh touched (recorder/cache.py).
 -- One row per execution x stage (a "stage run", DESIGN.md): the action executions
 -- of one (execution_id, stage).
 --   start_time   = min(start_time) of its action executions

@@ -1,0 +1,488 @@
+"""A local DuckDB cache of the Parquet tables, refreshed incrementally.
+
+Why: at a year of a 500-pipeline organisation the daily partitions hold hundreds of
+thousands of files, and every query over Parquet views lists, opens and
+deduplicates all of them. The cache keeps each table deduplicated (latest
+`recorded_at` per natural key) plus a materialised `stage_runs`, so named queries
+read columnar tables instead. The Parquet files stay the source of truth: the
+cache can be deleted at any time and rebuilt with `cprec cache`.
+
+File: <root>/.cache/cprec.duckdb. Inside, schema `cache` holds one table per
+Parquet table, `stage_runs`, `files` (every Parquet file loaded) and `meta`.
+
+What makes it trustworthy:
+- Every change, the first build included (its tables are created in it), is one
+  DuckDB transaction that also writes `files` and `meta`. An interrupted build or
+  refresh leaves the previous state, or a file without `meta`, which no reader uses.
+- Readers open it read-only (the whole DuckDB instance is read-only, so SQL run in
+  it cannot attach the file again for writing).
+- Whether it is behind the files is never guessed from a pid. A collector holds an
+  flock on `.cache/WRITING` from before its first file until its refresh commits.
+  A reader that finds WRITING held uses the cache as the last completed state; one
+  that finds WRITING not held (its writer died) or a `.cache/STALE` note reads the
+  Parquet files instead. A collector that finds a dead writer's WRITING writes
+  STALE; only a refresh of the whole tree, under the collector's lock, removes it.
+
+A refresh:
+1. finds new files (not in `files`) and vanished ones (compacted or deleted);
+2. reloads every partition that lost a file (its rows are deleted, then all its
+   current files are loaded);
+3. upserts new rows: a row replaces the cached one with the same key when its
+   `recorded_at` is not older;
+4. recomputes `stage_runs` for the executions whose action executions changed.
+Writers that know what they wrote (the collector, compaction) pass their file
+lists, so no directory walk is needed; `cprec cache` walks the tree.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from recorder import layout
+from recorder.errors import LockedError, UserError, first_line
+from recorder.lock import data_lock, held_by_someone, hold
+from recorder.schemas import TABLES, Table
+from recorder.views import check_files, create_cache_views, create_macros, sql_file
+
+log = logging.getLogger("cprec.cache")
+
+CACHE_DIR = ".cache"
+CACHE_FILE = "cprec.duckdb"
+STALE_MARKER = "STALE"
+WRITING_MARKER = "WRITING"
+FORMAT = 2  # bumped when the cache's own layout changes: an older file is rebuilt
+BATCH_FILES = 4000
+
+# Joins a table aliased {a} to the `touched` executions (t) on the execution key.
+_SAME_EXECUTION = (
+    "{a}.account_id = t.account_id AND {a}.region = t.region "
+    "AND {a}.pipeline = t.pipeline AND {a}.execution_id = t.execution_id"
+)
+
+
+def cache_path(root: Path) -> Path:
+    return Path(root) / CACHE_DIR / CACHE_FILE
+
+
+def _marker(root: Path, name: str) -> Path:
+    return Path(root) / CACHE_DIR / name
+
+
+def behind_reason(root: Path) -> str | None:
+    """Why the cache may be behind the files (None: it holds the last completed state)."""
+    stale = _marker(root, STALE_MARKER)
+    if stale.exists():
+        return (stale.read_text(errors="replace").strip() or "marked stale").splitlines()[0]
+    writing = _marker(root, WRITING_MARKER)
+    if writing.exists() and not held_by_someone(writing):
+        return "a collector stopped before refreshing it"
+    return None
+
+
+def mark_stale(root: Path, why: str) -> None:
+    path = _marker(root, STALE_MARKER)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write(why + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def open_reader(root: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | None]:
+    """A read-only connection whose views read the cache, or (None, why not)."""
+    path = cache_path(root)
+    if not path.exists():
+        return None, "no cache"
+    why = behind_reason(root)
+    if why:
+        return None, why
+    try:
+        con = duckdb.connect(str(path.resolve()), read_only=True)
+    except duckdb.Error as e:
+        return None, f"cannot open it ({first_line(e)})"
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        if _format(con) != FORMAT:
+            con.close()
+            return None, "never completed a build (run `cprec cache`)"
+        create_cache_views(con, _catalog(con))
+    except BaseException:
+        con.close()
+        raise
+    return con, None
+
+
+def _catalog(con: duckdb.DuckDBPyConnection) -> str:
+    return layout.ident(con.execute("SELECT current_database()").fetchone()[0])
+
+
+def _format(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The format of a completed build, None if none completed (a lookup, not a failing
+    query: a failed statement would abort the refresh's transaction)."""
+    if not _has_table(con, "meta"):
+        return None
+    row = con.execute("SELECT max(format) FROM cache.meta").fetchone()
+    return row[0] if row else None
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'cache' AND table_name = $n",
+        {"n": name},
+    ).fetchone()[0] > 0
+
+
+# -- writers ------------------------------------------------------------------------
+
+
+class Writing:
+    """A collector's claim on the cache, from before its first file to its refresh.
+
+    Call under the collector's data lock. `current`: the cache held every file written
+    so far, so it can stand in for them (watermarks) and be refreshed incrementally.
+    """
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        writing = _marker(root, WRITING_MARKER)
+        if writing.exists():  # we hold the data lock, so its writer is dead
+            mark_stale(root, "a collector stopped before refreshing the cache")
+        self.current = cache_path(root).exists() and behind_reason(root) is None
+        writing.parent.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = hold(writing)
+
+    def finish(
+        self, written: Iterable[Path] | None, *, build: bool = False
+    ) -> RefreshResult | None:
+        """Refresh the cache with `written` (the whole tree if None or it was not current).
+
+        No cache is built unless `build`. On failure the cache is marked stale and the
+        error raised; the claim is released either way.
+        """
+        try:
+            if not build and not cache_path(self.root).exists():
+                return None
+            try:
+                return refresh(self.root, written=written if self.current else None)
+            except BaseException as e:
+                mark_stale(self.root, f"refresh after a collector run failed: {first_line(e)}")
+                raise
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        if self._fd is not None:
+            _marker(self.root, WRITING_MARKER).unlink(missing_ok=True)
+            self.abandon()
+
+    def abandon(self) -> None:
+        """Let go without saying the cache is current: WRITING stays, unheld, as after
+        a crash, so readers read the files and the next collector refreshes all."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+@contextmanager
+def writing(root: Path) -> Iterator[Writing]:
+    """Claim the cache for a collector run; `finish` it, or it is abandoned on the way out."""
+    claim = Writing(root)
+    try:
+        yield claim
+    finally:
+        claim.abandon()
+
+
+@dataclass
+class RefreshResult:
+    files_loaded: int = 0
+    files_gone: int = 0
+    partitions_reloaded: int = 0
+    rows: dict[str, int] = field(default_factory=dict)  # table -> rows after refresh
+    seconds: float = 0.0
+
+
+class Cache:
+    """A read-write handle on the cache file (one writer at a time; DuckDB locks the file)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+        path = cache_path(self.root)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.con = duckdb.connect(str(path))
+        except OSError as e:
+            raise UserError(f"cannot write the cache {path}: {e.strerror}") from None
+        except duckdb.IOException as e:
+            if "lock" in str(e).lower():
+                raise LockedError(
+                    f"the cache {path} is in use by another process; "
+                    "queries read the Parquet files until it is refreshed"
+                ) from None
+            raise UserError(f"cannot open the cache {path}: {first_line(e)}") from None
+        except duckdb.Error as e:
+            raise UserError(
+                f"cannot open the cache {path}: {first_line(e)} (delete it, or run "
+                "`cprec cache --rebuild`)"
+            ) from None
+        self.con.execute("SET TimeZone = 'UTC'")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _ensure_schema(self) -> None:
+        """Create or upgrade the tables; runs inside the refresh's transaction."""
+        con = self.con
+        if _format(con) not in (None, FORMAT):
+            con.execute("DROP SCHEMA cache CASCADE")
+        con.execute("CREATE SCHEMA IF NOT EXISTS cache")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS cache.files ("
+            "path VARCHAR, tbl VARCHAR, pipeline VARCHAR, dt VARCHAR)"
+        )
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS cache.meta "
+            "(format INTEGER, refreshed_at TIMESTAMPTZ, files BIGINT)"
+        )
+        for table in TABLES.values():
+            cols = layout.columns(table)
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS cache.{table.name} ("
+                + ", ".join(f"{layout.ident(n)} {t}" for n, t in cols)
+                + ")"
+            )
+            have = {r[0] for r in con.execute(f"DESCRIBE cache.{table.name}").fetchall()}
+            for n, t in cols:  # schemas only ever add columns
+                if n not in have:
+                    con.execute(f"ALTER TABLE cache.{table.name} ADD COLUMN {layout.ident(n)} {t}")
+        if not _has_table(con, "stage_runs"):
+            self._create_temp_source(None)
+            con.execute(f"CREATE TABLE cache.stage_runs AS {sql_file('_stage_runs.sql')} LIMIT 0")
+
+    # -- refresh ---------------------------------------------------------------------
+
+    def refresh(
+        self,
+        written: Iterable[Path] | None = None,
+        removed: Iterable[Path] = (),
+    ) -> RefreshResult:
+        """Bring the cache up to date in one transaction. Without `written`, walk the tree."""
+        started = time.monotonic()
+        result = RefreshResult()
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            if written is not None and _format(self.con) != FORMAT:
+                # Adding a few files to a cache that never completed a build would
+                # make it look complete.
+                raise UserError(f"the cache {cache_path(self.root)} was never built whole")
+            self._ensure_schema()
+            self._refresh(result, written, removed)
+            self.con.execute("DELETE FROM cache.meta")
+            self.con.execute(
+                "INSERT INTO cache.meta SELECT $f, now(), count(*) FROM cache.files",
+                {"f": FORMAT},
+            )
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        for name in TABLES:
+            result.rows[name] = self.con.execute(f"SELECT count(*) FROM cache.{name}").fetchone()[0]
+        result.seconds = time.monotonic() - started
+        return result
+
+    def _refresh(self, result: RefreshResult, written, removed) -> None:
+        written = None if written is None else [Path(p).resolve() for p in written]
+        removed = [Path(p).resolve() for p in removed]
+        if written is None:
+            known = self._known_files()
+            listing = layout.list_files(self.root)
+            on_disk = {str(p) for files in listing.values() for p in files}
+            new = {
+                name: [p for p in files if str(p) not in known] for name, files in listing.items()
+            }
+            gone = [p for p in known if p not in on_disk]
+        else:
+            # Only the named files are looked up: the cost follows the change, not the cache.
+            known = self._known_files([str(p) for p in [*written, *removed]])
+            new = defaultdict(list)
+            for p in written:
+                if str(p) not in known:
+                    new[layout.table_of(self.root, p)].append(p)
+            gone = [str(p) for p in removed if str(p) in known]
+        result.files_gone = len(gone)
+
+        # Partitions that lost a file are reloaded whole from what is on disk now.
+        reload: dict[str, set[tuple[str | None, str]]] = defaultdict(set)
+        for path in gone:
+            tbl, pipeline, dt = known[path]
+            reload[tbl].add((pipeline, dt))
+        self._forget(gone)
+        affected_exec = False
+        for name, parts in reload.items():
+            for pipeline, dt in parts:
+                self._delete_partition(TABLES[name], pipeline, dt)
+                directory = layout.partition_dir(self.root, name, pipeline, date.fromisoformat(dt))
+                current = layout.partition_files(directory)
+                self._forget([str(p) for p in current])
+                new[name] = sorted(set(new.get(name, [])) | set(current))
+            result.partitions_reloaded += len(parts)
+            affected_exec |= name == "action_executions"
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE touched "
+            "(account_id VARCHAR, region VARCHAR, pipeline VARCHAR, execution_id VARCHAR)"
+        )
+        for name, files in new.items():
+            if files:
+                self._load(TABLES[name], files)
+                result.files_loaded += len(files)
+        if affected_exec:
+            # reloaded partitions may have lost executions entirely
+            self.con.execute(
+                "DELETE FROM cache.stage_runs s WHERE NOT EXISTS (SELECT 1 FROM "
+                "cache.action_executions a WHERE a.account_id = s.account_id AND "
+                "a.region = s.region AND a.pipeline = s.pipeline AND "
+                "a.execution_id = s.execution_id)"
+            )
+        self._refresh_stage_runs()
+
+    def _known_files(
+        self, paths: list[str] | None = None
+    ) -> dict[str, tuple[str, str | None, str]]:
+        """Loaded files (all, or those of `paths`) -> (table, pipeline, dt)."""
+        sql = "SELECT path, tbl, pipeline, dt FROM cache.files"
+        if paths is None:
+            rows = self.con.execute(sql).fetchall()
+        else:
+            rows = self.con.execute(f"{sql} SEMI JOIN (SELECT unnest($p) AS path) USING (path)",
+                                    {"p": paths}).fetchall()  # fmt: skip
+        return {p: (t, pl, dt) for p, t, pl, dt in rows}
+
+    def _forget(self, paths: list[str]) -> None:
+        if paths:
+            self.con.execute(
+                "DELETE FROM cache.files WHERE path IN (SELECT unnest($p))", {"p": paths}
+            )
+
+    def _delete_partition(self, table: Table, pipeline: str | None, dt: str) -> None:
+        if table.per_pipeline:
+            self.con.execute(
+                f"DELETE FROM cache.{table.name} WHERE pipeline = ? AND dt = CAST(? AS DATE)",
+                [pipeline, dt],
+            )
+        else:
+            self.con.execute(f"DELETE FROM cache.{table.name} WHERE dt = CAST(? AS DATE)", [dt])
+
+    def _load(self, table: Table, files: list[Path]) -> None:
+        con = self.con
+        on = " AND ".join(
+            f"c.{layout.ident(k)} IS NOT DISTINCT FROM s.{layout.ident(k)}"
+            for k in layout.natural_key(table)
+        )
+        cols = ", ".join(layout.ident(n) for n, _ in layout.columns(table))
+        empty = con.execute(f"SELECT count(*) = 0 FROM cache.{table.name}").fetchone()[0]
+        for i in range(0, len(files), BATCH_FILES):
+            batch = [str(p) for p in files[i : i + BATCH_FILES]]
+            check_files(con, table, "$files", {"files": batch})
+            self._stage(
+                f"CREATE OR REPLACE TEMP TABLE stage AS SELECT {cols} FROM ("
+                f"{layout.read_parquet_sql(table, '$files')}) {layout.latest_only_sql(table)}",
+                {"files": batch},
+            )
+            if not empty:
+                con.execute(
+                    f"DELETE FROM cache.{table.name} c USING stage s WHERE {on} "
+                    "AND (c.recorded_at IS NULL OR c.recorded_at <= s.recorded_at)"
+                )
+                con.execute(
+                    f"INSERT INTO cache.{table.name} SELECT s.* FROM stage s "
+                    f"ANTI JOIN cache.{table.name} c ON {on}"
+                )
+            else:
+                con.execute(f"INSERT INTO cache.{table.name} SELECT * FROM stage")
+                empty = False
+            if table.name == "action_executions":
+                con.execute(
+                    "INSERT INTO touched "
+                    "SELECT DISTINCT account_id, region, pipeline, execution_id FROM stage"
+                )
+            parts = [layout.partition_of(self.root, table.name, Path(p)) for p in batch]
+            self._forget(batch)
+            con.execute(
+                "INSERT INTO cache.files SELECT unnest($p), $t, unnest($pl), unnest($dt)",
+                {"p": batch, "t": table.name, "pl": [x[0] for x in parts],
+                 "dt": [x[1] for x in parts]},
+            )  # fmt: skip
+
+    def _stage(self, sql: str, params: dict) -> None:
+        try:
+            self.con.execute(sql, params)
+        except (duckdb.IOException, duckdb.InvalidInputException) as e:
+            raise UserError(
+                f"cannot cache: {first_line(e)}; move that file out and run again"
+            ) from None
+
+    def _create_temp_source(self, touched: bool | None) -> None:
+        """`action_executions` as the stage_runs SQL sees it: only touched executions."""
+        where = f"SEMI JOIN touched t ON {_SAME_EXECUTION.format(a='a')}" if touched else ""
+        self.con.execute(
+            "CREATE OR REPLACE TEMP VIEW action_executions AS "
+            f"SELECT a.* FROM cache.action_executions a {where}"
+        )
+        create_macros(self.con, temp=True)
+
+    def _refresh_stage_runs(self) -> None:
+        con = self.con
+        n = con.execute("SELECT count(*) FROM touched").fetchone()[0]
+        if not n:
+            return
+        con.execute(
+            f"DELETE FROM cache.stage_runs s USING touched t WHERE {_SAME_EXECUTION.format(a='s')}"
+        )
+        self._create_temp_source(True)
+        con.execute(f"INSERT INTO cache.stage_runs {sql_file('_stage_runs.sql')}")
+
+
+def build(root: Path, *, rebuild: bool = False) -> RefreshResult:
+    """`cprec cache`: bring the cache up to date with the whole tree (create it if missing).
+
+    Takes the collector's lock, so it never runs beside a collector (which refreshes
+    the cache itself when it ends).
+    """
+    with data_lock(root):
+        if rebuild:
+            for p in cache_path(root).parent.glob(CACHE_FILE + "*"):  # the file and its WAL
+                p.unlink()
+        with writing(root) as claim:
+            return claim.finish(None, build=True)
+
+
+def refresh(
+    root: Path, written: Iterable[Path] | None = None, removed: Iterable[Path] = ()
+) -> RefreshResult:
+    """Refresh the cache; without `written` (a whole-tree walk) it is current afterwards.
+
+    A whole-tree refresh clears STALE: call it only under the collector's lock.
+    """
+    with Cache(root) as cache:
+        result = cache.refresh(written, removed)
+    if written is None:
+        _marker(root, STALE_MARKER).unlink(missing_ok=True)
+    return result

@@ -1,0 +1,228 @@
+"""The storage layout, owned here and nowhere else: where each table's files live and
+how a reader reads them back.
+
+    <root>/<table>/pipeline=<name>/dt=<YYYY-MM-DD>/<file>.parquet
+    <root>/collection_runs/dt=<YYYY-MM-DD>/<file>.parquet
+
+Every writer (store, compaction), reader (views, cache, known state) and test asks
+this module for partition paths, file listings, the natural key, the "latest
+recording wins" rule and the SQL that reads a table's files with pinned types.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+
+from recorder.schemas import TABLES, Table
+
+PARQUET = ".parquet"
+# Hive readers (DuckDB, Athena) read a partition value spelled like this as NULL. It
+# is a valid pipeline name, so readers map it back (read_parquet_sql).
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+_DUCKDB_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.int64(): "BIGINT",
+    pa.int32(): "INTEGER",
+    pa.bool_(): "BOOLEAN",
+    pa.float64(): "DOUBLE",
+    pa.date32(): "DATE",
+}
+
+# A snapshot is written as three tables, stage_states last (it carries the hash the
+# next run compares). Its stage_states rows are the commit point: readers show
+# action and condition states only of snapshots whose stage_states rows exist, so a
+# collector killed mid-snapshot never shows half of one.
+COMMITTED_BY = {
+    "action_states": ("stage_states", ("snapshot_at",)),
+    "condition_states": ("stage_states", ("snapshot_at",)),
+}
+
+
+# -- paths --------------------------------------------------------------------------
+
+
+def partition_dir(root: Path, table: str, pipeline: str | None, dt: date) -> Path:
+    parts = [Path(root), table]
+    if TABLES[table].per_pipeline:
+        if not pipeline:
+            raise ValueError(f"{table} rows need a pipeline")
+        parts.append(f"pipeline={pipeline}")
+    parts.append(f"dt={dt.isoformat()}")
+    return Path(*parts)
+
+
+def partition_of(root: Path, table: str, path: Path) -> tuple[str | None, str]:
+    """(pipeline, dt) of a file under `root`, as spelled in its path."""
+    rel = Path(path).relative_to(Path(root) / table).parts
+    if TABLES[table].per_pipeline:
+        return rel[0].removeprefix("pipeline="), rel[1].removeprefix("dt=")
+    return None, rel[0].removeprefix("dt=")
+
+
+def table_of(root: Path, path: Path) -> str:
+    return Path(path).relative_to(root).parts[0]
+
+
+def partitions(root: Path, table: str) -> list[tuple[str | None, date, Path]]:
+    """(pipeline, dt, directory) of every partition of a table, sorted."""
+    base = Path(root) / table
+    if not base.is_dir():
+        return []
+    per_pipeline = TABLES[table].per_pipeline
+    found = []
+    for d in sorted(base.glob("pipeline=*/dt=*" if per_pipeline else "dt=*")):
+        if not d.is_dir():
+            continue
+        try:
+            dt = date.fromisoformat(d.name.removeprefix("dt="))
+        except ValueError:
+            continue
+        found.append((d.parent.name.removeprefix("pipeline=") if per_pipeline else None, dt, d))
+    return found
+
+
+def partition_files(directory: Path) -> list[Path]:
+    """The data files of one partition directory, sorted."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.name.endswith(PARQUET) and p.is_file())
+
+
+def table_files(root: Path, table: str) -> list[Path]:
+    """Every data file of a table (a directory walk, no glob: O(files), no sorting)."""
+    base = Path(root) / table
+    out: list[Path] = []
+    if base.is_dir():
+        _walk(base, 3 if TABLES[table].per_pipeline else 2, out)
+    return out
+
+
+def list_files(root: Path, tables: Iterable[str] = TABLES) -> dict[str, list[Path]]:
+    return {name: table_files(root, name) for name in tables}
+
+
+def _walk(directory: Path, depth: int, out: list[Path]) -> None:
+    with os.scandir(directory) as it:
+        for entry in it:
+            if depth == 1:
+                if entry.name.endswith(PARQUET) and entry.is_file():
+                    out.append(Path(entry.path))
+            elif entry.is_dir() and "=" in entry.name:
+                _walk(Path(entry.path), depth - 1, out)
+
+
+def file_glob(root: Path, table: Table) -> str:
+    parts = [table.name] + (["pipeline=*"] if table.per_pipeline else []) + ["dt=*", "*.parquet"]
+    return str(Path(root, *parts))
+
+
+# -- SQL ------------------------------------------------------------------------------
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal. Only for paths in view definitions, which cannot take parameters."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def duckdb_type(t: pa.DataType) -> str:
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    return _DUCKDB_TYPES[t]  # a KeyError here means schemas.py grew a type: add it
+
+
+def partition_keys(table: Table) -> list[tuple[str, str]]:
+    return ([("pipeline", "VARCHAR")] if table.per_pipeline else []) + [("dt", "DATE")]
+
+
+def columns(table: Table) -> list[tuple[str, str]]:
+    """(name, DuckDB type) of every column a reader sees: the schema's, then the partition keys."""
+    return [(f.name, duckdb_type(f.type)) for f in table.schema] + partition_keys(table)
+
+
+def natural_key(table: Table) -> list[str]:
+    return ["account_id", "region"] + (["pipeline"] if table.per_pipeline else []) + list(table.key)
+
+
+def latest_only_sql(table: Table) -> str:
+    """"Latest recording wins": the QUALIFY clause keeping one row per natural key."""
+    return (
+        f"QUALIFY row_number() OVER (PARTITION BY {', '.join(map(ident, natural_key(table)))} "
+        "ORDER BY recorded_at DESC NULLS LAST, run_id DESC NULLS LAST) = 1"
+    )
+
+
+def typed_empty_sql(table: Table) -> str:
+    """A typed, empty relation with the table's columns, to union BY NAME with the files."""
+    return (
+        "SELECT "
+        + ", ".join(f"CAST(NULL AS {t}) AS {ident(n)}" for n, t in columns(table))
+        + " WHERE false"
+    )
+
+
+def read_parquet_sql(table: Table, files: str) -> str:
+    """The rows of `files` (a SQL expression: a glob or a list) with the canonical columns.
+
+    Partition types are pinned (a pipeline named `42` stays text), a file written
+    before a column existed reads it as NULL, and a pipeline named like Hive's NULL
+    partition reads back as its name (no other partition value can be NULL).
+    """
+    hive_types = ", ".join(f"'{k}': {t}" for k, t in partition_keys(table))
+    replace = (
+        f" REPLACE (coalesce(pipeline, {sql_string(HIVE_NULL)}) AS pipeline)"
+        if table.per_pipeline
+        else ""
+    )
+    return (
+        f"SELECT *{replace} FROM ({typed_empty_sql(table)} UNION ALL BY NAME "
+        f"SELECT * FROM read_parquet({files}, hive_partitioning = true, "
+        f"union_by_name = true, hive_types = {{{hive_types}}}))"
+    )
+
+
+def conformance_sql(table: Table, files: str) -> str:
+    """The first file of `files` that cannot be read as `table`, with the reason (or no row).
+
+    A file conflicts when a canonical column has another type, when it lacks a
+    natural-key column or `recorded_at` (a foreign file would read as rows of NULL
+    keys), or when it holds a partition key (the path alone carries those).
+    """
+    spelled = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}  # as parquet_schema() names it
+    canon = ", ".join(
+        f"({sql_string(f.name)}, {sql_string(spelled.get(t := duckdb_type(f.type), t))})"
+        for f in table.schema
+    )
+    required = ", ".join(
+        sql_string(c) for c in [*natural_key(table), "recorded_at"] if c != "pipeline"
+    )
+    keys = ", ".join(sql_string(k) for k, _ in partition_keys(table))
+    return f"""
+        WITH s AS (
+            SELECT file_name, name, duckdb_type FROM parquet_schema({files})
+            WHERE duckdb_type IS NOT NULL
+        ), canon(name, type) AS (VALUES {canon}),
+        bad AS (
+            SELECT s.file_name, 'column ' || s.name || ' is ' || s.duckdb_type
+                   || ', not ' || c.type AS why
+            FROM s JOIN canon c USING (name) WHERE s.duckdb_type <> c.type
+            UNION ALL
+            SELECT file_name, 'partition key ' || name || ' inside the file'
+            FROM s WHERE name IN ({keys})
+            UNION ALL
+            SELECT f.file_name, 'no column ' || r.name
+            FROM (SELECT DISTINCT file_name FROM s) f
+            CROSS JOIN (SELECT unnest([{required}]) AS name) r
+            ANTI JOIN s ON s.file_name = f.file_name AND s.name = r.name
+        )
+        SELECT file_name, why FROM bad ORDER BY file_name, why LIMIT 1
+    """

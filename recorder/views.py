@@ -1,0 +1,97 @@
+"""The relations every reader sees, over the Parquet files or over the query cache.
+
+For every table in `recorder.schemas`:
+- `raw.<table>` (Parquet only): every row of every file, with the canonical columns
+  (recorder/layout.py reads them).
+- `<table>`: the latest recording per natural key (layout.latest_only_sql), and for
+  state tables only snapshots whose commit point exists (layout.COMMITTED_BY).
+- `stage_runs` (`sql/_stage_runs.sql`) and the macros of `sql/_macros.sql`.
+
+Both sources give the same relations: the cache stores each table deduplicated, so
+only the commit filter and `stage_runs` (materialised there) differ in how they are
+built. Before Parquet views are created every file is checked against its table's
+schema (layout.conformance_sql): a conflicting file is one line naming it, never rows
+counted under the wrong type.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from recorder import layout
+from recorder.errors import UserError, first_line
+from recorder.schemas import TABLES, Table
+
+
+def sql_file(name: str) -> str:
+    """The text of `recorder/sql/<name>` (package data)."""
+    return resources.files("recorder").joinpath("sql", name).read_text(encoding="utf-8")
+
+
+def _committed(table: Table, latest: str, schema: str) -> str:
+    """`latest` (a relation of the table's latest rows), limited to committed snapshots."""
+    if table.name not in layout.COMMITTED_BY:
+        return latest
+    parent, keys = layout.COMMITTED_BY[table.name]
+    on = " AND ".join(
+        f"p.{layout.ident(k)} = t.{layout.ident(k)}"
+        for k in [*layout.natural_key(TABLES[parent])[:3], *keys]
+    )
+    return f"SELECT t.* FROM ({latest}) t SEMI JOIN {schema}.{parent} p ON {on}"
+
+
+def check_files(
+    con: duckdb.DuckDBPyConnection, table: Table, files: str, params: dict | None = None
+) -> None:
+    """Raise UserError naming the first file of `files` (SQL) that conflicts with `table`."""
+    try:
+        bad = con.execute(layout.conformance_sql(table, files), params).fetchone()
+    except (duckdb.IOException, duckdb.InvalidInputException) as e:
+        raise UserError(f"cannot read {table.name} files: {first_line(e)}") from None
+    if bad:
+        raise UserError(f"{bad[0]} is not a cprec {table.name} file ({bad[1]}); move it out")
+
+
+def create_parquet_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+    """Create `raw.*`, the latest-row views, the macros and `stage_runs` over `root`."""
+    root = Path(root).resolve()
+    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    for table in TABLES.values():
+        if next(iter(layout.table_files(root, table.name)), None) is None:
+            source = layout.typed_empty_sql(table)
+        else:
+            glob = layout.sql_string(layout.file_glob(root, table))
+            check_files(con, table, glob)
+            source = layout.read_parquet_sql(table, glob)
+        con.execute(f"CREATE OR REPLACE VIEW raw.{table.name} AS {source}")
+    for table in TABLES.values():
+        latest = f"SELECT * FROM raw.{table.name} {layout.latest_only_sql(table)}"
+        con.execute(
+            f"CREATE OR REPLACE VIEW main.{table.name} AS {_committed(table, latest, 'main')}"
+        )
+    create_macros(con, temp=False)
+    con.execute(f"CREATE OR REPLACE VIEW main.stage_runs AS {sql_file('_stage_runs.sql')}")
+
+
+def create_cache_views(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
+    """Temporary views named like the tables over the cache attached as `catalog`."""
+    for table in TABLES.values():
+        latest = f"SELECT * FROM {catalog}.cache.{table.name}"
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {table.name} AS "
+            f"{_committed(table, latest, f'{catalog}.cache')}"
+        )
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW stage_runs AS SELECT * FROM {catalog}.cache.stage_runs"
+    )
+    create_macros(con, temp=True)
+
+
+def create_macros(con: duckdb.DuckDBPyConnection, *, temp: bool) -> None:
+    sql = sql_file("_macros.sql")
+    if temp:  # a read-only database takes temporary objects only
+        sql = sql.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO")
+    con.execute(sql)
