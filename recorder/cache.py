@@ -52,6 +52,7 @@ from recorder import layout
 from recorder.errors import LockedError, UserError, first_line
 from recorder.lock import data_lock, held_by_someone, hold
 from recorder.schemas import TABLES, Table
+from recorder.testhooks import checkpoint
 from recorder.views import check_files, create_cache_views, create_macros, sql_file
 
 log = logging.getLogger("cprec.cache")
@@ -85,7 +86,7 @@ def behind_reason(root: Path) -> str | None:
         return (stale.read_text(errors="replace").strip() or "marked stale").splitlines()[0]
     writing = _marker(root, WRITING_MARKER)
     if writing.exists() and not held_by_someone(writing):
-        return "a collector stopped before refreshing it"
+        return "its last writer stopped before finishing (`cprec cache` repairs it)"
     return None
 
 
@@ -122,6 +123,20 @@ def open_reader(root: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | Non
     return con, None
 
 
+def _complete(root: Path) -> bool:
+    """A cache file exists and its last build completed (False when it cannot be told)."""
+    if not cache_path(root).exists():
+        return False
+    try:
+        con = duckdb.connect(str(cache_path(root)), read_only=True)
+    except duckdb.Error:
+        return False
+    try:
+        return _format(con) == FORMAT
+    finally:
+        con.close()
+
+
 def _catalog(con: duckdb.DuckDBPyConnection) -> str:
     return layout.ident(con.execute("SELECT current_database()").fetchone()[0])
 
@@ -136,11 +151,14 @@ def _format(con: duckdb.DuckDBPyConnection) -> int | None:
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name = 'cache' AND table_name = $n",
-        {"n": name},
-    ).fetchone()[0] > 0
+    return (
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'cache' AND table_name = $n",
+            {"n": name},
+        ).fetchone()[0]
+        > 0
+    )
 
 
 # -- writers ------------------------------------------------------------------------
@@ -158,7 +176,7 @@ class Writing:
         writing = _marker(root, WRITING_MARKER)
         if writing.exists():  # we hold the data lock, so its writer is dead
             mark_stale(root, "a collector stopped before refreshing the cache")
-        self.current = cache_path(root).exists() and behind_reason(root) is None
+        self.current = behind_reason(root) is None and _complete(root)
         writing.parent.mkdir(parents=True, exist_ok=True)
         self._fd: int | None = hold(writing)
 
@@ -400,6 +418,7 @@ class Cache:
         empty = con.execute(f"SELECT count(*) = 0 FROM cache.{table.name}").fetchone()[0]
         for i in range(0, len(files), BATCH_FILES):
             batch = [str(p) for p in files[i : i + BATCH_FILES]]
+            checkpoint("cache-load")
             check_files(con, table, "$files", {"files": batch})
             self._stage(
                 f"CREATE OR REPLACE TEMP TABLE stage AS SELECT {cols} FROM ("

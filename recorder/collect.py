@@ -78,6 +78,12 @@ from recorder.timeparse import parse_bound, utcnow
 OVERLAP = timedelta(hours=6)
 RETENTION = timedelta(days=365)  # AWS keeps execution history for 12 months
 FLUSH_ROWS = 10_000  # rows buffered per pipeline worker: bounds memory, whatever the history
+EXECUTION_CHILDREN = (
+    "action_executions",
+    "rule_executions",
+    "execution_revisions",
+    "execution_variables",
+)
 # AWS region names: lower case, e.g. us-east-1, us-gov-west-1, eusc-de-east-1.
 REGION = re.compile(r"[a-z]{2,}(-[a-z]+)+-[0-9]+")
 VANISHED = frozenset({"PipelineNotFoundException"})
@@ -404,6 +410,11 @@ def _record_pipeline(ctx: _Region, summary: dict) -> _Outcome:
             outcome.error_code, outcome.error = code, _describe(e)
         # What was fetched is buffered in crash-safe order (children first, executions
         # oldest first): keeping it is as safe as a crash here, and saves the next run.
+        # Children of executions not fetched yet are dropped: the next run lists them
+        # again with their execution, so writing them now would only write them twice.
+        fetched = {r["execution_id"] for r in batch.rows.get("executions", [])}
+        for table in EXECUTION_CHILDREN:
+            batch.retain(table, lambda row: row["execution_id"] in fetched)
         batch.flush()
     except Exception as e:  # a bug: keep the other pipelines going, but show the traceback
         log.exception("unexpected error")

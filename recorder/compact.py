@@ -45,6 +45,7 @@ COMPACTED_PREFIX = "compact-"
 TMP_DIR = ".tmp-compact"
 REPLACED_FILE = ".compact-replaced.jsonl"
 GRACE = timedelta(hours=1)
+READER_PATIENCE_S = 5.0  # how long to wait for readers to finish before deleting
 
 
 @dataclass
@@ -112,7 +113,7 @@ def compact(
                 _save_replaced(root, replaced)
         due = [p for p, at in replaced.items() if at + grace <= now]
         if due:
-            with no_readers(root) as alone:
+            with no_readers(root, READER_PATIENCE_S) as alone:
                 if alone:
                     for p in due:
                         p.unlink(missing_ok=True)

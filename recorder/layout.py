@@ -154,7 +154,7 @@ def natural_key(table: Table) -> list[str]:
 
 
 def latest_only_sql(table: Table) -> str:
-    """"Latest recording wins": the QUALIFY clause keeping one row per natural key."""
+    """ "Latest recording wins": the QUALIFY clause keeping one row per natural key."""
     return (
         f"QUALIFY row_number() OVER (PARTITION BY {', '.join(map(ident, natural_key(table)))} "
         "ORDER BY recorded_at DESC NULLS LAST, run_id DESC NULLS LAST) = 1"

@@ -45,9 +45,7 @@ def _root(data: Path) -> Path:
     help="Keep replaced files this long for readers outside cprec (DuckDB CLI, Athena).",
 )
 @data_option
-def compact_cmd(
-    min_age_days: int, tables: tuple[str, ...], grace_minutes: int, data: Path
-) -> None:
+def compact_cmd(min_age_days: int, tables: tuple[str, ...], grace_minutes: int, data: Path) -> None:
     """Merge each closed partition's files into one, dropping superseded rows."""
     root = _root(data)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from recorder.layout import partition_dir
 from recorder.schemas import to_arrow
+from recorder.testhooks import checkpoint
 
 TMP_DIR = ".tmp"
 COMPRESSION = "zstd"
@@ -73,6 +74,7 @@ def write_rows(
             partition_dir(root, table, pipeline, dt)
             / f"part-{run_id}-{uuid.uuid4().hex[:8]}.parquet"
         )
+        checkpoint(f"publish:{table}")
         write_parquet_atomic(to_arrow(table, part), dest, root)
         written.append(dest)
     return written
@@ -118,6 +120,13 @@ class Batch:
         for row in rows:
             self.rows[table].append({**self.common, **row, "dt": dt})
             self.buffered += 1
+
+    def retain(self, table: str, keep) -> None:
+        """Keep only the buffered rows of `table` for which `keep(row)` is true."""
+        rows = self.rows.get(table, [])
+        kept = [r for r in rows if keep(r)]
+        self.buffered -= len(rows) - len(kept)
+        self.rows[table] = kept
 
     @property
     def full(self) -> bool:

@@ -19,8 +19,15 @@ def test_a_corrupt_file_is_named_and_nothing_is_written(tmp_path):
         calls = sum(srv.calls.values())
         result = CliRunner().invoke(
             main,
-            ["collect", "--data", str(tmp_path), "--endpoint-url", srv.endpoint_url,
-             "--region", "us-east-1"],  # fmt: skip
+            [
+                "collect",
+                "--data",
+                str(tmp_path),
+                "--endpoint-url",
+                srv.endpoint_url,
+                "--region",
+                "us-east-1",
+            ],  # fmt: skip
         )
         assert sum(srv.calls.values()) == calls + 2  # GetCallerIdentity, ListPipelines
     assert result.exit_code == 2
