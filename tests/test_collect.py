@@ -625,6 +625,26 @@ def test_a_failure_mid_pipeline_keeps_the_oldest_first_prefix(tmp_path, monkeypa
         assert sorted(r["execution_id"] for r in kept) == sorted(
             s["pipelineExecutionId"] for s in oldest
         )
+        # children only of the executions kept: the others' were dropped, not written
+        for table in ("action_executions", "execution_revisions", "execution_variables"):
+            children = {r["execution_id"] for r in stored(tmp_path, table)
+                        if r["pipeline"] == victim}  # fmt: skip
+            assert children <= {r["execution_id"] for r in kept}, table
         second = run(tmp_path, srv, acct)
     assert second.exit_code == 0
     assert_matches_model(tmp_path, acct)
+    # so the children of the executions the first run could not fetch were written once,
+    # by the second run (without the drop, they were written by both)
+    late = {s["pipelineExecutionId"] for s in _summaries(acct, victim).values()} - {
+        r["execution_id"] for r in kept
+    }
+    for table in ("action_executions", "execution_revisions"):
+        raw = [r for r in stored(tmp_path, table, latest=False)
+               if r["pipeline"] == victim and r["execution_id"] in late]  # fmt: skip
+        assert raw and len(raw) == len(
+            [
+                r
+                for r in stored(tmp_path, table)
+                if r["pipeline"] == victim and r["execution_id"] in late
+            ]
+        ), table
