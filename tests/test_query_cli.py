@@ -17,8 +17,8 @@ from test_queries import _action, _execution, build_scenario, t, write_old_schem
 
 import queries
 from recorder.cli import main
-from recorder.demo import demo
-from recorder.query_commands import COMMANDS
+from recorder.cli.demo import demo
+from recorder.cli.query import COMMANDS
 from recorder.store import write_rows
 
 # The query commands on their own, so these tests do not depend on the rest of the CLI;
@@ -71,7 +71,6 @@ def test_demo_help():
 
 
 def test_registered_in_main():
-    pytest.importorskip("recorder.simulator.command", reason="the simulator CLI is not in yet")
     from recorder.cli import main
 
     for command in [*COMMANDS, demo]:

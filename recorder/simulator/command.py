@@ -1,11 +1,8 @@
-"""`cprec simulate`: serve a simulated CodePipeline account until Ctrl-C."""
+"""Build the simulated account's server from command-line values (`cprec simulate`)."""
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
-
-import click
 
 from recorder.errors import UserError
 from recorder.simulator.faults import Faults
@@ -37,43 +34,8 @@ def build_server(
         raise UserError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
 
 
-def _faults(**kw) -> Faults:
+def faults_from(**kw) -> Faults:
     try:
         return Faults(**kw)
     except ValueError as e:
         raise UserError(str(e)) from None
-
-
-@click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=4566, show_default=True,
-              help="Port (0 picks a free one).")  # fmt: skip
-@click.option("--pipelines", type=click.IntRange(0), default=20, show_default=True)
-@click.option("--days", type=click.IntRange(0), default=30, show_default=True,
-              help="Days of history before --now.")  # fmt: skip
-@click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--now", help="The account's clock at start (default: today 00:00 UTC).")
-@click.option("--rate", type=click.FloatRange(0), default=6.0, show_default=True,
-              help="Mean executions per pipeline per day.")  # fmt: skip
-@click.option("--throttle-rate", type=float, default=0.0, help="Fraction of calls throttled.")
-@click.option("--throttle-burst", type=int, default=0, help="Throttle the first N calls.")
-@click.option("--error-rate", type=float, default=0.0, help="Fraction of calls answered 500.")
-@click.option("--error-burst", type=int, default=0, help="Answer 500 to the next N calls.")
-@click.option("--latency-ms", type=float, default=0.0, help="Delay added to every call.")
-@click.option("--drop-rate", type=float, default=0.0, help="Fraction of responses cut off.")
-@click.option("--access-denied", is_flag=True, help="Deny every CodePipeline call.")
-@click.option("--vanish", multiple=True, metavar="NAME",
-              help="Pipeline listed but gone for every other call (repeatable).")  # fmt: skip
-def simulate(host, port, pipelines, days, seed, now, rate, **fault_options) -> None:
-    """Serve a simulated CodePipeline account (AWS JSON over HTTP) until Ctrl-C."""
-    faults = _faults(**fault_options, seed=seed)
-    server = build_server(host=host, port=port, pipelines=pipelines, days=days, seed=seed,
-                          now=now, rate=rate, faults=faults)  # fmt: skip
-    click.echo(server.endpoint_url)
-    sys.stdout.flush()  # whoever started us may be waiting for this line on a pipe
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()

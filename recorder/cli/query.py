@@ -12,8 +12,8 @@ import click
 
 import queries
 from queries.output import render_csv, write_result
+from recorder.cli.options import _stack, cache_option, data_option, output_options
 from recorder.errors import UserError
-from recorder.options import _stack, cache_option, data_option, output_options
 from recorder.timeparse import parse_bound
 
 window_options = _stack(

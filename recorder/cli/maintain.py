@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 
 from recorder import cache
+from recorder.cli.options import data_option
 from recorder.compact import GRACE, compact
 from recorder.errors import UserError
-from recorder.options import data_option
 from recorder.schemas import TABLES
 
 

@@ -1,4 +1,5 @@
-"""The `cprec` command line: a thin layer over fetch, store and query functions."""
+"""The `cprec` command line, on top of everything: a thin layer over the collector,
+the storage layer and the query layer. Only here do errors become exit codes."""
 
 from __future__ import annotations
 
@@ -27,32 +28,16 @@ def main() -> None:
 
 
 def _register() -> None:
-    # Each area owns its commands; this file only wires them in.
-    from recorder.simulator.command import simulate
+    from recorder.cli import collect, demo, maintain, query, simulate
 
-    main.add_command(simulate)
-
-    from recorder.collect import collect_command
-
-    main.add_command(collect_command, "collect")
-
-    from recorder.query_commands import COMMANDS as query_commands
-
-    for command in query_commands:
+    for command in [
+        simulate.simulate,
+        collect.collect_command,
+        *query.COMMANDS,
+        *maintain.COMMANDS,
+        demo.demo,
+    ]:
         main.add_command(command)
-
-    from recorder.maintenance_commands import COMMANDS as maintenance_commands
-
-    for command in maintenance_commands:
-        main.add_command(command)
-
-    from recorder.demo import demo
-
-    main.add_command(demo)
 
 
 _register()
-
-
-if __name__ == "__main__":
-    main()

@@ -16,8 +16,8 @@ import click
 
 import queries
 from queries.output import write_result
+from recorder.cli.options import data_option
 from recorder.errors import UserError
-from recorder.options import data_option
 from recorder.timeparse import parse_bound
 
 REGION = "us-east-1"
