@@ -5,11 +5,9 @@ Per region: ListPipelines, then per pipeline on a bounded thread pool:
 1. GetPipelineState; a snapshot is written only when its hash differs from the last
    one stored.
 2. GetPipeline, only when ListPipelines' version differs from the last one stored.
-3. ListPipelineExecutions, paged until a page reaches back before the lower bound
-   min(watermark - 6 h, start of the oldest recorded non-terminal execution); the
-   watermark is the latest recorded start (first run: --since, default 12 months).
-   Changed = not recorded, recorded non-terminal, or recorded with another status or
-   lastUpdateTime. For the changed ones: pipeline-wide ListActionExecutions and
+3. ListPipelineExecutions, paged back to the cursor's bound, keeping what the cursor
+   calls changed (recorder/known.py's Cursor owns the window, the overlap and the
+   "changed" test). For the changed ones: pipeline-wide ListActionExecutions and
    ListRuleExecutions paged back to the oldest of them (per-execution filtered lists
    for the few that started before the window: re-polls and revived executions), then
    one GetPipelineExecution each, oldest first.
@@ -30,8 +28,8 @@ import sys
 import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -66,14 +64,12 @@ from recorder.flatten import (
     state_hash,
     ts,
 )
-from recorder.known import TERMINAL_EXECUTION, Known, load_known, to_us
+from recorder.known import RETENTION, Cursor, Known, load_known
 from recorder.lock import data_lock
 from recorder.logs import configure_logging, logger_for
 from recorder.store import Batch, clean_tmp, write_rows
 from recorder.timeparse import utcnow
 
-OVERLAP = timedelta(hours=6)
-RETENTION = timedelta(days=365)  # AWS keeps execution history for 12 months
 FLUSH_ROWS = 10_000  # rows buffered per pipeline worker: bounds memory, whatever the history
 EXECUTION_CHILDREN = (
     "action_executions",
@@ -99,50 +95,125 @@ WRITE_ORDER = (
 )
 
 
-@dataclass
-class CollectResult:
-    exit_code: int = EXIT_OK
-    run_id: str = ""
-    account_id: str | None = None
-    api_calls: Counter = field(default_factory=Counter)  # logical calls by operation
-    api_attempts: Counter = field(default_factory=Counter)  # HTTP requests by operation
-    throttles: int = 0
-    retries: int = 0
-    rows_written: dict[str, int] = field(default_factory=dict)
-    pipelines_listed: int = 0
-    pipelines_recorded: int = 0
-    pipelines_failed: dict[str, str] = field(default_factory=dict)  # "region/name" -> error
-    pipelines_vanished: list[str] = field(default_factory=list)
-    region_errors: dict[str, str] = field(default_factory=dict)
-    files: list[Path] = field(default_factory=list)  # every Parquet file written
+@dataclass(frozen=True)
+class Run:
+    """One collector run: what every region and pipeline worker reads, never writes."""
+
+    root: Path
+    run_id: str
+    account_id: str
+    endpoint_url: str | None
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    since: datetime  # backfill lower bound for pipelines with no history
+    now: datetime | None  # a fixed clock (the simulator's), or None for the wall clock
+    workers: int
+    progress: bool
+    cache_current: bool  # the query cache holds every file: read watermarks from it
 
 
-@dataclass
-class _Outcome:
+@dataclass(frozen=True)
+class PipelineOutcome:
     name: str
-    written: dict[str, int] = field(default_factory=dict)
-    files: list[Path] = field(default_factory=list)
+    written: dict[str, int]
+    files: tuple[Path, ...]
     error_code: str | None = None
     error: str | None = None
     vanished: bool = False
 
 
-@dataclass
-class _Region:
-    """Everything the pipeline workers of one region share (read-only)."""
+@dataclass(frozen=True)
+class RegionOutcome:
+    region: str
+    started: datetime
+    listed: int  # what ListPipelines returned
+    pipelines: list[PipelineOutcome]
+    stats: CallStats
+    error: str | None  # the region failed as a whole (e.g. ListPipelines denied)
 
-    root: Path
+    @property
+    def recorded(self) -> list[PipelineOutcome]:
+        return [o for o in self.pipelines if not o.error and not o.vanished]
+
+    @property
+    def failed(self) -> list[PipelineOutcome]:
+        return [o for o in self.pipelines if o.error]
+
+    @property
+    def vanished(self) -> list[PipelineOutcome]:
+        return [o for o in self.pipelines if o.vanished]
+
+    @property
+    def written(self) -> Counter:
+        return sum((Counter(o.written) for o in self.pipelines), Counter())
+
+
+@dataclass(frozen=True)
+class CollectResult:
+    """What a run did, built once from its regions' outcomes."""
+
     run_id: str
     account_id: str
+    regions: list[RegionOutcome]
+    files: list[Path]  # every Parquet file written, the run rows included
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PARTIAL if self.pipelines_failed or self.region_errors else EXIT_OK
+
+    @property
+    def api_calls(self) -> Counter:  # logical calls by operation
+        return sum((r.stats.calls for r in self.regions), Counter())
+
+    @property
+    def api_attempts(self) -> Counter:  # HTTP requests by operation
+        return sum((r.stats.attempts for r in self.regions), Counter())
+
+    @property
+    def throttles(self) -> int:
+        return sum(r.stats.throttles.total() for r in self.regions)
+
+    @property
+    def retries(self) -> int:
+        return sum(r.stats.retries for r in self.regions)
+
+    @property
+    def rows_written(self) -> dict[str, int]:
+        return dict(sum((r.written for r in self.regions), Counter()))
+
+    @property
+    def pipelines_listed(self) -> int:
+        return sum(r.listed for r in self.regions)
+
+    @property
+    def pipelines_recorded(self) -> int:
+        return sum(len(r.recorded) for r in self.regions)
+
+    @property
+    def pipelines_failed(self) -> dict[str, str]:  # "region/name" -> error
+        return {f"{r.region}/{o.name}": o.error for r in self.regions for o in r.failed}
+
+    @property
+    def pipelines_vanished(self) -> list[str]:
+        return [f"{r.region}/{o.name}" for r in self.regions for o in r.vanished]
+
+    @property
+    def region_errors(self) -> dict[str, str]:
+        return {r.region: r.error for r in self.regions if r.error}
+
+
+@dataclass(frozen=True)
+class _Region:
+    """What the pipeline workers of one region share (read-only)."""
+
+    run: Run
     region: str
     client: object
-    now: datetime | None
-    since: datetime
     recorded_at: datetime
     known: dict[str, Known]
 
     def snapshot_time(self) -> datetime:
-        return self.now or utcnow()
+        return self.run.now or utcnow()
 
 
 def select(names: list[str], include: tuple[str, ...], exclude: tuple[str, ...]) -> list[str]:
@@ -180,34 +251,34 @@ def collect(
         regions = _regions(regions, profile)
         now = now.astimezone(UTC) if now else None
         since = (since or (now or utcnow()) - RETENTION).astimezone(UTC)
-        result = CollectResult(run_id=_run_id())
+        run_id = _run_id()
         with data_lock(data_root), cache_mod.writing(data_root) as claim:
             clean_tmp(data_root)
             # One Session per region, shared by that region's clients and threads;
             # GetCallerIdentity is counted with the first region's traffic.
             sessions = {r: _session(profile, r) for r in regions}
-            stats = [CallStats() for _ in regions]
-            result.account_id = _account_id(sessions[regions[0]], endpoint_url, stats[0])
-            for region, region_stats in zip(regions, stats, strict=True):
-                _collect_region(
-                    data_root,
-                    region,
-                    result,
-                    region_stats,
-                    session=sessions[region],
-                    endpoint_url=endpoint_url,
-                    include=tuple(include),
-                    exclude=tuple(exclude),
-                    since=since,
-                    now=now,
-                    workers=workers,
-                    progress=not quiet and _is_tty(),
-                    cache_current=claim.current,
-                )
-            _refresh_cache(claim, result.files)
-        if result.pipelines_failed or result.region_errors:
-            result.exit_code = EXIT_PARTIAL
-        return result
+            stats = {r: CallStats() for r in regions}
+            run = Run(
+                root=data_root,
+                run_id=run_id,
+                account_id=_account_id(sessions[regions[0]], endpoint_url, stats[regions[0]]),
+                endpoint_url=endpoint_url,
+                include=tuple(include),
+                exclude=tuple(exclude),
+                since=since,
+                now=now,
+                workers=workers,
+                progress=not quiet and _is_tty(),
+                cache_current=claim.current,
+            )
+            outcomes, files = [], []
+            for region in regions:
+                outcome = _collect_region(run, region, sessions[region], stats[region])
+                outcomes.append(outcome)
+                files += [f for o in outcome.pipelines for f in o.files]
+                files += _write_run_row(run, outcome)
+            _refresh_cache(claim, files)
+        return CollectResult(run_id, run.account_id, outcomes, files)
 
 
 def _refresh_cache(claim: cache_mod.Writing, files: list[Path]) -> None:
@@ -278,83 +349,47 @@ def _describe(e: Exception) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def _collect_region(
-    root: Path,
-    region: str,
-    result: CollectResult,
-    stats: CallStats,
-    *,
-    session,
-    endpoint_url,
-    include,
-    exclude,
-    since,
-    now,
-    workers,
-    progress,
-    cache_current=False,
-) -> None:
-    account = result.account_id
-    log = logger_for(account=account, region=region)
+def _collect_region(run: Run, region: str, session, stats: CallStats) -> RegionOutcome:
+    log = logger_for(account=run.account_id, region=region)
     started = utcnow()
-    outcomes: list[_Outcome] = []
-    listed = 0
-    error = None
+    pipelines: list[PipelineOutcome] = []
+    listed, error = 0, None
     try:
         client = make_client(
             "codepipeline",
             region=region,
             session=session,
-            endpoint_url=endpoint_url,
+            endpoint_url=run.endpoint_url,
             stats=stats,
-            max_pool_connections=workers,
+            max_pool_connections=run.workers,
         )
         summaries = fetch.list_pipelines(client)
         listed = len(summaries)
         by_name = {s["name"]: s for s in summaries}
-        names = select(sorted(by_name), include, exclude)
-        ctx = _Region(
-            root=root,
-            run_id=result.run_id,
-            account_id=account,
-            region=region,
-            client=client,
-            now=now,
-            since=since,
-            recorded_at=started,
-            known=load_known(
-                root,
-                account,
-                region,
-                overlap=OVERLAP,
-                open_floor=(now or started) - RETENTION,
-                cache=cache_current,
-            ),
+        names = select(sorted(by_name), run.include, run.exclude)
+        known = load_known(
+            run.root,
+            run.account_id,
+            region,
+            open_floor=(run.now or started) - RETENTION,
+            cache=run.cache_current,
         )
+        ctx = _Region(run=run, region=region, client=client, recorded_at=started, known=known)
         log.info("collecting %d of %d pipelines", len(names), listed)
-        outcomes = _run_pool(ctx, [by_name[n] for n in names], workers, progress)
+        pipelines = _run_pool(ctx, [by_name[n] for n in names])
     except (ClientError, BotoCoreError) as e:
         error = _describe(e)
-        result.region_errors[region] = error
         log.error("region failed: %s", error)
-    tally = _Tally.of(outcomes)
-    _report(result, region, log, tally, listed, stats)
-    for o in outcomes:
-        result.files += o.files
-    result.files += _write_run_row(
-        root, result, region, stats, started, since, listed, tally, error
-    )
-    result.api_calls.update(stats.calls)
-    result.api_attempts.update(stats.attempts)
-    result.throttles += stats.throttles.total()
-    result.retries += stats.retries
+    outcome = RegionOutcome(region, started, listed, pipelines, stats, error)
+    _report(outcome, log)
+    return outcome
 
 
-def _run_pool(ctx: _Region, summaries: list[dict], workers: int, progress: bool) -> list[_Outcome]:
+def _run_pool(ctx: _Region, summaries: list[dict]) -> list[PipelineOutcome]:
     outcomes = []
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cprec") as pool:
+    with ThreadPoolExecutor(max_workers=ctx.run.workers, thread_name_prefix="cprec") as pool:
         futures = [pool.submit(_record_pipeline, ctx, s) for s in summaries]
-        if progress:
+        if ctx.run.progress:
             with click.progressbar(length=len(futures), label=ctx.region, file=sys.stderr) as bar:
                 for f in as_completed(futures):
                     outcomes.append(f.result())
@@ -364,19 +399,20 @@ def _run_pool(ctx: _Region, summaries: list[dict], workers: int, progress: bool)
     return outcomes
 
 
-def _record_pipeline(ctx: _Region, summary: dict) -> _Outcome:
+def _record_pipeline(ctx: _Region, summary: dict) -> PipelineOutcome:
     """Fetch, flatten and write one pipeline; failures are returned, never raised."""
     name = summary["name"]
-    log = logger_for(account=ctx.account_id, region=ctx.region, pipeline=name)
+    run = ctx.run
+    log = logger_for(account=run.account_id, region=ctx.region, pipeline=name)
     known = ctx.known.get(name) or Known()
     common = {
-        "account_id": ctx.account_id,
+        "account_id": run.account_id,
         "region": ctx.region,
-        "run_id": ctx.run_id,
+        "run_id": run.run_id,
         "recorded_at": ctx.recorded_at,
     }
-    batch = Batch(ctx.root, name, ctx.run_id, common, WRITE_ORDER, FLUSH_ROWS)
-    outcome = _Outcome(name, written=batch.written, files=batch.files)
+    batch = Batch(run.root, name, run.run_id, common, WRITE_ORDER, FLUSH_ROWS)
+    failure: dict = {}
     try:
         _record_state(ctx, name, known, batch)
         if summary.get("version") != known.version:
@@ -385,7 +421,7 @@ def _record_pipeline(ctx: _Region, summary: dict) -> _Outcome:
             batch.add("pipelines", [row], ctx.recorded_at.date())
             batch.add("pipeline_actions", actions, ctx.recorded_at.date())
             known = replace(known, has_conditions=has_stage_conditions(definition["pipeline"]))
-        _record_executions(ctx, name, known, batch, log)
+        _record_executions(ctx, name, Cursor(known, run.since), batch, log)
         batch.flush()
     except (ClientError, BotoCoreError) as e:
         if isinstance(e, ClientError):
@@ -393,10 +429,10 @@ def _record_pipeline(ctx: _Region, summary: dict) -> _Outcome:
         else:
             code = type(e).__name__
         if code in VANISHED:
-            outcome.vanished = True
+            failure = {"vanished": True}
             log.warning("pipeline deleted during the run; skipped (%s)", _describe(e))
         else:
-            outcome.error_code, outcome.error = code, _describe(e)
+            failure = {"error_code": code, "error": _describe(e)}
         # What was fetched is buffered in crash-safe order (children first, executions
         # oldest first): keeping it is as safe as a crash here, and saves the next run.
         # Children of executions not fetched yet are dropped: the next run lists them
@@ -407,8 +443,8 @@ def _record_pipeline(ctx: _Region, summary: dict) -> _Outcome:
         batch.flush()
     except Exception as e:  # a bug: keep the other pipelines going, but show the traceback
         log.exception("unexpected error")
-        outcome.error_code, outcome.error = type(e).__name__, _describe(e)
-    return outcome
+        failure = {"error_code": type(e).__name__, "error": _describe(e)}
+    return PipelineOutcome(name, dict(batch.written), tuple(batch.files), **failure)
 
 
 def _record_state(ctx: _Region, name: str, known: Known, batch: Batch) -> None:
@@ -420,20 +456,17 @@ def _record_state(ctx: _Region, name: str, known: Known, batch: Batch) -> None:
         batch.add(table, rows, snapshot_at.date())
 
 
-def _record_executions(ctx: _Region, name: str, known: Known, batch: Batch, log) -> None:
-    window = ctx.since if known.watermark is None else known.watermark - OVERLAP
-    bound = min(window, known.oldest_open) if known.oldest_open else window
-    floor = max(bound, ctx.since)
+def _record_executions(ctx: _Region, name: str, cursor: Cursor, batch: Batch, log) -> None:
+    """Fetch what changed since the cursor, flatten it, write it (crash-safe order)."""
     changed = [
-        s for s in fetch.list_executions(ctx.client, name, bound) if _is_changed(s, known, floor)
+        s for s in fetch.list_executions(ctx.client, name, cursor.bound) if cursor.is_changed(s)
     ]
     if not changed:
         return
-    # The model lets startTime be absent (the seed sample has none): such an execution
-    # is always in the window and partitioned by the day it was recorded.
     start = {s["pipelineExecutionId"]: ts(s.get("startTime")) for s in changed}
+    # Partitioned by its start; an execution without one by the day it was recorded.
     day = {i: (t or ctx.recorded_at).date() for i, t in start.items()}
-    recent = {i for i, t in start.items() if t is None or t >= window}
+    recent = {i for i, t in start.items() if cursor.in_window(t)}
 
     def keep(table: str, flatten, items) -> None:
         for item in items:
@@ -442,7 +475,7 @@ def _record_executions(ctx: _Region, name: str, known: Known, batch: Batch, log)
                 batch.flush()
 
     listers = [("action_executions", flatten_action_execution, fetch.list_action_executions)]
-    if known.has_conditions is not False:  # rule executions come from stage conditions only
+    if cursor.known.has_conditions is not False:  # rule executions come from stage conditions only
         listers.append(("rule_executions", flatten_rule_execution, fetch.list_rule_executions))
     for table, flatten, lister in listers:
         if recent:
@@ -471,97 +504,52 @@ def _record_executions(ctx: _Region, name: str, known: Known, batch: Batch, log)
             batch.flush()
 
 
-def _is_changed(summary: dict, known: Known, floor: datetime) -> bool:
-    recorded = known.executions.get(summary["pipelineExecutionId"])
-    if recorded is None:
-        # Unrecorded and older than the bound: outside the window (the last page reaches
-        # past the bound), or older than --since.
-        start = ts(summary.get("startTime"))
-        return start is None or start >= floor
-    status, updated = recorded
-    return (
-        status not in TERMINAL_EXECUTION
-        or status != summary.get("status")
-        or updated != to_us(ts(summary.get("lastUpdateTime")))
-    )
-
-
-@dataclass
-class _Tally:
-    """One region's outcomes, summed once for the log, the result and the run row."""
-
-    recorded: list[_Outcome]
-    failed: list[_Outcome]
-    vanished: list[_Outcome]
-    written: Counter
-
-    @classmethod
-    def of(cls, outcomes: list[_Outcome]) -> _Tally:
-        written = Counter()
-        for o in outcomes:
-            written.update(o.written)
-        return cls(
-            recorded=[o for o in outcomes if not o.error and not o.vanished],
-            failed=[o for o in outcomes if o.error],
-            vanished=[o for o in outcomes if o.vanished],
-            written=written,
-        )
-
-
-def _report(
-    result: CollectResult, region: str, log, tally: _Tally, listed: int, stats: CallStats
-) -> None:
-    for table, n in tally.written.items():
-        result.rows_written[table] = result.rows_written.get(table, 0) + n
-    result.pipelines_listed += listed
-    result.pipelines_recorded += len(tally.recorded)
-    result.pipelines_vanished += [f"{region}/{o.name}" for o in tally.vanished]
-    result.pipelines_failed.update({f"{region}/{o.name}": o.error for o in tally.failed})
+def _report(outcome: RegionOutcome, log) -> None:
     # One line per kind of error, not one per pipeline (AccessDenied hits them all).
-    by_code: dict[str, list[_Outcome]] = defaultdict(list)
-    for o in tally.failed:
+    by_code: dict[str, list[PipelineOutcome]] = defaultdict(list)
+    for o in outcome.failed:
         by_code[o.error_code].append(o)
     for group in by_code.values():
         names = sorted(o.name for o in group)
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         log.error("%d pipeline(s) failed (%s): %s", len(group), shown, group[0].error)
-    total = len(tally.recorded) + len(tally.failed) + len(tally.vanished)
     log.info(
         "recorded %d of %d pipelines: %d rows, %d API calls, %d throttled",
-        len(tally.recorded),
-        total,
-        sum(tally.written.values()),
-        stats.calls.total(),
-        stats.throttles.total(),
+        len(outcome.recorded),
+        len(outcome.pipelines),
+        sum(outcome.written.values()),
+        outcome.stats.calls.total(),
+        outcome.stats.throttles.total(),
     )
 
 
-def _write_run_row(root, result, region, stats, started, since, listed, tally, error) -> list[Path]:
-    errors = [{"pipeline": o.name, "error": o.error} for o in tally.failed]
-    if error:
-        errors.insert(0, {"pipeline": None, "error": error})
+def _write_run_row(run: Run, outcome: RegionOutcome) -> list[Path]:
+    errors = [{"pipeline": o.name, "error": o.error} for o in outcome.failed]
+    if outcome.error:
+        errors.insert(0, {"pipeline": None, "error": outcome.error})
+    stats, started = outcome.stats, outcome.started
     row = {
-        "account_id": result.account_id,
-        "region": region,
-        "run_id": result.run_id,
+        "account_id": run.account_id,
+        "region": outcome.region,
+        "run_id": run.run_id,
         "recorded_at": started,
         "started_at": started,
         "finished_at": utcnow(),
-        "status": "failed" if error else ("partial" if tally.failed else "succeeded"),
+        "status": "failed" if outcome.error else ("partial" if outcome.failed else "succeeded"),
         "cprec_version": __version__,
-        "since": since,
-        "pipelines_listed": listed,
-        "pipelines_recorded": len(tally.recorded),
-        "pipelines_failed": len(tally.failed),
-        "pipelines_vanished": len(tally.vanished),
+        "since": run.since,
+        "pipelines_listed": outcome.listed,
+        "pipelines_recorded": len(outcome.recorded),
+        "pipelines_failed": len(outcome.failed),
+        "pipelines_vanished": len(outcome.vanished),
         "api_calls": stats.calls.total(),
         "api_calls_json": json.dumps(dict(sorted(stats.calls.items()))),
         "api_attempts_json": json.dumps(dict(sorted(stats.attempts.items()))),
         "throttles": stats.throttles.total(),
         "retries": stats.retries,
         "transient_errors": stats.transient.total(),
-        "rows_written_json": json.dumps(dict(sorted(tally.written.items()))),
+        "rows_written_json": json.dumps(dict(sorted(outcome.written.items()))),
         "errors_json": json.dumps(errors),
         "dt": started.date(),
     }
-    return write_rows(root, "collection_runs", [row], pipeline=None, run_id=result.run_id)
+    return write_rows(run.root, "collection_runs", [row], pipeline=None, run_id=run.run_id)

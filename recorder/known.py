@@ -1,8 +1,11 @@
-"""What is already stored, read once per run with DuckDB over the Parquet files.
+"""The incremental cursor: what is already stored, and what a run must fetch.
 
-The watermark, the recorded executions, the last state hash and the last definition
-version of each pipeline are derived from the data itself (never from a side file
-that could disagree with it). A missing or empty table is simply empty.
+`load_known` reads, once per run and through the same deduplicated views as every
+query (recorder/reader.py), each pipeline's watermark, recorded executions, last
+state hash and last definition version: derived from the data itself, never from a
+side file that could disagree with it. `Cursor` turns that into the paging bound
+and the "changed" test of one pipeline's executions (the overlap and the lookback
+live here and nowhere else).
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ import duckdb
 
 from recorder import reader
 from recorder.errors import UserError, first_line
-from recorder.flatten import has_stage_conditions
+from recorder.flatten import has_stage_conditions, ts
 
+OVERLAP = timedelta(hours=6)  # re-read before the watermark: late starts, clock skew
+LOOKBACK = timedelta(days=31)  # recorded executions loaded before the paging bound
+RETENTION = timedelta(days=365)  # AWS keeps execution history for 12 months
 TERMINAL_EXECUTION = frozenset({"Cancelled", "Failed", "Stopped", "Succeeded", "Superseded"})
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -50,9 +56,9 @@ def load_known(
     account_id: str,
     region: str,
     *,
-    overlap: timedelta,
     open_floor: datetime,
-    lookback: timedelta = timedelta(days=31),
+    overlap: timedelta = OVERLAP,
+    lookback: timedelta = LOOKBACK,
     cache: bool = False,
 ) -> dict[str, Known]:
     """Per pipeline: watermark, open executions, recent recorded executions, hash, version.
@@ -123,3 +129,46 @@ def load_known(
     finally:
         con.close()
     return known
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where one pipeline's collection resumes (in the spirit of dlt's `Incremental`).
+
+    - window: executions that started from here on are listed with their children
+      pipeline-wide: the watermark minus the overlap (first run: `since`);
+    - bound: ListPipelineExecutions is paged back to here: the window, or the start of
+      the oldest recorded execution that had not ended (re-polled until it ends);
+    - changed: not recorded yet (and not older than `since`), recorded before it
+      ended, or recorded with another status or lastUpdateTime.
+    """
+
+    known: Known
+    since: datetime
+
+    @property
+    def window(self) -> datetime:
+        return self.since if self.known.watermark is None else self.known.watermark - OVERLAP
+
+    @property
+    def bound(self) -> datetime:
+        oldest_open = self.known.oldest_open
+        return min(self.window, oldest_open) if oldest_open else self.window
+
+    def in_window(self, start: datetime | None) -> bool:
+        # The model lets startTime be absent (the seed sample has none): always in.
+        return start is None or start >= self.window
+
+    def is_changed(self, summary: dict) -> bool:
+        recorded = self.known.executions.get(summary["pipelineExecutionId"])
+        if recorded is None:
+            # Unrecorded and older than the bound: outside the window (the last page
+            # reaches past the bound), or older than --since.
+            start = ts(summary.get("startTime"))
+            return start is None or start >= max(self.bound, self.since)
+        status, updated = recorded
+        return (
+            status not in TERMINAL_EXECUTION
+            or status != summary.get("status")
+            or updated != to_us(ts(summary.get("lastUpdateTime")))
+        )

@@ -182,10 +182,7 @@ def test_lock_dies_with_its_holder(tmp_path):
 
 
 def test_load_known_from_stored_rows(tmp_path):
-    assert (
-        load_known(tmp_path, "123456789012", "us-east-1", overlap=timedelta(hours=6), open_floor=T0)
-        == {}
-    )
+    assert load_known(tmp_path, "123456789012", "us-east-1", open_floor=T0) == {}
 
     write_rows(
         tmp_path,
