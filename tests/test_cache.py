@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 from datetime import date, timedelta
 
-import duckdb
 import pytest
-from test_queries import NOW, _action, _execution, build_scenario, t
+from conftest import SCENARIO_NOW as NOW
+from conftest import action_row, build_scenario, execution_row, t, views_read_cache
 
 import queries
 from recorder.cache import cache_path, mark_stale, refresh
@@ -24,11 +24,6 @@ def answers(root, *, cache: bool) -> dict[str, list[dict]]:
         return out
     finally:
         con.close()
-
-
-def views_read_cache(con: duckdb.DuckDBPyConnection) -> bool:
-    (sql,) = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'executions'").fetchone()
-    return 'cache".executions' in sql
 
 
 @pytest.fixture
@@ -51,12 +46,12 @@ def test_refresh_with_the_files_a_collector_wrote(root):
     # E5 finishes: the execution and its Build action are re-recorded, a Deploy action added.
     later = t("15:00:00")
     written = write_rows(root, "executions", [
-        _execution("E5", "Succeeded", t("14:00:00"), t("14:20:00"), recorded_at=later),
+        execution_row("E5", "Succeeded", t("14:00:00"), t("14:20:00"), recorded_at=later),
     ], pipeline="web", run_id="run-3")  # fmt: skip
     written += write_rows(root, "action_executions", [
-        _action("E5", 2, "Build", "Compile", "Succeeded", t("14:00:35"), t("14:05:00"),
+        action_row("E5", 2, "Build", "Compile", "Succeeded", t("14:00:35"), t("14:05:00"),
                 recorded_at=later),
-        _action("E5", 3, "Deploy", "Release", "Succeeded", t("14:05:10"), t("14:20:00"),
+        action_row("E5", 3, "Deploy", "Release", "Succeeded", t("14:05:10"), t("14:20:00"),
                 recorded_at=later),
     ], pipeline="web", run_id="run-3")  # fmt: skip
 

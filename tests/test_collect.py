@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,11 +22,12 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
+from conftest import SIM_NOW as NOW  # noqa: I001
+from conftest import pending, run, wait_for
 
 from recorder import fetch
 from recorder.cli import main
 from recorder.client import CallStats, make_client
-from recorder.collect import collect
 from recorder.errors import EXIT_LOCKED, EXIT_PARTIAL, EXIT_USAGE
 from recorder.flatten import (
     flatten_action_execution,
@@ -43,24 +43,8 @@ from recorder.schemas import EXECUTION_TABLES, TABLES
 from recorder.simulator import Account, Faults, SimulatorServer
 from recorder.store import PAUSE_ENV
 
-NOW = datetime(2026, 11, 1, tzinfo=UTC)
 COMMON = ("account_id", "region", "run_id", "recorded_at")
 COLLECT = [sys.executable, "-m", "recorder.cli", "collect"]
-
-
-@pytest.fixture(autouse=True)
-def aws_env(monkeypatch, tmp_path):
-    """Dummy credentials and region, and no shared config that could leak in."""
-    for var in ("AWS_PROFILE", "AWS_REGION", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    for var in [v for v in os.environ if v.startswith("CPREC_")]:
-        monkeypatch.delenv(var)
 
 
 # --- what the simulator holds, and what is stored ------------------------------------
@@ -160,10 +144,6 @@ def result_day(root: Path):
     """The dt of definitions: the UTC day the run recorded them (the wall clock's)."""
     (day,) = [p.name.removeprefix("dt=") for p in (root / "collection_runs").iterdir()]
     return datetime.fromisoformat(day).date()
-
-
-def run(root: Path, srv, acct: Account, **kw):
-    return collect(root, endpoint_url=srv.endpoint_url, now=acct.now, **kw)
 
 
 def cli(*args: str, env: dict | None = None):
@@ -446,18 +426,6 @@ def test_help_documents_exit_codes():
 # --- crashes and overlapping runs (real processes) ------------------------------------
 
 
-def _wait_for(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
-def _pending(root: Path) -> list[Path]:
-    tmp = root / ".tmp"
-    return list(tmp.iterdir()) if tmp.is_dir() else []
-
-
 def _published(root: Path) -> list[Path]:
     return [f for t in root.iterdir() if t.name in TABLES for f in t.rglob("*") if f.is_file()]
 
@@ -477,13 +445,13 @@ def test_sigkill_mid_write_leaves_no_partial_file_and_next_run_completes(tmp_pat
         proc = _spawn(tmp_path, srv, "40:60", workers=1)
         try:
             # the 40th file is written and fsynced, not yet renamed into its table
-            _wait_for(lambda: len(_published(tmp_path)) == 39 and _pending(tmp_path))
+            wait_for(lambda: len(_published(tmp_path)) == 39 and pending(tmp_path))
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
         finally:
             proc.kill()
         assert proc.returncode == -signal.SIGKILL
-        (leftover,) = _pending(tmp_path)
+        (leftover,) = pending(tmp_path)
         assert leftover.name.endswith(".parquet.tmp") and leftover.stat().st_size > 0
         files = _published(tmp_path)
         assert len(files) == 39  # killed mid-history
@@ -494,7 +462,7 @@ def test_sigkill_mid_write_leaves_no_partial_file_and_next_run_completes(tmp_pat
 
         result = run(tmp_path, srv, acct)
         assert result.exit_code == 0
-    assert _pending(tmp_path) == []
+    assert pending(tmp_path) == []
     assert_matches_model(tmp_path, acct)
 
 
@@ -503,7 +471,7 @@ def test_overlapping_runs_one_writes_one_exits_locked(tmp_path):
     with SimulatorServer(acct) as srv:
         first = _spawn(tmp_path, srv, "1:2")  # holds the lock, pauses 2 s at its first file
         try:
-            _wait_for(lambda: _pending(tmp_path))
+            wait_for(lambda: pending(tmp_path))
             second = cli("--data", str(tmp_path), "--endpoint-url", srv.endpoint_url)
             assert second.exit_code == EXIT_LOCKED == 75
             (line,) = second.output.splitlines()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from test_cache import views_read_cache
-from test_collect import NOW, aws_env, run  # noqa: F401 - aws_env is an autouse fixture
+from conftest import SIM_NOW as NOW
+from conftest import run, views_read_cache
 
 import queries
 from recorder.cache import STALE_MARKER, WRITING_MARKER, cache_path, open_reader, refresh

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
-from test_collect import NOW, aws_env, run  # noqa: F401 - aws_env is an autouse fixture
+from conftest import SIM_NOW as NOW
+from conftest import run
 
 from recorder.cli import main
 from recorder.simulator import Account, SimulatorServer

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
-from test_queries import build_scenario
+from conftest import build_scenario
 
 from recorder.cli import main
 

@@ -13,7 +13,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from test_queries import _action, _execution, build_scenario, t, write_old_schema_files
+from conftest import action_row, build_scenario, execution_row, t, write_old_schema_files
 
 import queries
 from recorder.cli import main
@@ -31,11 +31,11 @@ LONG = "identity.feature-store-prod-eu-with-a-rather-long-name"
 def data(tmp_path_factory) -> Path:
     root = build_scenario(tmp_path_factory.mktemp("cli"))
     start = t("15:00:00")
-    write_rows(root, "executions", [_execution("L1", "Failed", start, start + timedelta(hours=2))],
-               pipeline=LONG, run_id="r")  # fmt: skip
+    row = execution_row("L1", "Failed", start, start + timedelta(hours=2))
+    write_rows(root, "executions", [row], pipeline=LONG, run_id="r")
     message = "Error while executing command: npm test. Reason: exit status 1. " * 6
     write_rows(root, "action_executions", [
-        _action("L1", 1, "Build-and-unit-test-everything", "Compile", "Failed", start,
+        action_row("L1", 1, "Build-and-unit-test-everything", "Compile", "Failed", start,
                 start + timedelta(hours=2), error=("JobFailed", message)),
     ], pipeline=LONG, run_id="r")  # fmt: skip
     return root

@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from test_collect import NOW, _pending, _wait_for, aws_env, run  # noqa: F401 - autouse
+from conftest import SIM_NOW as NOW
+from conftest import pending, run, views_read_cache, wait_for
 
 import queries
 from recorder import compact as compact_mod
@@ -49,10 +50,7 @@ def rows(root: Path, table: str, *, cache: bool | None = None) -> list[tuple]:
 def reads_cache(root: Path) -> bool:
     con = queries.connect(root)
     try:
-        (sql,) = con.execute(
-            "SELECT sql FROM duckdb_views() WHERE view_name = 'executions'"
-        ).fetchone()
-        return 'cache".executions' in sql
+        return views_read_cache(con)
     finally:
         con.close()
 
@@ -128,7 +126,7 @@ def test_a_killed_collector_counts_as_dead_even_while_a_zombie(tmp_path, acct):
 
         proc = collector(tmp_path, srv, {PAUSE_ENV: "4:60"})
         try:
-            _wait_for(lambda: _pending(tmp_path))  # three new files published, paused
+            wait_for(lambda: pending(tmp_path))  # three new files published, paused
             # A writer is alive: the cache answers, as the last completed state.
             assert reads_cache(tmp_path)
             assert rows(tmp_path, "executions") == last_completed
@@ -154,7 +152,7 @@ def test_cache_beside_a_collector_waits_for_it(tmp_path, acct):
     with SimulatorServer(acct) as srv:
         proc = collector(tmp_path, srv, {PAUSE_ENV: "6:60"})  # its first run
         try:
-            _wait_for(lambda: _pending(tmp_path))
+            wait_for(lambda: pending(tmp_path))
             err = one_line_error(CliRunner().invoke(main, ["cache", "--data", str(tmp_path)]), 75)
             assert "holds" in err
             assert not cache_path(tmp_path).exists()
