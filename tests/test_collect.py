@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from conftest import SIM_NOW as NOW  # noqa: I001
 from conftest import pending, run, wait_for
 
-from recorder import fetch
+from recorder import fetch, layout
 from recorder.cli import main
 from recorder.client import CallStats, make_client
 from recorder.errors import EXIT_LOCKED, EXIT_PARTIAL, EXIT_USAGE
@@ -88,19 +88,16 @@ def model_rows(acct: Account) -> dict[str, list[dict]]:
 
 
 def source(root: Path, table: str) -> str:
-    glob = f"{root}/{table}/pipeline=*/dt=*/*.parquet"
     return (
-        f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true, "
-        "hive_types = {'pipeline': VARCHAR, 'dt': DATE})"
+        f"({layout.read_parquet_sql(TABLES[table], repr(layout.file_glob(root, TABLES[table])))})"
     )
 
 
 def stored(root: Path, table: str, *, latest: bool = True) -> list[dict]:
     """A table's rows (deduplicated: latest recorded_at per natural key), sans COMMON."""
-    if not list(root.glob(f"{table}/pipeline=*/dt=*/*.parquet")):
+    if not layout.table_files(root, table):
         return []
-    key = ", ".join(["account_id", "region", "pipeline", *TABLES[table].key])
-    dedup = f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY recorded_at DESC) = 1"
+    dedup = layout.latest_only_sql(TABLES[table])
     sql = f"SELECT * FROM {source(root, table)} {dedup if latest else ''}"
     arrow = duckdb.connect().sql(sql).to_arrow_table()
     return [{k: v for k, v in r.items() if k not in COMMON} for r in arrow.to_pylist()]
