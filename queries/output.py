@@ -7,6 +7,12 @@ width (80 unless standard output is a wider terminal); numbers and times are nev
 when the grid cannot fit, each row is printed as `column  value` lines instead.
 csv, json, jsonl, markdown and parquet carry every value at full precision:
 timestamps as ISO 8601 (`2026-01-31T12:00:00Z`), floats as Python's shortest repr.
+
+Columns are kept by position, so two columns of one name (`SELECT e.status,
+a.status`) both show. JSON objects and Parquet files need unique names: a repeated
+name gets `_2`, `_3`, ... in order of appearance (`status`, `status_2`). An INTERVAL
+is written in every format as an ISO 8601 duration (`PT602.991S`, `P1M2DT3S`):
+months and days are kept apart, since their length in seconds depends on the date.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import csv
 import io
 import json
 import math
+import os
 import shutil
 import sys
 from datetime import date, datetime, time, timedelta
@@ -34,38 +41,93 @@ def write_result(
     table: pa.Table, fmt: str, output: Path | None = None, *, width: int | None = None
 ) -> None:
     """Write `table` in `fmt` to `output`, or to standard output."""
-    if fmt == "parquet":
+    table = plain(table)
+    try:
+        if fmt == "parquet":
+            if output is None:
+                raise UserError("--format parquet needs -o/--output FILE")
+            pq.write_table(
+                table.rename_columns(unique_names(table.column_names)), output,
+                compression="zstd",
+            )  # fmt: skip
+            return
+        text = render(table, fmt, width=width or terminal_width())
         if output is None:
-            raise UserError("--format parquet needs -o/--output FILE")
-        pq.write_table(table, output, compression="zstd")
-        return
-    if width is None:
-        width = terminal_width() if output is None else 80
-    text = render(table, fmt, width=width)
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        output.write_text(text, encoding="utf-8", newline="")
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            output.write_text(text, encoding="utf-8", newline="")
+    except OSError as e:
+        raise UserError(f"cannot write {output or 'standard output'}: {e.strerror or e}") from None
 
 
 def terminal_width() -> int:
+    """COLUMNS when set, else the terminal's width, else 80 (piped or written to a file)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return max(int(columns), 40)
     if sys.stdout.isatty():
         return max(shutil.get_terminal_size((80, 24)).columns, 40)
     return 80
 
 
+def unique_names(names: list[str]) -> list[str]:
+    """`names` with each repeat suffixed `_2`, `_3`, ... (skipping names already taken)."""
+    taken = set(names)
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        if name not in seen:
+            seen[name] = 1
+            out.append(name)
+            continue
+        n = seen[name]
+        while f"{name}_{n + 1}" in taken:
+            n += 1
+        seen[name] = n + 1
+        taken.add(f"{name}_{n + 1}")
+        out.append(f"{name}_{n + 1}")
+    return out
+
+
+def iso_duration(value: pa.MonthDayNano | None) -> str | None:
+    """An INTERVAL as ISO 8601: P<months>M<days>DT<seconds>S, zero parts left out."""
+    if value is None:
+        return None
+    months, days, nanos = value.months, value.days, value.nanoseconds
+    seconds = Decimal(nanos) / Decimal(1_000_000_000)
+    text = "P" + (f"{months}M" if months else "") + (f"{days}D" if days else "")
+    if seconds or text == "P":
+        whole = seconds.to_integral_value()
+        shown = f"{whole:f}" if seconds == whole else f"{seconds.normalize():f}"
+        text += f"T{shown}S"
+    return text
+
+
+def plain(table: pa.Table) -> pa.Table:
+    """The table with INTERVAL columns as ISO 8601 duration text (see the module doc)."""
+    columns = []
+    for column in table.columns:
+        if pa.types.is_interval(column.type):
+            column = pa.array([iso_duration(v) for v in column.to_pylist()], pa.string())
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
 def render(table: pa.Table, fmt: str, *, width: int = 80) -> str:
-    rows = table.to_pylist()
+    table = plain(table)
     columns = table.column_names
+    rows = list(zip(*(c.to_pylist() for c in table.columns), strict=True))
     if fmt == "table":
-        return render_table(columns, rows, table.schema, width=width)
+        return render_table(columns, rows, table.schema.types, width=width)
     if fmt == "csv":
         return render_csv(columns, rows)
-    if fmt == "json":
-        return json.dumps([_json_row(r) for r in rows], indent=2, ensure_ascii=False) + "\n"
-    if fmt == "jsonl":
-        return "".join(json.dumps(_json_row(r), ensure_ascii=False) + "\n" for r in rows)
+    if fmt in ("json", "jsonl"):
+        keys = unique_names(columns)
+        objects = [{k: _json_value(v) for k, v in zip(keys, r, strict=True)} for r in rows]
+        if fmt == "json":
+            return json.dumps(objects, indent=2, ensure_ascii=False) + "\n"
+        return "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in objects)
     if fmt == "markdown":
         return render_markdown(columns, rows)
     raise ValueError(f"unknown format {fmt!r}")
@@ -97,10 +159,6 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _json_row(row: dict) -> dict:
-    return {k: _json_value(v) for k, v in row.items()}
-
-
 def _text(value: Any) -> str:
     """A cell at full precision, for csv and markdown. NULL is empty."""
     if value is None:
@@ -115,23 +173,23 @@ def _text(value: Any) -> str:
     return str(value) if not isinstance(value, float) else repr(value)
 
 
-def render_csv(columns: list[str], rows: list[dict]) -> str:
+def render_csv(columns: list[str], rows: list[tuple]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([_text(row[c]) for c in columns])
+        writer.writerow([_text(v) for v in row])
     return buf.getvalue()
 
 
-def render_markdown(columns: list[str], rows: list[dict]) -> str:
+def render_markdown(columns: list[str], rows: list[tuple]) -> str:
     def cell(text: str) -> str:
         return " ".join(text.split()).replace("|", "\\|")
 
     lines = ["| " + " | ".join(cell(c) for c in columns) + " |"]
     lines.append("|" + "|".join("---" for _ in columns) + "|")
     for row in rows:
-        lines.append("| " + " | ".join(cell(_text(row[c])) for c in columns) + " |")
+        lines.append("| " + " | ".join(cell(_text(v)) for v in row) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -186,16 +244,17 @@ def fit_widths(natural: list[int], shrinkable: list[bool], budget: int) -> list[
     return widths
 
 
-def render_table(columns: list[str], rows: list[dict], schema: pa.Schema, *, width: int) -> str:
+def render_table(
+    columns: list[str], rows: list[tuple], types: list[pa.DataType], *, width: int
+) -> str:
     if not columns:
         return ""
-    types = [schema.field(c).type for c in columns]
     right = [
         pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) for t in types
     ]
     middle = [c == "pipeline" or c.endswith("_id") for c in columns]
     digits = [_decimals(c) for c in columns]
-    cells = [[_display(r[c], digits[i]) for i, c in enumerate(columns)] for r in rows]
+    cells = [[_display(v, digits[i]) for i, v in enumerate(r)] for r in rows]
     natural = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     for sep in ("  ", " "):
         budget = width - len(sep) * (len(columns) - 1)

@@ -9,7 +9,7 @@ WITH per_action AS (
         count(*) AS executions,
         quantile_cont(seconds_between(start_time, last_update_time), [0.5, 0.9, 0.95]) AS q,
         max(seconds_between(start_time, last_update_time)) AS max_s,
-        avg(seconds_between(start_time, last_update_time)) AS mean_s,
+        mean_exact(seconds_between(start_time, last_update_time)) AS mean_s,
         min(start_time) AS first_start
     FROM action_executions
     WHERE action_terminal(status)

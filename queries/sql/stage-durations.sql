@@ -9,7 +9,7 @@ WITH per_stage AS (
         count(*) AS executions,
         quantile_cont(duration_s, [0.5, 0.9, 0.95]) AS q,
         max(duration_s) AS max_s,
-        avg(duration_s) AS mean_s,
+        mean_exact(duration_s) AS mean_s,
         min(start_time) AS first_start
     FROM stage_runs
     WHERE terminal

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 import queries
-from queries.output import render_csv, write_result
+from queries.output import write_result
 from recorder.cli.options import _stack, cache_option, data_option, output_options
 from recorder.errors import UserError
 from recorder.timeparse import parse_bound
@@ -117,9 +117,7 @@ def export_cmd(
     for q in queries.named_queries().values():
         result = queries.run_query(con, q.name, pipelines=pipelines, data_root=data, **window)
         file = f"{q.name}.csv"
-        (directory / file).write_text(
-            render_csv(result.column_names, result.to_pylist()), encoding="utf-8", newline=""
-        )
+        write_result(result, "csv", directory / file)
         index.append(
             {"name": q.name, "file": file, "rows": result.num_rows, "description": q.description}
         )

@@ -21,3 +21,9 @@ CREATE OR REPLACE MACRO action_terminal(status) AS
 -- Seconds between two timestamps, exact to the microsecond.
 CREATE OR REPLACE MACRO seconds_between(a, b) AS
     (epoch_us(b) - epoch_us(a)) / 1e6;
+
+-- The mean of seconds exact to the microsecond, summed as DECIMAL: a sum of doubles
+-- depends on the order DuckDB's threads add them, so its last digits would change
+-- from run to run on the same data.
+CREATE OR REPLACE MACRO mean_exact(x) AS
+    CAST(avg(CAST(x AS DECIMAL(18, 6))) AS DOUBLE);
