@@ -12,7 +12,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import boto3
+import botocore
 from botocore.config import Config
+from botocore.retries import quota as botocore_quota
+from botocore.retries import standard as botocore_standard
 
 MAX_ATTEMPTS = 10
 THROTTLE_CODES = frozenset(
@@ -81,6 +84,56 @@ class CallStats:
             self._count(self.transient, event_name)
 
 
+class UnlimitedRetryQuota(botocore_quota.RetryQuota):
+    """A retry quota that grants every retry (release and capacity work as botocore's)."""
+
+    def acquire(self, capacity_amount) -> bool:
+        return True
+
+
+def lift_retry_quota(client) -> None:
+    """Make `client`'s retry quota grant every retry; raise if it cannot be found.
+
+    In 'standard' and 'adaptive' modes botocore gives each client one token bucket,
+    `botocore.retries.quota.RetryQuota` (500 units), held by a `RetryQuotaChecker` inside
+    the `RetryHandler` that `botocore.retries.standard.register_retry_handler` registers
+    on `needs-retry.<service>` (unique id `retry-config-<service>`). Every retry takes 5
+    units (throttling) or 14 (5xx, broken connection); only successes give units back.
+    Once the bucket is empty `RetryHandler.needs_retry` retries no call of the client at
+    all, whatever its attempt count: under sustained throttling a run's later calls
+    fail at their first error. Config has no switch for it (`retries` takes only `mode`,
+    `max_attempts`, `total_max_attempts`), hence this by hand: botocore's own handler is
+    kept (retry conditions, max attempts, backoff; the adaptive rate limiter is a
+    separate handler) and only its quota object is swapped. Relies on botocore
+    internals (the emitter's `_unique_id_handlers`, `RetryHandler._retry_quota`,
+    `RetryQuotaChecker._quota`); if they change, client creation fails here rather
+    than silently keeping the quota.
+    """
+    service = client.meta.service_model.service_id.hyphenize()
+    unique_id = f"retry-config-{service}"
+    try:
+        registered = client.meta.events._emitter._unique_id_handlers[unique_id]["handler"]
+        handler = registered.__self__
+        checker = handler._retry_quota
+        quota = checker._quota
+    except (AttributeError, KeyError, TypeError) as e:
+        raise RuntimeError(
+            f"botocore {botocore.__version__}: cannot find the retry quota of the {service} "
+            f"client ({unique_id}: {e!r}); recorder/client.py must be adapted"
+        ) from e
+    if not (
+        isinstance(handler, botocore_standard.RetryHandler)
+        and isinstance(checker, botocore_standard.RetryQuotaChecker)
+        and isinstance(quota, botocore_quota.RetryQuota)
+    ):
+        raise RuntimeError(
+            f"botocore {botocore.__version__}: unexpected retry handler of the {service} client "
+            f"({type(handler).__name__}, {type(checker).__name__}, {type(quota).__name__}); "
+            "recorder/client.py must be adapted"
+        )
+    checker._quota = UnlimitedRetryQuota()
+
+
 def default_region(profile: str | None) -> str | None:
     """The region boto3's configuration chain picks; raises ProfileNotFound for a bad profile."""
     return boto3.Session(profile_name=profile).region_name
@@ -96,14 +149,15 @@ def make_client(
     stats: CallStats | None = None,
     max_pool_connections: int = 10,
 ):
-    """A boto3 client with adaptive retries, from `session` (or a new one for profile and
-    region); counted into `stats` when given."""
+    """A boto3 client with adaptive retries and no retry quota (see lift_retry_quota), from
+    `session` (or a new one for profile and region); counted into `stats` when given."""
     config = Config(
         retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS},
         max_pool_connections=max(10, max_pool_connections),
     )
     session = session or boto3.Session(profile_name=profile, region_name=region)
     client = session.client(service, region_name=region, endpoint_url=endpoint_url, config=config)
+    lift_retry_quota(client)
     if stats is not None:
         stats.attach(client)
     return client

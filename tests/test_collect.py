@@ -19,7 +19,6 @@ from pathlib import Path
 import boto3
 import duckdb
 import pyarrow.parquet as pq
-import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 from conftest import SIM_NOW as NOW  # noqa: I001
@@ -288,18 +287,6 @@ def test_pipeline_and_exclude_globs(tmp_path):
 
 
 # --- faults ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def fast_backoff(monkeypatch):
-    """Retry at once. Under test is what gets recorded, not how long botocore waits: its
-    backoff and the adaptive mode's client-side rate limiter (which, against throttling
-    drawn at random rather than by rate, settles near 1 request/s) are switched off;
-    retry decisions, attempt limits and the retry quota stay as they are."""
-    from botocore.retries import adaptive, standard
-
-    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, ctx: 0.0)
-    monkeypatch.setattr(adaptive.ClientRateLimiter, "on_sending_request", lambda *a, **kw: None)
 
 
 def test_throttling_errors_and_dropped_connections_change_nothing(tmp_path, fast_backoff):
