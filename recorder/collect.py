@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
 import click
@@ -43,6 +44,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
     ProfileNotFound,
 )
+from botocore.parsers import ResponseParserError
 
 from recorder import __version__, fetch
 from recorder import cache as cache_mod
@@ -251,17 +253,20 @@ def collect(
         regions = _regions(regions, profile)
         now = now.astimezone(UTC) if now else None
         since = (since or (now or utcnow()) - RETENTION).astimezone(UTC)
+        _check_endpoint(endpoint_url)
         run_id = _run_id()
+        # One Session per region, shared by that region's clients and threads;
+        # GetCallerIdentity is counted with the first region's traffic. Asked before
+        # the lock is taken: no credentials, no trace left in the data root.
+        sessions = {r: _session(profile, r) for r in regions}
+        stats = {r: CallStats() for r in regions}
+        account_id = _account_id(sessions[regions[0]], endpoint_url, stats[regions[0]])
         with data_lock(data_root), cache_mod.writing(data_root) as claim:
             clean_tmp(data_root)
-            # One Session per region, shared by that region's clients and threads;
-            # GetCallerIdentity is counted with the first region's traffic.
-            sessions = {r: _session(profile, r) for r in regions}
-            stats = {r: CallStats() for r in regions}
             run = Run(
                 root=data_root,
                 run_id=run_id,
-                account_id=_account_id(sessions[regions[0]], endpoint_url, stats[regions[0]]),
+                account_id=account_id,
                 endpoint_url=endpoint_url,
                 include=tuple(include),
                 exclude=tuple(exclude),
@@ -290,6 +295,14 @@ def _refresh_cache(claim: cache_mod.Writing, files: list[Path]) -> None:
             "query cache not refreshed (%s); queries read Parquet until `cprec cache`",
             first_line(e),
         )
+
+
+def _check_endpoint(url: str | None) -> None:
+    if url is None:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UserError(f"--endpoint-url {url!r} is not a URL like https://host:port")
 
 
 def _run_id() -> str:
@@ -338,6 +351,9 @@ def _account_id(session: boto3.Session, endpoint_url: str | None, stats: CallSta
         raise UserError(str(e)) from None
     except ClientError as e:
         raise UserError(f"cannot identify the AWS account: {_describe(e)}") from None
+    except ResponseParserError:
+        where = endpoint_url or "the AWS endpoint"
+        raise UserError(f"{where} does not answer as AWS does (STS GetCallerIdentity)") from None
     except BotoCoreError as e:
         raise UserError(f"cannot reach AWS: {e}") from None
 
@@ -377,7 +393,7 @@ def _collect_region(run: Run, region: str, session, stats: CallStats) -> RegionO
         ctx = _Region(run=run, region=region, client=client, recorded_at=started, known=known)
         log.info("collecting %d of %d pipelines", len(names), listed)
         pipelines = _run_pool(ctx, [by_name[n] for n in names])
-    except (ClientError, BotoCoreError) as e:
+    except (ClientError, BotoCoreError, ResponseParserError) as e:
         error = _describe(e)
         log.error("region failed: %s", error)
     outcome = RegionOutcome(region, started, listed, pipelines, stats, error)
@@ -423,7 +439,8 @@ def _record_pipeline(ctx: _Region, summary: dict) -> PipelineOutcome:
             known = replace(known, has_conditions=has_stage_conditions(definition["pipeline"]))
         _record_executions(ctx, name, Cursor(known, run.since), batch, log)
         batch.flush()
-    except (ClientError, BotoCoreError) as e:
+    except (ClientError, BotoCoreError, ResponseParserError, OSError) as e:
+        # AWS said no, or did not answer, or the disk is full: one line, not a traceback
         if isinstance(e, ClientError):
             code = e.response.get("Error", {}).get("Code")
         else:
@@ -440,7 +457,10 @@ def _record_pipeline(ctx: _Region, summary: dict) -> PipelineOutcome:
         fetched = {r["execution_id"] for r in batch.rows.get("executions", [])}
         for table in EXECUTION_CHILDREN:
             batch.retain(table, lambda row: row["execution_id"] in fetched)
-        batch.flush()
+        try:
+            batch.flush()
+        except OSError:
+            pass  # the disk is full: the error above says so; the next run fetches again
     except Exception as e:  # a bug: keep the other pipelines going, but show the traceback
         log.exception("unexpected error")
         failure = {"error_code": type(e).__name__, "error": _describe(e)}
@@ -524,6 +544,16 @@ def _report(outcome: RegionOutcome, log) -> None:
 
 
 def _write_run_row(run: Run, outcome: RegionOutcome) -> list[Path]:
+    try:
+        return _run_row(run, outcome)
+    except OSError as e:
+        logger_for(account=run.account_id, region=outcome.region).error(
+            "run not recorded in collection_runs: %s", e.strerror or e
+        )
+        return []
+
+
+def _run_row(run: Run, outcome: RegionOutcome) -> list[Path]:
     errors = [{"pipeline": o.name, "error": o.error} for o in outcome.failed]
     if outcome.error:
         errors.insert(0, {"pipeline": None, "error": outcome.error})

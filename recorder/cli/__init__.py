@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from recorder import __version__
-from recorder.errors import CprecError
+from recorder.errors import EXIT_INTERRUPTED, CprecError
 
 
 class _Cli(click.Group):
@@ -16,15 +16,32 @@ class _Cli(click.Group):
         try:
             return super().invoke(ctx)
         except CprecError as e:
-            exc = click.ClickException(e.message)
-            exc.exit_code = e.exit_code
-            raise exc from None
+            raise _one_line(e.message, e.exit_code) from None
+        except KeyboardInterrupt:
+            raise _one_line("interrupted; nothing half-done was kept", EXIT_INTERRUPTED) from None
+        except RuntimeError as e:  # DuckDB reports Ctrl-C in a query as this
+            if "interrupted" not in str(e).lower():
+                raise
+            raise _one_line("interrupted; nothing half-done was kept", EXIT_INTERRUPTED) from None
 
 
-@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+def _one_line(message: str, code: int) -> click.ClickException:
+    exc = click.ClickException(message)
+    exc.exit_code = code
+    return exc
+
+
+@click.group(
+    cls=_Cli,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="cprec")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Record AWS CodePipeline history as Parquet and query it with DuckDB."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 def _register() -> None:

@@ -79,7 +79,7 @@ Exit codes:
 def collect_command(
     data, regions, profile, endpoint_url, include, exclude, since, workers, quiet, log_format
 ) -> None:
-    """Record pipeline state and execution history into partitioned Parquet."""
+    """Record pipeline state and execution history as Parquet."""
     result = collect(
         data,
         regions=list(regions) or None,

@@ -64,7 +64,11 @@ def _collect(data: Path, url: str, now: datetime, label: str) -> int:
 )
 @data_option
 def demo(pipelines: int, days: int, seed: int, now: str | None, advance: int, data: Path) -> None:
-    """Collect a simulated account into --data twice, then print two reports."""
+    """Collect a simulated account twice and print reports.
+
+    The account runs in this process; its history is recorded into --data, its clock
+    moves --advance minutes, it is recorded again, and reports are printed.
+    """
     from recorder.simulator import Account, SimulatorServer
 
     start = parse_bound(now, name="--now") if now else midnight_utc()

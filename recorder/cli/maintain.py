@@ -46,7 +46,11 @@ def _root(data: Path) -> Path:
 )
 @data_option
 def compact_cmd(min_age_days: int, tables: tuple[str, ...], grace_minutes: int, data: Path) -> None:
-    """Merge each closed partition's files into one, dropping superseded rows."""
+    """Merge each closed partition's files into one.
+
+    Superseded rows are dropped; the replaced files are deleted after the grace
+    period, when no query is reading them.
+    """
     root = _root(data)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     now = datetime.now(UTC)
@@ -70,7 +74,7 @@ def compact_cmd(min_age_days: int, tables: tuple[str, ...], grace_minutes: int, 
 @click.option("--rebuild", is_flag=True, help="Delete the cache and build it from scratch.")
 @data_option
 def cache_cmd(rebuild: bool, data: Path) -> None:
-    """Build or refresh the local DuckDB cache that makes large queries fast."""
+    """Build or refresh the query cache that makes queries fast."""
     root = _root(data)
     result = cache.build(root, rebuild=rebuild)
     total = sum(result.rows.values())

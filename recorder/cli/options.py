@@ -31,10 +31,16 @@ data_option = click.option(
 )
 
 aws_options = _stack(
-    click.option("--profile", envvar="CPREC_PROFILE", help="AWS profile (boto3 default chain)."),
+    click.option(
+        "--profile",
+        envvar="CPREC_PROFILE",
+        show_envvar=True,
+        help="AWS profile (boto3 default chain).",
+    ),
     click.option(
         "--endpoint-url",
         envvar="CPREC_ENDPOINT_URL",
+        show_envvar=True,
         help="Endpoint for the CodePipeline and STS calls, e.g. the simulator's "
         "http://127.0.0.1:4566.",
     ),

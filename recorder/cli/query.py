@@ -14,7 +14,7 @@ import queries
 from queries.output import write_result
 from recorder.cli.options import _stack, cache_option, data_option, output_options
 from recorder.errors import UserError
-from recorder.timeparse import parse_bound
+from recorder.timeparse import parse_bound, window_warnings
 
 window_options = _stack(
     click.option("--since", help="Start time on or after: YYYY-MM-DD, ISO time, or 30d / 12h."),
@@ -31,11 +31,14 @@ window_options = _stack(
 
 def _window(since: str | None, until: str | None) -> dict:
     now = datetime.now(UTC)
-    return {
+    window = {
         "since": parse_bound(since, now, name="--since") if since else None,
         "until": parse_bound(until, now, name="--until") if until else None,
         "now": now,
     }
+    for warning in window_warnings(window["since"], window["until"], now):
+        click.echo(f"Warning: {warning}", err=True)
+    return window
 
 
 @click.command("queries")
@@ -106,7 +109,7 @@ def export_cmd(
     use_cache: bool | None,
     data: Path,
 ) -> None:
-    """Write every named query as CSV into a directory, with an index.csv."""
+    """Write every named query as CSV, with an index.csv."""
     window = _window(since, until)
     con = queries.connect(data, cache=use_cache)
     try:

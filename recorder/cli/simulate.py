@@ -30,7 +30,10 @@ from recorder.simulator.command import build_server, faults_from
 @click.option("--vanish", multiple=True, metavar="NAME",
               help="Pipeline listed but gone for every other call (repeatable).")  # fmt: skip
 def simulate(host, port, pipelines, days, seed, now, rate, **fault_options) -> None:
-    """Serve a simulated CodePipeline account (AWS JSON over HTTP) until Ctrl-C."""
+    """Serve a simulated CodePipeline account until Ctrl-C.
+
+    It speaks the AWS JSON protocol over HTTP (and STS GetCallerIdentity).
+    """
     faults = faults_from(**fault_options, seed=seed)
     server = build_server(host=host, port=port, pipelines=pipelines, days=days, seed=seed,
                           now=now, rate=rate, faults=faults)  # fmt: skip
