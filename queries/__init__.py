@@ -144,7 +144,10 @@ def run_sql(
         except (duckdb.IOException, duckdb.InvalidInputException):
             raise  # data_errors names the file
         except duckdb.Error as exc:
-            raise UserError(f"SQL: {first_line(exc)}") from None
+            hint = ""
+            if "raw." in sql.lower() and isinstance(exc, duckdb.CatalogException):
+                hint = " (raw.* views read the Parquet files: add --no-cache)"
+            raise UserError(f"SQL: {first_line(exc)}{hint}") from None
 
 
 def _existing_root(data_root: str | Path) -> Path:

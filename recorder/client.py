@@ -7,6 +7,7 @@ and its clients once, in the main thread; the worker threads share the clients
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,7 +18,10 @@ from botocore.config import Config
 from botocore.retries import quota as botocore_quota
 from botocore.retries import standard as botocore_standard
 
-MAX_ATTEMPTS = 10
+log = logging.getLogger("cprec.client")
+
+MAX_ATTEMPTS = 10  # botocore's max_attempts counts retries: 11 attempts at most
+CONNECT_TIMEOUT_S = 10  # botocore's default is 60 s per attempt
 THROTTLE_CODES = frozenset(
     {
         "Throttling",
@@ -46,6 +50,7 @@ class CallStats:
     throttles: Counter = field(default_factory=Counter)
     transient: Counter = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _told: bool = field(default=False, repr=False)
 
     @property
     def retries(self) -> int:
@@ -73,6 +78,7 @@ class CallStats:
         # Must return None: botocore takes the first non-None answer as the retry delay.
         if caught_exception is not None:
             self._count(self.transient, event_name)
+            self._tell_once(event_name, type(caught_exception).__name__)
             return
         if response is None:
             return
@@ -80,8 +86,23 @@ class CallStats:
         code = (parsed or {}).get("Error", {}).get("Code")
         if code in THROTTLE_CODES or http.status_code == 429:
             self._count(self.throttles, event_name)
+            self._tell_once(event_name, code or "HTTP 429")
         elif http.status_code >= 500:
             self._count(self.transient, event_name)
+            self._tell_once(event_name, f"HTTP {http.status_code}")
+
+    def _tell_once(self, event_name: str, why: str) -> None:
+        """Say what is retried the first time anything is, so a slow start is explained."""
+        with self._lock:
+            if self._told:
+                return
+            self._told = True
+        log.warning(
+            "retrying %s after %s (each call up to %d attempts, slowing down as AWS asks)",
+            event_name.rsplit(".", 1)[-1],
+            why,
+            MAX_ATTEMPTS + 1,
+        )
 
 
 class UnlimitedRetryQuota(botocore_quota.RetryQuota):
@@ -148,11 +169,13 @@ def make_client(
     session: boto3.Session | None = None,
     stats: CallStats | None = None,
     max_pool_connections: int = 10,
+    max_attempts: int = MAX_ATTEMPTS,
 ):
     """A boto3 client with adaptive retries and no retry quota (see lift_retry_quota), from
     `session` (or a new one for profile and region); counted into `stats` when given."""
     config = Config(
-        retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS},
+        retries={"mode": "adaptive", "max_attempts": max_attempts},
+        connect_timeout=CONNECT_TIMEOUT_S,
         max_pool_connections=max(10, max_pool_connections),
     )
     session = session or boto3.Session(profile_name=profile, region_name=region)

@@ -25,9 +25,10 @@ import fnmatch
 import json
 import re
 import sys
+import time
 import uuid
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +73,7 @@ from recorder.logs import configure_logging, logger_for
 from recorder.store import Batch, clean_tmp, write_rows
 from recorder.timeparse import utcnow
 
+HEARTBEAT_S = 30
 FLUSH_ROWS = 10_000  # rows buffered per pipeline worker: bounds memory, whatever the history
 EXECUTION_CHILDREN = (
     "action_executions",
@@ -337,12 +339,15 @@ def _session(profile: str | None, region: str) -> boto3.Session:
 
 def _account_id(session: boto3.Session, endpoint_url: str | None, stats: CallStats) -> str:
     try:
+        # The first call: an endpoint that does not answer is told after 3 attempts,
+        # not after the minute 11 would take.
         sts = make_client(
             "sts",
             region=session.region_name,
             session=session,
             endpoint_url=endpoint_url,
             stats=stats,
+            max_attempts=2,
         )
         return fetch.account_id(sts)
     except (NoCredentialsError, PartialCredentialsError) as e:
@@ -411,7 +416,16 @@ def _run_pool(ctx: _Region, summaries: list[dict]) -> list[PipelineOutcome]:
                     outcomes.append(f.result())
                     bar.update(1)
         else:
-            outcomes = [f.result() for f in as_completed(futures)]
+            # Not on a terminal: a line every 30 s, so a throttled run does not look hung.
+            pending, started = set(futures), time.monotonic()
+            while pending:
+                done, pending = wait(pending, timeout=HEARTBEAT_S)
+                outcomes += [f.result() for f in done]
+                if pending:
+                    logger_for(account=ctx.run.account_id, region=ctx.region).info(
+                        "%d of %d pipelines done after %.0f s",
+                        len(outcomes), len(futures), time.monotonic() - started,
+                    )  # fmt: skip
     return outcomes
 
 

@@ -24,7 +24,8 @@ def _time(record: logging.LogRecord) -> str:
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         where = " ".join(f"{k}={getattr(record, k)}" for k in _FIELDS if getattr(record, k, None))
-        line = f"{_time(record)} {record.levelname} {where}: {record.getMessage()}"
+        where = f" {where}:" if where else ""
+        line = f"{_time(record)} {record.levelname}{where} {record.getMessage()}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line

@@ -31,7 +31,7 @@ def test_cache_then_compact_keeps_every_answer(tmp_path):
     # Only collection_runs/dt=2026-01-07 holds two files: run-2 recorded twice. Its two
     # inputs stay for the grace period (raw.* shows their rows twice meanwhile).
     assert compacted.output == (
-        "compacted 1 partitions: 2 files -> 1, 2 rows -> 1 (0 open partitions left alone); "
+        "compacted 1 partition: 2 files -> 1, 2 rows -> 1 (0 open partitions left alone); "
         "0 replaced files removed, 2 kept for readers\n"
     )
     assert len(list(root.rglob("*.parquet"))) == files + 1

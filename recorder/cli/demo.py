@@ -21,6 +21,7 @@ from recorder.errors import UserError
 from recorder.timeparse import parse_bound
 
 REGION = "us-east-1"
+NATURAL_WIDTH = 1_000
 
 
 def midnight_utc() -> datetime:
@@ -99,7 +100,9 @@ def demo(pipelines: int, days: int, seed: int, now: str | None, advance: int, da
     for name in ("pipeline-summary", "stage-durations"):
         heading = f"== {name}: {queries.named_queries()[name].description}"
         click.echo("\n" + (heading if len(heading) <= 80 else heading[:79] + "…"))
-        write_result(queries.run_query(con, name, now=account.now, data_root=data), "table")
+        # at their natural width: a report never cuts a pipeline name
+        result = queries.run_query(con, name, now=account.now, data_root=data)
+        write_result(result, "table", width=NATURAL_WIDTH)
     click.echo(
         f"\nMore: `cprec queries`, `cprec query failure-rates --data {data}`, "
         f'`cprec sql "SELECT * FROM stage_runs LIMIT 5" --data {data}`.',

@@ -63,10 +63,12 @@ def compact_cmd(min_age_days: int, tables: tuple[str, ...], grace_minutes: int, 
         now=now,
     )
     click.echo(
-        f"compacted {result.partitions} partitions: {result.files_before} files -> "
-        f"{result.files_after}, {result.rows_before} rows -> {result.rows_after} "
-        f"({result.skipped_open} open partitions left alone); "
-        f"{len(result.removed)} replaced files removed, {result.waiting} kept for readers"
+        f"compacted {count(result.partitions, 'partition')}: "
+        f"{count(result.files_before, 'file')} -> {result.files_after}, "
+        f"{count(result.rows_before, 'row')} -> {result.rows_after} "
+        f"({count(result.skipped_open, 'open partition')} left alone); "
+        f"{count(len(result.removed), 'replaced file')} removed, "
+        f"{result.waiting} kept for readers"
     )
 
 
@@ -79,10 +81,14 @@ def cache_cmd(rebuild: bool, data: Path) -> None:
     result = cache.build(root, rebuild=rebuild)
     total = sum(result.rows.values())
     click.echo(
-        f"cache {cache.cache_path(root)}: loaded {result.files_loaded} files, "
-        f"{result.files_gone} gone, {result.partitions_reloaded} partitions reloaded; "
-        f"{total} rows in {result.seconds:.1f} s"
+        f"cache {cache.cache_path(root)}: loaded {count(result.files_loaded, 'file')}, "
+        f"{result.files_gone} gone, {count(result.partitions_reloaded, 'partition')} reloaded; "
+        f"{count(total, 'row')} in {result.seconds:.1f} s"
     )
+
+
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 COMMANDS: list[Callable] = [compact_cmd, cache_cmd]
