@@ -174,11 +174,14 @@ class Writing:
     def __init__(self, root: Path):
         self.root = Path(root)
         writing = _marker(root, WRITING_MARKER)
-        if writing.exists():  # we hold the data lock, so its writer is dead
-            mark_stale(root, "a collector stopped before refreshing the cache")
-        self.current = behind_reason(root) is None and _complete(root)
-        writing.parent.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = hold(writing)
+        try:
+            if writing.exists():  # we hold the data lock, so its writer is dead
+                mark_stale(root, "a collector stopped before refreshing the cache")
+            self.current = behind_reason(root) is None and _complete(root)
+            writing.parent.mkdir(parents=True, exist_ok=True)
+            self._fd: int | None = hold(writing)
+        except OSError as e:
+            raise UserError(f"cannot write the cache in {writing.parent}: {e.strerror}") from None
 
     def finish(
         self, written: Iterable[Path] | None, *, build: bool = False

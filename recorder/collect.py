@@ -356,9 +356,12 @@ def _account_id(session: boto3.Session, endpoint_url: str | None, stats: CallSta
         raise UserError(str(e)) from None
     except ClientError as e:
         raise UserError(f"cannot identify the AWS account: {_describe(e)}") from None
-    except ResponseParserError:
+    except (ResponseParserError, KeyError, TypeError, ValueError) as e:
+        # botocore could not read the answer (an HTML page, a proxy): name the endpoint
         where = endpoint_url or "the AWS endpoint"
-        raise UserError(f"{where} does not answer as AWS does (STS GetCallerIdentity)") from None
+        raise UserError(
+            f"{where} does not answer as AWS does (STS GetCallerIdentity: {type(e).__name__})"
+        ) from None
     except BotoCoreError as e:
         raise UserError(f"cannot reach AWS: {e}") from None
 
