@@ -1,4 +1,4 @@
-"""cprec benchmarks: `python bench/run.py [--quick]`; prints the figures, writes RESULTS.
+"""cprec benchmarks: `python bench/run.py [--quick]`; prints figures, writes bench/out/.
 
 Everything is measured in this one run on this machine (ratios are side by side).
 Generated data is cached under bench/out/ (gitignored); `--fresh` deletes it first.
@@ -57,14 +57,17 @@ def flush_rows() -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small sizes, under 2 minutes")
+    ap.add_argument("--quick", action="store_true", help="small sizes, about 3 minutes")
     ap.add_argument("--fresh", action="store_true", help="delete cached generated data first")
     ap.add_argument("--sizes", help="query sizes as PxD,PxD (e.g. 50x90,200x365,500x365)")
     ap.add_argument(
         "--only", help="comma-separated sections: collect,flatten,memory,cron,queries,big,peers"
     )
     ap.add_argument(
-        "--results", type=Path, help="markdown output (default bench/RESULTS[-quick].md)"
+        "--results",
+        type=Path,
+        help="markdown output (default bench/out/RESULTS[-quick].md; the tracked "
+        "bench/RESULTS.md is written only when named here)",
     )
     args = ap.parse_args()
     cfg = QUICK if args.quick else FULL
@@ -363,7 +366,8 @@ def main() -> int:
         t.add(k, secs(v))
     t.add("total", secs(total))
     mode = "quick" if args.quick else "full"
-    out = args.results or BENCH / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
+    out = args.results or BENCH / "out" / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
     m = machine()
     md = [
         f"# Benchmark results ({mode} mode)",

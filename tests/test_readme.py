@@ -1,5 +1,10 @@
 """The README's promises that code can check: the CI command and every documented command."""
 
+import os
+import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -27,3 +32,106 @@ def test_every_command_has_help():
         assert result.exit_code == 0, name
         assert result.output.startswith(f"Usage: main {name} [OPTIONS]"), name
         assert f"cprec {name}" in readme, name
+
+
+# --- the README's shell examples, run for real -----------------------------------------
+#
+# Every fenced block holding `$ cprec ...` lines is run in order, in one directory, as a
+# new user would paste it: first `cprec demo` (into ./data), then the rest. What the
+# README shows under a command must be what the command prints, except what changes
+# from run to run by nature: the wall-clock time of a log line, a duration in seconds,
+# the simulator's port and the directory the examples ran in. A line `...` stands for
+# lines left out.
+
+VOLATILE = [
+    (re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ "), "<time> "),
+    (re.compile(r"\b\d+\.\d s\b"), "<n> s"),
+    (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:<port>"),
+]
+
+
+def examples(text: str) -> list[tuple[str, list[str]]]:
+    """(command, output lines) for every `$ ` line of a block with `$ cprec`, in order."""
+    found: list[tuple[str, list[str]]] = []
+    for block in re.findall(r"^```[a-z]*\n(.*?)^```", text, re.M | re.S):
+        if "$ cprec" not in block:
+            continue
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                found.append((line[2:], []))
+            elif found and block.startswith("$ "):
+                found[-1][1].append(line)
+    for _, shown in found:  # a blank line before the next `$ ` only separates them
+        while shown and not shown[-1].strip():
+            shown.pop()
+    return found
+
+
+def normal(line: str, cwd: Path) -> str:
+    line = line.replace(str(cwd), "/tmp/readme").rstrip()
+    for pattern, repl in VOLATILE:
+        line = pattern.sub(repl, line)
+    return line
+
+
+def matches(expected: list[str], actual: list[str]) -> bool:
+    """`expected` in order within `actual`; a `...` line skips any number of lines."""
+    if not expected:
+        return not actual
+    if expected[0] == "...":
+        return any(matches(expected[1:], actual[i:]) for i in range(len(actual) + 1))
+    return bool(actual) and actual[0] == expected[0] and matches(expected[1:], actual[1:])
+
+
+def serve_briefly(argv: list[str], env: dict, lines: int) -> list[str]:
+    """`cprec simulate` serves until Ctrl-C: its first `lines` lines, then it is stopped."""
+    argv = [a if a != "4599" else "0" for a in argv]  # any free port
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recorder.cli", *argv[1:]],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        return [proc.stdout.readline().rstrip("\n") for _ in range(lines)]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+def test_readme_examples_print_what_the_readme_shows(tmp_path):
+    from recorder.simulator import Account, SimulatorServer
+    from recorder.timeparse import parse_bound
+
+    readme = (ROOT / "README.md").read_text()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CPREC_"))},
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),  # a reader's fresh machine
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "COLUMNS": "80",
+        "PYTHONUNBUFFERED": "1",  # stderr and stdout interleaved as on a terminal
+    }
+    account = Account(pipelines=12, days=30, seed=7, now=parse_bound("2026-11-21T00:00:00Z"))
+    ran = 0
+    with SimulatorServer(account, port=0) as srv:
+        port = srv.endpoint_url.rsplit(":", 1)[1]
+        for command, shown in examples(readme):
+            argv = shlex.split(command.replace("127.0.0.1:4599", f"127.0.0.1:{port}"))
+            if argv[0] == "export":  # what the README tells the reader to paste
+                env.update(a.split("=", 1) for a in argv[1:])
+                continue
+            assert argv[0] == "cprec", command
+            if argv[1] == "simulate":
+                actual = serve_briefly(argv, env, len(shown))
+            else:
+                done = subprocess.run(
+                    [sys.executable, "-m", "recorder.cli", *argv[1:]],
+                    cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    text=True, timeout=300,
+                )  # fmt: skip
+                assert done.returncode == 0, (command, done.stdout)
+                actual = done.stdout.splitlines()
+            actual = [normal(x, tmp_path) for x in actual]
+            expected = [normal(x, tmp_path) for x in shown]
+            assert matches(expected, actual), (command, "\n".join(actual))
+            ran += 1
+    assert ran >= 10

@@ -569,7 +569,12 @@ def test_simulate_serves_until_interrupted():
         assert len(cp.list_pipelines()["pipelines"]) == 3
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)
-        assert proc.returncode == 0 and err == "" and out == ""
+        assert proc.returncode == 0 and out == ""
+        assert err.splitlines() == [
+            "Record it from another shell (the simulator accepts any credentials):",
+            "  export AWS_ACCESS_KEY_ID=simulated AWS_SECRET_ACCESS_KEY=simulated",
+            f"  cprec collect --endpoint-url {url} --region us-east-1 --data sim-data",
+        ]
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -39,6 +39,14 @@ def simulate(host, port, pipelines, days, seed, now, rate, **fault_options) -> N
                           now=now, rate=rate, faults=faults)  # fmt: skip
     click.echo(server.endpoint_url)
     sys.stdout.flush()  # whoever started us may be waiting for this line on a pipe
+    # botocore signs every request, so any credentials do; the simulator checks none.
+    click.echo(
+        "Record it from another shell (the simulator accepts any credentials):\n"
+        "  export AWS_ACCESS_KEY_ID=simulated AWS_SECRET_ACCESS_KEY=simulated\n"
+        f"  cprec collect --endpoint-url {server.endpoint_url} "
+        f"--region {server.account.region} --data sim-data",
+        err=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
