@@ -14,6 +14,7 @@ never pasted into the SQL.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import pyarrow as pa
 
 from recorder import reader
 from recorder.errors import UserError, first_line
+from recorder.layout import sql_string
 from recorder.reader import data_errors
 from recorder.views import create_parquet_views
 
@@ -88,24 +90,122 @@ def connect(data_root: str | Path, *, cache: bool | None = None) -> duckdb.DuckD
     return reader.connect(_existing_root(data_root), cache=cache)
 
 
+# The storage format of `cprec db` files. DuckDB 2.0 writes new files in a format no
+# DuckDB 1.x opens (storage version 69); this one is storage version 64, which DuckDB
+# 0.10 and newer open. The views bind from DuckDB 1.1 on (`stage_runs` orders `max_by`
+# by a row), so the file is for DuckDB 1.1 and newer: checked with the Python package
+# 1.1.0 to 1.5.6 and the CLI 1.4.4 and 1.5.6 (tests/test_db_file.py checks the format).
+DB_FILE_STORAGE_VERSION = "v1.1.0"
+
+
 def write_database(path: str | Path, data_root: str | Path) -> None:
-    """Write a DuckDB database file whose views read the Parquet files under `data_root`."""
+    """Write a DuckDB database file whose views read the Parquet files under `data_root`.
+
+    A new file is written whole (under a temporary name, then renamed) in the storage
+    format of DB_FILE_STORAGE_VERSION. An existing DuckDB file in that format or an
+    older one gets its views replaced in place; one in a newer format (an earlier cprec
+    wrote DuckDB's default, and a file's format cannot be lowered) is written anew,
+    unless it holds objects cprec does not write.
+    """
     root = _existing_root(data_root)
     path = Path(path)
     if not path.parent.is_dir():
         raise UserError(f"{path.parent} is not a directory")
     if path.exists() and not _is_duckdb_file(path):
         raise UserError(f"{path} exists and is not a DuckDB database file")
+    if path.exists():
+        con = _open_database_file(path)
+        version = _storage_version(con)
+        if version is None or _version_key(version) <= _version_key(DB_FILE_STORAGE_VERSION):
+            _write_views(con, root)
+            return
+        con.close()
+    else:
+        version = None
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        con = duckdb.connect(str(path))
+        _remove_database_file(tmp)
+        _write_views(_open_database_file(tmp, shown=path), root)
+        if version is not None:
+            _check_nothing_lost(path, tmp, version)
+        # a write-ahead log left beside `path` is never to be replayed onto the new file
+        path.with_name(path.name + ".wal").unlink(missing_ok=True)
+        os.replace(tmp, path)
+    finally:
+        _remove_database_file(tmp)
+
+
+def _open_database_file(path: Path, *, shown: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """`path` opened read-write; a new file gets the storage format DB_FILE_STORAGE_VERSION
+    (an existing one keeps its own)."""
+    config = {"storage_compatibility_version": DB_FILE_STORAGE_VERSION}
+    try:
+        return duckdb.connect(str(path), config=config)
     except duckdb.Error as exc:
-        raise UserError(f"cannot open {path} as a DuckDB database: {first_line(exc)}") from None
+        raise UserError(
+            f"cannot open {shown or path} as a DuckDB database: {first_line(exc)}"
+        ) from None
+
+
+def _write_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+    """Create the views over `root` in `con`'s database, checkpoint and close it."""
     try:
         with data_errors(root):
             create_parquet_views(con, root)
         con.execute("CHECKPOINT")
     finally:
         con.close()
+
+
+def _storage_version(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The storage format of `con`'s database as DuckDB tags it: the oldest DuckDB version
+    that opens it plus "+", e.g. `v1.0.0+`. None before DuckDB 1.2, which has no such tag
+    (and writes storage version 64 only)."""
+    rel = con.execute("SELECT * FROM duckdb_databases() WHERE database_name = current_database()")
+    row = dict(zip([d[0] for d in rel.description], rel.fetchone(), strict=True))
+    return (row.get("tags") or {}).get("storage_version")
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+def _check_nothing_lost(path: Path, new: Path, version: str) -> None:
+    """Raise UserError if the existing database `path` holds an object `new` does not."""
+    objects = """
+        SELECT 'table ' || schema_name || '.' || table_name FROM duckdb_tables()
+            WHERE database_name = $db
+        UNION ALL SELECT 'view ' || schema_name || '.' || view_name FROM duckdb_views()
+            WHERE database_name = $db AND NOT internal
+        UNION ALL SELECT 'macro ' || schema_name || '.' || function_name
+            FROM duckdb_functions()
+            WHERE database_name = $db AND function_type IN ('macro', 'table_macro')
+            AND NOT internal
+        UNION ALL SELECT 'sequence ' || schema_name || '.' || sequence_name
+            FROM duckdb_sequences() WHERE database_name = $db
+        UNION ALL SELECT 'type ' || schema_name || '.' || type_name FROM duckdb_types()
+            WHERE database_name = $db AND NOT internal
+    """
+    with duckdb.connect() as con:
+        try:
+            con.execute(f"ATTACH {sql_string(str(path))} AS old (READ_ONLY)")
+        except duckdb.Error as exc:
+            raise UserError(f"cannot open {path} as a DuckDB database: {first_line(exc)}") from None
+        con.execute(f"ATTACH {sql_string(str(new))} AS new (READ_ONLY)")
+        kept = {name for (name,) in con.execute(objects, {"db": "new"}).fetchall()}
+        extra = sorted({name for (name,) in con.execute(objects, {"db": "old"}).fetchall()} - kept)
+    if extra:
+        raise UserError(
+            f"{path} opens only in DuckDB {version.removeprefix('v')} (a file's storage "
+            f"format cannot be lowered) and holds what cprec does not write "
+            f"({', '.join(extra[:3])}{', ...' if len(extra) > 3 else ''}): move it away "
+            "or pass another path"
+        )
+
+
+def _remove_database_file(path: Path) -> None:
+    for file in (path, path.with_name(path.name + ".wal")):
+        file.unlink(missing_ok=True)
 
 
 def run_query(

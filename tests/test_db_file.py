@@ -1,0 +1,123 @@
+"""`cprec db` files: written in a storage format DuckDB 1.x opens, with the same views.
+
+DuckDB 2.0 writes new files in a format (storage version 69) no DuckDB 1.x opens;
+`queries.write_database` writes storage version 64 (DB_FILE_STORAGE_VERSION `v1.1.0`),
+which DuckDB 1.1 to 1.5 open with every view binding. Only the installed duckdb is needed
+here: the format is read from the file's header (a checksum, the magic bytes `DUCK`, then
+the storage version number, a little-endian uint64) and from DuckDB's own tag.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import build_scenario
+
+import queries
+from recorder.errors import UserError
+from recorder.views import create_parquet_views
+
+STORAGE_VERSION_NUMBER = 64  # what DuckDB 1.0 and 1.1 write; 1.2 to 1.5 write 65 to 68
+STORAGE_VERSION_TAG = "v1.0.0+"  # DuckDB's tag for it: the oldest version that opens it
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory) -> Path:
+    return build_scenario(tmp_path_factory.mktemp("scenario"))
+
+
+def header_version(path: Path) -> int:
+    header = path.read_bytes()[:20]
+    assert header[8:12] == b"DUCK", header
+    return int.from_bytes(header[12:20], "little")
+
+
+def storage_tag(path: Path) -> str:
+    with duckdb.connect(str(path), read_only=True) as db:
+        (tags,) = db.execute(
+            "SELECT tags FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchone()
+    return tags["storage_version"]
+
+
+def rows(con: duckdb.DuckDBPyConnection, relation: str) -> list[dict]:
+    return con.sql(f"SELECT * FROM {relation} ORDER BY ALL").to_arrow_table().to_pylist()
+
+
+def test_the_file_opens_in_duckdb_1_x_and_answers_like_the_parquet_views(scenario, tmp_path):
+    path = tmp_path / "cprec.duckdb"
+    queries.write_database(path, scenario)
+    assert header_version(path) == STORAGE_VERSION_NUMBER
+    assert storage_tag(path) == STORAGE_VERSION_TAG
+    assert sorted(os.listdir(tmp_path)) == ["cprec.duckdb"]  # no temporary file, no WAL
+    expected = queries.connect(scenario, cache=False)
+    with duckdb.connect(str(path), read_only=True) as db:
+        for relation in ("executions", "stage_runs"):
+            got = rows(db, relation)
+            assert got and got == rows(expected, relation), relation
+        assert db.sql("SELECT count(*) FROM executions").fetchall() == [(8,)]
+        assert db.sql("SELECT count(*) FROM stage_runs WHERE terminal").fetchall() == [(15,)]
+
+
+def test_writing_again_keeps_the_format_and_what_the_user_added(scenario, tmp_path):
+    path = tmp_path / "cprec.duckdb"
+    queries.write_database(path, scenario)
+    with duckdb.connect(str(path)) as db:
+        db.execute("CREATE TABLE notes AS SELECT 'mine' AS note")
+    queries.write_database(path, scenario)  # in place: the views replaced
+    assert header_version(path) == STORAGE_VERSION_NUMBER
+    with duckdb.connect(str(path), read_only=True) as db:
+        assert db.sql("SELECT note FROM notes").fetchall() == [("mine",)]
+        assert db.sql("SELECT count(*) FROM executions").fetchall() == [(8,)]
+
+
+def newest_format_file(path: Path, scenario: Path, *extra_sql: str) -> None:
+    """A database file as DuckDB writes one by default (a cprec before this one did)."""
+    with duckdb.connect(str(path), config={"storage_compatibility_version": "latest"}) as db:
+        create_parquet_views(db, scenario)
+        for sql in extra_sql:
+            db.execute(sql)
+    if storage_tag(path) == STORAGE_VERSION_TAG:
+        pytest.skip(f"duckdb {duckdb.__version__} writes {STORAGE_VERSION_TAG} by default")
+
+
+def test_a_file_in_a_newer_format_is_written_anew(scenario, tmp_path):
+    path = tmp_path / "cprec.duckdb"
+    newest_format_file(path, scenario)
+    queries.write_database(path, scenario)
+    assert header_version(path) == STORAGE_VERSION_NUMBER
+    assert storage_tag(path) == STORAGE_VERSION_TAG
+    assert sorted(os.listdir(tmp_path)) == ["cprec.duckdb"]
+    with duckdb.connect(str(path), read_only=True) as db:
+        assert db.sql("SELECT count(*) FROM executions").fetchall() == [(8,)]
+
+
+def test_a_file_in_a_newer_format_with_the_users_objects_is_left_alone(scenario, tmp_path):
+    path = tmp_path / "cprec.duckdb"
+    newest_format_file(path, scenario, "CREATE TABLE notes AS SELECT 'mine' AS note")
+    before = path.read_bytes()
+    with pytest.raises(UserError, match=r"holds what cprec does not write \(table main.notes\)"):
+        queries.write_database(path, scenario)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["cprec.duckdb"]
+
+
+def test_a_failed_write_leaves_no_file(tmp_path):
+    root = build_scenario(tmp_path / "data")
+    partition = next((root / "executions").glob("pipeline=*/dt=*"))
+    foreign = partition / "foreign.parquet"
+    pq.write_table(
+        pa.table({"execution_id": [1], "account_id": ["1"], "region": ["us-east-1"],
+                  "recorded_at": pa.array([0], pa.timestamp("us", tz="UTC"))}),
+        foreign,
+    )  # fmt: skip
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(UserError, match="foreign.parquet"):
+        queries.write_database(out / "cprec.duckdb", root)
+    assert os.listdir(out) == []
