@@ -49,7 +49,7 @@ from pathlib import Path
 import duckdb
 
 from recorder import layout
-from recorder.errors import LockedError, UserError, first_line
+from recorder.errors import LockedError, UserError, WriteError, first_line
 from recorder.lock import data_lock, held_by_someone, hold
 from recorder.schemas import TABLES, Table
 from recorder.testhooks import checkpoint
@@ -322,7 +322,10 @@ class Cache:
             )
             self.con.execute("COMMIT")
         except BaseException:
-            self.con.execute("ROLLBACK")
+            try:
+                self.con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # the connection is gone: nothing of the transaction was committed
             raise
         for name in TABLES:
             result.rows[name] = self.con.execute(f"SELECT count(*) FROM cache.{name}").fetchone()[0]
@@ -503,8 +506,12 @@ def refresh(
 
     A whole-tree refresh clears STALE: call it only under the collector's lock.
     """
-    with Cache(root) as cache:
-        result = cache.refresh(written, removed)
+    try:
+        with Cache(root) as cache:
+            result = cache.refresh(written, removed)
+    except (duckdb.IOException, duckdb.FatalException) as e:
+        # a full disk, an I/O error: the transaction was not committed
+        raise WriteError(f"cannot write the cache {cache_path(root)}: {first_line(e)}") from None
     if written is None:
         _marker(root, STALE_MARKER).unlink(missing_ok=True)
     return result

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recorder import cache, layout
-from recorder.errors import CprecError, UserError, first_line
+from recorder.errors import CprecError, UserError, WriteError, first_line
 from recorder.lock import COMPACT_LOCK_FILE, data_lock, no_readers
 from recorder.schemas import TABLES
 from recorder.store import clean_tmp, write_parquet_atomic
@@ -149,7 +149,10 @@ def _compact_partition(
         ) from None
     rows_before = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     dest = files[0].parent / f"{COMPACTED_PREFIX}{uuid.uuid4().hex[:12]}.parquet"
-    write_parquet_atomic(merged, dest, root, TMP_DIR)
+    try:
+        write_parquet_atomic(merged, dest, root, TMP_DIR)
+    except OSError as e:  # a full disk: the inputs are untouched, nothing half-written
+        raise WriteError(f"cannot write {dest.parent}: {e.strerror or e}") from None
     result.written.append(dest)
     result.replaced.extend(files)
     result.partitions += 1

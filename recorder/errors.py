@@ -26,6 +26,12 @@ class UserError(CprecError):
     """A mistake in the input or the data root: exit 2."""
 
 
+class WriteError(CprecError):
+    """Writing failed (a full disk, an I/O error); nothing half-written is kept: exit 1."""
+
+    exit_code = EXIT_PARTIAL
+
+
 class LockedError(CprecError):
     """Another collector (or compaction) holds the lock: exit 75."""
 

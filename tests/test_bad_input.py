@@ -172,3 +172,16 @@ def test_help_summaries_are_whole():
     assert "..." not in text.split("Commands:")[1]
     for option in ("CPREC_PROFILE", "CPREC_ENDPOINT_URL"):
         assert option in CliRunner().invoke(main, ["collect", "--help"]).output
+
+
+def test_a_full_disk_during_compact_keeps_every_input(data, monkeypatch):
+    import recorder.compact
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(recorder.compact, "write_parquet_atomic", full)
+    before = snapshot(data)
+    result = CliRunner().invoke(main, ["compact", "--data", str(data)])
+    one_line(result, 1, "No space left on device")
+    assert snapshot(data) == before
