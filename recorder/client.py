@@ -98,10 +98,10 @@ class CallStats:
                 return
             self._told = True
         log.warning(
-            "retrying %s after %s (each call up to %d attempts, slowing down as AWS asks)",
+            "retrying %s after %s (with backoff, a bounded number of times, "
+            "slowing down as AWS asks)",
             event_name.rsplit(".", 1)[-1],
             why,
-            MAX_ATTEMPTS + 1,
         )
 
 
