@@ -104,6 +104,18 @@ def views_read_cache(con) -> bool:
     return 'cache".executions' in sql
 
 
+def write_foreign_file(root: Path) -> Path:
+    """A Parquet file in an executions partition whose execution_id is a number."""
+    partition = next((root / "executions").glob("pipeline=*/dt=*"))
+    foreign = partition / "foreign.parquet"
+    pq.write_table(
+        pa.table({"execution_id": [1], "account_id": ["1"], "region": ["us-east-1"],
+                  "recorded_at": pa.array([0], pa.timestamp("us", tz="UTC"))}),
+        foreign,
+    )  # fmt: skip
+    return foreign
+
+
 # --- the hand-built scenario --------------------------------------------------------
 
 

@@ -13,10 +13,8 @@ import os
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from conftest import build_scenario
+from conftest import build_scenario, write_foreign_file
 
 import queries
 from recorder.errors import UserError
@@ -109,13 +107,7 @@ def test_a_file_in_a_newer_format_with_the_users_objects_is_left_alone(scenario,
 
 def test_a_failed_write_leaves_no_file(tmp_path):
     root = build_scenario(tmp_path / "data")
-    partition = next((root / "executions").glob("pipeline=*/dt=*"))
-    foreign = partition / "foreign.parquet"
-    pq.write_table(
-        pa.table({"execution_id": [1], "account_id": ["1"], "region": ["us-east-1"],
-                  "recorded_at": pa.array([0], pa.timestamp("us", tz="UTC"))}),
-        foreign,
-    )  # fmt: skip
+    write_foreign_file(root)
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(UserError, match="foreign.parquet"):

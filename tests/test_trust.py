@@ -16,12 +16,10 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from conftest import SIM_NOW as NOW
-from conftest import pending, run, views_read_cache, wait_for
+from conftest import pending, run, views_read_cache, wait_for, write_foreign_file
 
 import queries
 from recorder import compact as compact_mod
@@ -250,13 +248,7 @@ def test_a_file_with_a_conflicting_schema_is_refused_by_every_command(tmp_path, 
     with SimulatorServer(acct) as srv:
         assert run(tmp_path, srv, acct).exit_code == 0
         reference = rows(tmp_path, "executions", cache=False)
-        partition = next((tmp_path / "executions").glob("pipeline=*/dt=*"))
-        foreign = partition / "foreign.parquet"
-        pq.write_table(
-            pa.table({"execution_id": [1], "account_id": ["1"], "region": ["us-east-1"],
-                      "recorded_at": pa.array([0], pa.timestamp("us", tz="UTC"))}),
-            foreign,
-        )  # fmt: skip
+        foreign = write_foreign_file(tmp_path)
         d = ["--data", str(tmp_path)]
         for args in (
             ["sql", "SELECT count(*) FROM executions"],
