@@ -61,14 +61,24 @@ def write_parquet_atomic(table_data, dest: Path, root: Path, tmp_name: str = TMP
 
 
 def write_rows(
-    root: Path, table: str, rows: Iterable[dict], *, pipeline: str | None, run_id: str
+    root: Path,
+    table: str,
+    rows: Iterable[dict],
+    *,
+    pipeline: str | None,
+    run_id: str,
+    written: list[Path] | None = None,
 ) -> list[Path]:
-    """Write rows (each with a `dt` date key, stripped before writing) one file per partition."""
+    """Write rows (each with a `dt` date key, stripped before writing) one file per partition.
+
+    Every file published is appended to `written` as it is, so a caller still knows
+    them when a later partition's write fails.
+    """
     by_dt: dict[date, list[dict]] = defaultdict(list)
     for row in rows:
         row = dict(row)
         by_dt[row.pop("dt")].append(row)
-    written = []
+    written = [] if written is None else written
     for dt, part in sorted(by_dt.items()):
         dest = (
             partition_dir(root, table, pipeline, dt)
@@ -115,6 +125,7 @@ class Batch:
         self.buffered = 0
         self.written: dict[str, int] = defaultdict(int)
         self.files: list[Path] = []  # every file written, for the query cache
+        self.broken = False  # a write failed: nothing more is written
 
     def add(self, table: str, rows: Iterable[dict], dt: date) -> None:
         for row in rows:
@@ -133,14 +144,27 @@ class Batch:
         return self.buffered >= self.limit
 
     def flush(self) -> None:
+        """Write everything buffered, in order. A failed write ends the batch: what is
+        still buffered (the rows that depend on the ones not written) is dropped and
+        every later flush writes nothing, so no execution is ever published without
+        its children."""
         unknown = set(self.rows) - set(self.order)
         if unknown:
             raise ValueError(f"no write order for {sorted(unknown)}")
-        for table in self.order:
-            rows = self.rows.pop(table, None)
-            if rows:
-                self.files += write_rows(
-                    self.root, table, rows, pipeline=self.pipeline, run_id=self.run_id
-                )
-                self.written[table] += len(rows)
-        self.buffered = 0
+        if self.broken:
+            self.rows.clear()
+            self.buffered = 0
+            return
+        try:
+            for table in self.order:
+                rows = self.rows.pop(table, None)
+                if rows:
+                    write_rows(self.root, table, rows, pipeline=self.pipeline,
+                               run_id=self.run_id, written=self.files)  # fmt: skip
+                    self.written[table] += len(rows)
+        except BaseException:
+            self.broken = True
+            self.rows.clear()
+            raise
+        finally:
+            self.buffered = sum(map(len, self.rows.values()))

@@ -600,3 +600,40 @@ def test_a_failure_mid_pipeline_keeps_the_oldest_first_prefix(tmp_path, monkeypa
                 if r["pipeline"] == victim and r["execution_id"] in late
             ]
         ), table
+
+
+def test_a_write_failing_mid_flush_never_publishes_an_execution_without_children(
+    tmp_path, monkeypatch
+):
+    """The second action_executions file of one pipeline cannot be written (EIO on that
+    partition): the executions buffered after it are not written either, so the next
+    run fetches them again, children included, and the history is whole."""
+    import errno
+
+    import recorder.store
+
+    acct = Account(pipelines=2, days=4, seed=29, now=NOW)
+    victim = acct.pipeline_names()[0]
+    real = recorder.store.write_parquet_atomic
+    seen = Counter()
+
+    def failing(table_data, dest, root, *args):
+        if f"action_executions/pipeline={victim}/" in str(dest):
+            seen["writes"] += 1
+            if seen["writes"] == 2:
+                raise OSError(errno.EIO, "Input/output error")
+        return real(table_data, dest, root, *args)
+
+    monkeypatch.setattr(recorder.store, "write_parquet_atomic", failing)
+    with SimulatorServer(acct) as srv:
+        first = run(tmp_path, srv, acct)
+        assert first.exit_code == EXIT_PARTIAL
+        assert list(first.pipelines_failed) == [f"us-east-1/{victim}"]
+        recorded = {r["execution_id"] for r in stored(tmp_path, "executions")
+                    if r["pipeline"] == victim}  # fmt: skip
+        with_children = {r["execution_id"] for r in stored(tmp_path, "action_executions")
+                         if r["pipeline"] == victim}  # fmt: skip
+        assert recorded <= with_children  # no execution published before its children
+        monkeypatch.setattr(recorder.store, "write_parquet_atomic", real)
+        assert run(tmp_path, srv, acct).exit_code == 0
+    assert_matches_model(tmp_path, acct)
