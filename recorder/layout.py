@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from recorder.errors import UserError
 from recorder.schemas import TABLES, Table
 
 PARQUET = ".parquet"
@@ -117,7 +118,18 @@ def _walk(directory: Path, depth: int, out: list[Path]) -> None:
                 _walk(Path(entry.path), depth - 1, out)
 
 
+GLOB_CHARACTERS = frozenset("*?[]{}")
+
+
 def file_glob(root: Path, table: Table) -> str:
+    """The glob of a table's files. A root whose path holds a glob character would
+    match other directories (`d[1]` reads `d1`), so it is refused."""
+    odd = sorted(GLOB_CHARACTERS & set(str(root)))
+    if odd:
+        raise UserError(
+            f"data root {root}: its path holds {' '.join(odd)}, which file globs would "
+            "read as patterns; use a path without them"
+        )
     parts = [table.name] + (["pipeline=*"] if table.per_pipeline else []) + ["dt=*", "*.parquet"]
     return str(Path(root, *parts))
 

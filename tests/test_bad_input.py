@@ -185,3 +185,12 @@ def test_a_full_disk_during_compact_keeps_every_input(data, monkeypatch):
     result = CliRunner().invoke(main, ["compact", "--data", str(data)])
     one_line(result, 1, "No space left on device")
     assert snapshot(data) == before
+
+
+def test_a_data_root_with_glob_characters_is_refused(tmp_path):
+    # `d[1]` as a glob matches `d1`: its files must never answer for `d[1]`
+    build_scenario(tmp_path / "d1")
+    odd = build_scenario(tmp_path / "d[1]")
+    for args in (["sql", "SELECT count(*) FROM executions", "--no-cache"], ["db", "x.duckdb"]):
+        result = CliRunner().invoke(main, [*args, "--data", str(odd)])
+        one_line(result, 2, "glob")
