@@ -32,7 +32,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recorder.errors import UserError
+from recorder.errors import UserError, first_line
 
 MIN_TEXT = 12  # text columns are cut down to this; if the grid still does not fit: records
 
@@ -59,6 +59,10 @@ def write_result(
             output.write_text(text, encoding="utf-8", newline="")
     except OSError as e:
         raise UserError(f"cannot write {output or 'standard output'}: {e.strerror or e}") from None
+    except (OverflowError, pa.ArrowNotImplementedError, pa.ArrowInvalid) as e:
+        # values Python or the format cannot hold (an infinite timestamp, an INTERVAL
+        # inside a list written as Parquet): say so rather than print a traceback
+        raise UserError(f"cannot write this result as {fmt}: {first_line(e)}") from None
 
 
 def terminal_width() -> int:
@@ -147,7 +151,10 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, timedelta):
         return value.total_seconds()
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        if value == value.to_integral_value():
+            return int(value)
+        # a JSON number only when a float holds it exactly; else its exact digits as text
+        return float(value) if Decimal(repr(float(value))) == value else f"{value:f}"
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, bytes):
@@ -165,9 +172,11 @@ def _text(value: Any) -> str:
         return ""
     if isinstance(value, dict | list | tuple):
         return json.dumps(_json_value(value), ensure_ascii=False)
+    if isinstance(value, Decimal):
+        return f"{value:f}"  # every digit
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # nan, inf, -inf: not the empty cell of NULL
     value = _json_value(value)
-    if value is None:  # NaN / infinity
-        return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value) if not isinstance(value, float) else repr(value)

@@ -103,3 +103,27 @@ def test_means_do_not_depend_on_the_order_rows_are_summed():
     # Summed as DECIMAL(18, 6): exactly 0.000001 / 3 either way.
     exact = [con.execute(q.format(f="mean_exact")).fetchone()[0] for q in (forward, backward)]
     assert exact[0] == exact[1] == 0.000001 / 3
+
+
+def test_decimals_keep_every_digit_and_nan_is_not_null(data):
+    sql = (
+        "SELECT 1234567890.123456789::DECIMAL(20,9) AS d, 0.5::DECIMAL(4,1) AS h, "
+        "'nan'::DOUBLE AS n, NULL::DOUBLE AS z"
+    )
+    assert cprec(data, "sql", sql, "--format", "csv") == "d,h,n,z\n1234567890.123456789,0.5,nan,\n"
+    # JSON has no NaN (null); a decimal a float cannot hold exactly is its digits as text
+    assert json.loads(cprec(data, "sql", sql, "--format", "json")) == [
+        {"d": "1234567890.123456789", "h": 0.5, "n": None, "z": None}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sql", "fmt"),
+    [("SELECT 'infinity'::TIMESTAMP AS t", "csv"), ("SELECT [INTERVAL 1 DAY] AS l", "parquet")],
+)
+def test_values_a_format_cannot_hold_are_one_line(data, tmp_path, sql, fmt):
+    result = CliRunner().invoke(
+        main, ["sql", sql, "--format", fmt, "-o", str(tmp_path / "x"), "--data", str(data)]
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.startswith(f"Error: cannot write this result as {fmt}: ")
