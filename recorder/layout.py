@@ -12,7 +12,7 @@ recording wins" rule and the SQL that reads a table's files with pinned types.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -97,25 +97,32 @@ def partition_files(directory: Path) -> list[Path]:
 
 def table_files(root: Path, table: str) -> list[Path]:
     """Every data file of a table (a directory walk, no glob: O(files), no sorting)."""
-    base = Path(root) / table
-    out: list[Path] = []
-    if base.is_dir():
-        _walk(base, 3 if TABLES[table].per_pipeline else 2, out)
-    return out
+    return list(_files(root, table))
+
+
+def has_files(root: Path, table: str) -> bool:
+    """Whether a table has a data file (the walk stops at the first)."""
+    return next(_files(root, table), None) is not None
 
 
 def list_files(root: Path, tables: Iterable[str] = TABLES) -> dict[str, list[Path]]:
     return {name: table_files(root, name) for name in tables}
 
 
-def _walk(directory: Path, depth: int, out: list[Path]) -> None:
+def _files(root: Path, table: str) -> Iterator[Path]:
+    base = Path(root) / table
+    if base.is_dir():
+        yield from _walk(base, 3 if TABLES[table].per_pipeline else 2)
+
+
+def _walk(directory: Path, depth: int) -> Iterator[Path]:
     with os.scandir(directory) as it:
         for entry in it:
             if depth == 1:
                 if entry.name.endswith(PARQUET) and entry.is_file():
-                    out.append(Path(entry.path))
+                    yield Path(entry.path)
             elif entry.is_dir() and "=" in entry.name:
-                _walk(Path(entry.path), depth - 1, out)
+                yield from _walk(Path(entry.path), depth - 1)
 
 
 GLOB_CHARACTERS = frozenset("*?[]{}")

@@ -60,7 +60,7 @@ def create_parquet_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     root = Path(root).resolve()
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     for table in TABLES.values():
-        if next(iter(layout.table_files(root, table.name)), None) is None:
+        if not layout.has_files(root, table.name):
             source = layout.typed_empty_sql(table)
         else:
             glob = layout.sql_string(layout.file_glob(root, table))
