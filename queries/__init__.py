@@ -7,7 +7,8 @@
 Named queries are `sql/<name>.sql` (name = file stem, description = first `-- ` line)
 with DuckDB named parameters: `$since`, `$until` (TIMESTAMPTZ or NULL = unbounded,
 applied to the start time, until exclusive), `$pipelines` (list of GLOB patterns,
-empty = all) and `$now` (the time ages are measured to). Values are always bound,
+empty = all), `$now` (the time ages are measured to) and `$deploy_stages` (GLOBs of
+deploy stage names, empty = the default rule of recorder/sql/_delivery.sql). Values are always bound,
 never pasted into the SQL.
 """
 
@@ -41,7 +42,7 @@ __all__ = [
     "write_database",
 ]
 
-PARAMETERS = ("since", "until", "pipelines", "now")
+PARAMETERS = ("since", "until", "pipelines", "now", "deploy_stages")
 _PARAM = re.compile(r"\$([A-Za-z_]\w*)")
 _COMMENT = re.compile(r"--[^\n]*")
 
@@ -216,15 +217,20 @@ def run_query(
     until: datetime | None = None,
     pipelines: Sequence[str] = (),
     now: datetime | None = None,
+    deploy_stages: Sequence[str] = (),
     data_root: str | Path | None = None,
 ) -> pa.Table:
-    """Run a named query with its parameters bound; `data_root` only sharpens error messages."""
+    """Run a named query with its parameters bound; `data_root` only sharpens error messages.
+
+    `deploy_stages`: GLOBs naming the deploy stages (empty = each pipeline's last stage
+    holding a Deploy action, sql/_delivery.sql)."""
     query = get_query(name)
     values = {
         "since": since,
         "until": until,
         "pipelines": list(pipelines),
         "now": now or datetime.now(UTC),
+        "deploy_stages": list(deploy_stages),
     }
     params = {k: values[k] for k in query.parameters}
     with data_errors(data_root):

@@ -5,7 +5,8 @@ For every table in `recorder.schemas`:
   (recorder/layout.py reads them).
 - `<table>`: the latest recording per natural key (layout.latest_only_sql), and for
   state tables only snapshots whose commit point exists (layout.COMMITTED_BY).
-- `stage_runs` (`sql/_stage_runs.sql`) and the macros of `sql/_macros.sql`.
+- `stage_runs` (`sql/_stage_runs.sql`), the macros of `sql/_macros.sql` and the delivery
+  table macros of `sql/_delivery.sql` (deploy stages, deployments, restores, waits).
 
 Both sources give the same relations: the cache stores each table deduplicated, so
 only the commit filter and `stage_runs` (materialised there) differ in how they are
@@ -74,6 +75,7 @@ def create_parquet_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
         )
     create_macros(con, temp=False)
     con.execute(f"CREATE OR REPLACE VIEW main.stage_runs AS {sql_file('_stage_runs.sql')}")
+    create_macros(con, temp=False, name="_delivery.sql")
 
 
 def create_cache_views(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
@@ -88,10 +90,15 @@ def create_cache_views(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
         f"CREATE OR REPLACE TEMP VIEW stage_runs AS SELECT * FROM {catalog}.cache.stage_runs"
     )
     create_macros(con, temp=True)
+    create_macros(con, temp=True, name="_delivery.sql")
 
 
-def create_macros(con: duckdb.DuckDBPyConnection, *, temp: bool) -> None:
-    sql = sql_file("_macros.sql")
+def create_macros(
+    con: duckdb.DuckDBPyConnection, *, temp: bool, name: str = "_macros.sql"
+) -> None:
+    """The macros of `sql/<name>`: `_macros.sql` (scalar, needs no view) or
+    `_delivery.sql` (table macros, bound at creation: after every view)."""
+    sql = sql_file(name)
     if temp:  # a read-only database takes temporary objects only
         sql = sql.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO")
     con.execute(sql)

@@ -5,10 +5,13 @@
 CREATE OR REPLACE MACRO in_window(t, since, until) AS
     (since IS NULL OR t >= since) AND (until IS NULL OR t < until);
 
--- `patterns` is a list of GLOB patterns; an empty list matches every pipeline.
+-- `patterns` is a list of GLOB patterns: true when `v` matches one of them.
+CREATE OR REPLACE MACRO glob_any(v, patterns) AS
+    len(list_filter(CAST(patterns AS VARCHAR[]), lambda g: v GLOB g)) > 0;
+
+-- An empty list of patterns matches every pipeline.
 CREATE OR REPLACE MACRO pipeline_matches(p, patterns) AS
-    len(CAST(patterns AS VARCHAR[])) = 0
-    OR len(list_filter(CAST(patterns AS VARCHAR[]), lambda g: p GLOB g)) > 0;
+    len(CAST(patterns AS VARCHAR[])) = 0 OR glob_any(p, patterns);
 
 -- Statuses that end a pipeline execution (DESIGN.md, pipeline failure rate).
 CREATE OR REPLACE MACRO execution_terminal(status) AS
@@ -27,3 +30,7 @@ CREATE OR REPLACE MACRO seconds_between(a, b) AS
 -- from run to run on the same data.
 CREATE OR REPLACE MACRO mean_exact(x) AS
     CAST(avg(CAST(x AS DECIMAL(18, 6))) AS DOUBLE);
+
+-- The sum of seconds exact to the microsecond (as mean_exact).
+CREATE OR REPLACE MACRO sum_exact(x) AS
+    CAST(sum(CAST(x AS DECIMAL(18, 6))) AS DOUBLE);

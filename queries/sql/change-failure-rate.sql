@@ -1,0 +1,46 @@
+-- Change failure rate per pipeline: failed and rolled-back deployments over attempts.
+-- Over deployment attempts (terminal Succeeded or Failed stage runs of a deploy stage,
+-- see `deployments`) of STANDARD executions whose time is in the window:
+--   attempts     the attempts
+--   failed       the Failed ones
+--   rolled_back  Succeeded ones rolled back: an execution of type ROLLBACK of the same
+--                pipeline started after the deployment and before the next STANDARD
+--                deployment of that pipeline and stage
+--   rollbacks    executions of type ROLLBACK that started in the window
+--   change_failure_rate = (failed + rolled_back) / attempts
+WITH attempts AS (
+    SELECT a.pipeline, a.status, l.rolled_back_at
+    FROM deployment_attempts($deploy_stages) AS a
+    LEFT JOIN deployment_log($deploy_stages) AS l
+        USING (account_id, region, pipeline, stage, execution_id)
+    WHERE NOT a.rollback
+        AND in_window(a.deploy_time, $since, $until)
+        AND pipeline_matches(a.pipeline, $pipelines)
+),
+per_pipeline AS (
+    SELECT
+        pipeline,
+        count(*) AS attempts,
+        count(*) FILTER (WHERE status = 'Failed') AS failed,
+        count(rolled_back_at) AS rolled_back
+    FROM attempts
+    GROUP BY pipeline
+),
+rollbacks AS (
+    SELECT pipeline, count(*) AS rollbacks
+    FROM executions
+    WHERE execution_type = 'ROLLBACK'
+        AND in_window(start_time, $since, $until)
+        AND pipeline_matches(pipeline, $pipelines)
+    GROUP BY pipeline
+)
+SELECT
+    pipeline,
+    coalesce(p.attempts, 0) AS attempts,
+    coalesce(p.failed, 0) AS failed,
+    coalesce(p.rolled_back, 0) AS rolled_back,
+    coalesce(r.rollbacks, 0) AS rollbacks,
+    (p.failed + p.rolled_back) / nullif(p.attempts, 0) AS change_failure_rate
+FROM per_pipeline AS p
+FULL JOIN rollbacks AS r USING (pipeline)
+ORDER BY pipeline;
