@@ -23,7 +23,7 @@ per_execution AS (
         seconds_between(min(start_time), max(end_time)) AS total_s,
         sum_exact(duration_s) AS in_stages_s,
         min(wait_s) FILTER (WHERE after_stage IS NULL) AS queued_s,
-        coalesce(sum_exact(wait_s) FILTER (WHERE after_stage IS NOT NULL), 0) AS between_stages_s
+        coalesce(sum_exact(CASE WHEN after_stage IS NOT NULL THEN wait_s END), 0) AS between_stages_s
     FROM runs
     GROUP BY ALL
 ),
