@@ -8,8 +8,8 @@ Named queries are `sql/<name>.sql` (name = file stem, description = first `-- ` 
 with DuckDB named parameters: `$since`, `$until` (TIMESTAMPTZ or NULL = unbounded,
 applied to the start time, until exclusive), `$pipelines` (list of GLOB patterns,
 empty = all), `$now` (the time ages are measured to) and `$deploy_stages` (GLOBs of
-deploy stage names, empty = the default rule of recorder/sql/_delivery.sql). Values are always bound,
-never pasted into the SQL.
+deploy stage names, empty = the default rule of recorder/sql/_delivery.sql). Values
+are always bound, never pasted into the SQL.
 """
 
 from __future__ import annotations

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import ACCOUNT, REGION, build_scenario, execution_row, t, write_old_schema_files
+from conftest import (
+    ACCOUNT,
+    REGION,
+    action_row,
+    build_scenario,
+    common_columns,
+    execution_row,
+    t,
+    write_old_schema_files,
+)
 from conftest import SCENARIO_NOW as NOW
 
 import queries
@@ -143,13 +152,30 @@ def test_failure_rates(con):
 
 
 def test_pipeline_summary(con):
+    # columns: executions, succeeded, failed, superseded, stopped, running, failure_rate,
+    # superseded_rate, median_s
     assert rows(con, "pipeline-summary") == [
-        # durations 120, 240 -> median 180
-        ("api", 2, 2, 0, 0, 0.0, 180.0),
+        # durations 120, 240 -> median 180; 0 Failed / (2 + 0)
+        ("api", 2, 2, 0, 0, 0, 0, 0.0, 0.0, 180.0),
         # nothing terminal: no rate, no median
-        ("ops", 1, 0, 0, 1, None, None),
-        # terminal E1 S, E2 S, E3 Stopped, E4 F -> 1/4; durations 600 1200 3900 220 -> (600+1200)/2
-        ("web", 5, 2, 1, 1, 0.25, 900.0),
+        ("ops", 1, 0, 0, 0, 0, 1, None, None, None),
+        # E1 S, E2 S, E3 Stopped, E4 F, E5 running: failure 1 / (2 + 1); superseded 0 / 4
+        # terminal; median of the Succeeded 600, 1200 -> 900
+        ("web", 5, 2, 1, 0, 1, 1, round(1 / 3, 9), 0.0, 900.0),
+    ]
+
+
+def test_pipeline_summary_superseded_runs_do_not_dilute_the_failure_rate(tmp_path):
+    statuses = ["Succeeded"] * 3 + ["Failed"] * 2 + ["Superseded"] * 4 + ["Stopped"]
+    write_rows(tmp_path, "executions", [
+        execution_row(f"X{i}", status, t(f"1{i % 10}:00:00"), t(f"1{i % 10}:0{i % 7 + 1}:00"))
+        for i, status in enumerate(statuses)
+    ], pipeline="p", run_id="r")  # fmt: skip
+    con = queries.connect(tmp_path)
+    assert rows(con, "pipeline-summary") == [
+        # failure 2 / (3 + 2) = 0.4, not 2 / 10 terminal; superseded 4 / 10
+        # Succeeded X0 X1 X2 took 1, 2, 3 min -> median 120 s (the others do not count)
+        ("p", 10, 3, 2, 4, 1, 0, 0.4, 0.4, 120.0),
     ]
 
 
@@ -164,7 +190,26 @@ def test_trend(con):
 
 def test_recent_failures(con):
     assert rows(con, "recent-failures") == [
-        ("web", t("13:30:00"), "E4", "Build", "Compile", "JobFailed", "Tests failed:\n3 errors"),
+        ("web", t("13:30:00"), "E4", "Build", "action", "Compile", "JobFailed",
+         "Tests failed:\n3 errors"),
+    ]  # fmt: skip
+
+
+def test_recent_failures_names_a_failed_rule_as_the_step(tmp_path):
+    e = execution_row("R1", "Failed", t("10:00:00"), t("10:09:00"))
+    fixed = action_row("R1", 1, "Build", "Compile", "Failed", t("10:00:00"), t("10:02:00"),
+                       error=("JobFailed", "flaky"))
+    retry = action_row("R1", 2, "Build", "Compile", "Succeeded", t("10:03:00"), t("10:05:00"))
+    rule = {**common_columns(t("10:09:00")), "dt": e["dt"], "execution_id": "R1",
+            "rule_execution_id": "R1-r1", "stage": "Build", "rule": "NoAlarms",
+            "status": "Failed", "start_time": t("10:05:00"), "last_update_time": t("10:09:00"),
+            "error_code": "RuleFailed", "error_message": "alarm in ALARM"}  # fmt: skip
+    write_rows(tmp_path, "executions", [e], pipeline="p", run_id="r")
+    write_rows(tmp_path, "action_executions", [fixed, retry], pipeline="p", run_id="r")
+    write_rows(tmp_path, "rule_executions", [rule], pipeline="p", run_id="r")
+    # the action failed at 10:02 and a retry fixed it; the rule failed at 10:09, last
+    assert rows(queries.connect(tmp_path), "recent-failures") == [
+        ("p", t("10:00:00"), "R1", "Build", "rule", "NoAlarms", "RuleFailed", "alarm in ALARM"),
     ]
 
 
@@ -180,26 +225,76 @@ def test_error_codes(con):
 def test_approval_waits(con):
     assert rows(con, "approval-waits") == [
         # pending since 01-07 08:05, now 10:05 -> 7200 s
-        ("ops", "Deploy", "Approve", 1, 0, 0, 0, 1, None, None, None, 7200.0),
-        # waits 180, 120, 3600 -> sorted 120 180 3600; p50 180; p90 at 1.8 = 180 + 0.8*3420
-        ("web", "Deploy", "Approve", 3, 2, 0, 1, 0, 180.0, 2916.0, 3600.0, None),
+        ("ops", "Deploy", "Approve", 1, 0, 0, 0, 1, None, None, None, None, 7200.0),
+        # approved waits 180, 120 -> p50 150, p90 at 0.9 = 120 + 0.9*60 = 174, max 180;
+        # the abandoned one waited 3600 (12:05 -> 13:05) and is apart
+        ("web", "Deploy", "Approve", 3, 2, 0, 1, 0, 150.0, 174.0, 180.0, 3600.0, None),
     ]
 
 
 def test_current_state(con):
     snap_ops, snap_web = t("08:06:00", 7), t("14:01:00")
+    # checked: run-2 started 01-07 10:00 (partial, but it failed on api only) -> 300 s to now
     assert rows(con, "current-state") == [
         ("ops", "approval", "Deploy", "Approve", "O1", t("08:05:00", 7), 7200.0,
-         "awaiting approval", snap_ops),
-        ("ops", "running", "Deploy", None, "O1", t("08:00:00", 7), 7500.0, "InProgress", snap_ops),
-        # 01-05 14:00 -> 01-07 10:05 = 44 h 5 min
-        ("web", "running", "Build", None, "E5", t("14:00:00"), 158700.0, "InProgress", snap_web),
+         "awaiting approval", snap_ops, 300.0),
+        # since = O1's Deploy stage run start (08:05), not the execution's (08:00)
+        ("ops", "running", "Deploy", None, "O1", t("08:05:00", 7), 7200.0, "InProgress",
+         snap_ops, 300.0),
+        # E5's Build started 01-05 14:00:35 -> 01-07 10:05 = 44 h 4 min 25 s
+        ("web", "running", "Build", None, "E5", t("14:00:35"), 158665.0, "InProgress",
+         snap_web, 300.0),
         ("web", "disabled", "Deploy", None, None, t("09:00:00"), 176700.0,
-         "Freeze for release by alice", snap_web),
+         "Freeze for release by alice", snap_web, 300.0),
     ]  # fmt: skip
-    # --until picks the snapshot in force then: web's 13:31 one, E4 running since 13:30
+    # --until picks the snapshot in force then: web's 13:31 one, E4's Build running since
+    # 13:30:40; no run started before 14:00, so checked = the snapshot: 13:31 -> 01-07 10:05
     got = rows(con, "current-state", until=t("14:00:00"), pipelines=["web"])
-    assert [(r[8], r[1], r[2], r[4]) for r in got] == [(t("13:31:00"), "running", "Build", "E4")]
+    assert [(r[8], r[1], r[2], r[4], r[5], r[9]) for r in got] == [
+        (t("13:31:00"), "running", "Build", "E4", t("13:30:40"), 160440.0)
+    ]
+
+
+def test_current_state_lists_blocked_and_queued_executions(tmp_path):
+    snap = t("12:00:00")
+
+    def stage(idx, name, **extra):
+        return {**common_columns(snap), "dt": snap.date(), "snapshot_at": snap,
+                "pipeline_version": 1, "stage": name, "stage_index": idx,
+                "transition_enabled": True, **extra}  # fmt: skip
+
+    write_rows(tmp_path, "stage_states", [
+        stage(0, "Build", latest_execution_id="Q3", latest_execution_status="InProgress",
+              inbound_executions_json='[{"pipelineExecutionId": "Q2", "status": "InProgress",'
+                                      ' "type": "STANDARD"}]'),
+        stage(1, "Deploy", transition_enabled=False, transition_disabled_reason="Freeze",
+              transition_last_changed_at=t("08:00:00"), transition_last_changed_by="bob",
+              inbound_execution_id="Q1", inbound_execution_status="InProgress"),
+    ], pipeline="p", run_id="r")  # fmt: skip
+    write_rows(tmp_path, "executions", [
+        execution_row("Q1", "InProgress", t("09:00:00"), t("09:30:00")),
+        execution_row("Q2", "InProgress", t("11:00:00"), t("11:00:00")),
+        execution_row("Q3", "InProgress", t("10:30:00"), t("11:40:00")),
+    ], pipeline="p", run_id="r")  # fmt: skip
+    write_rows(tmp_path, "action_executions", [
+        action_row("Q1", 1, "Build", "Compile", "Succeeded", t("09:00:00"), t("09:30:00")),
+        action_row("Q3", 1, "Build", "Compile", "InProgress", t("10:30:00"), t("11:40:00")),
+    ], pipeline="p", run_id="r")  # fmt: skip
+    got = rows(queries.connect(tmp_path), "current-state")
+    # no collection run recorded: checked = the snapshot, 01-05 12:00 -> 01-07 10:05
+    age = 2 * 86400 - 115 * 60
+    assert got == [
+        # Q2 waits in the queue before Build since its start (no stage run yet)
+        ("p", "queued", "Build", None, "Q2", t("11:00:00"), 2 * 86400 - 55 * 60 + 0.0,
+         "waiting to enter the stage", snap, age),
+        ("p", "running", "Build", None, "Q3", t("10:30:00"), 2 * 86400 - 25 * 60 + 0.0,
+         "InProgress", snap, age),
+        # Q1 is held at Deploy's disabled transition since its Build ended at 09:30
+        ("p", "blocked", "Deploy", None, "Q1", t("09:30:00"), 2 * 86400 + 35 * 60 + 0.0,
+         "Freeze", snap, age),
+        ("p", "disabled", "Deploy", None, None, t("08:00:00"), 2 * 86400 + 125 * 60 + 0.0,
+         "Freeze by bob", snap, age),
+    ]  # fmt: skip
 
 
 def test_flaky_actions(con):
@@ -256,7 +351,9 @@ def test_a_pipeline_named_like_a_number_stays_text(tmp_path):
     row = execution_row("N1", "Failed", t("10:00:00"), t("10:01:00"))
     write_rows(tmp_path, "executions", [row], pipeline="42", run_id="r")
     con = queries.connect(tmp_path)
-    assert rows(con, "pipeline-summary", pipelines=["42"]) == [("42", 1, 0, 1, 0, 1.0, 60.0)]
+    assert rows(con, "pipeline-summary", pipelines=["42"]) == [
+        ("42", 1, 0, 1, 0, 0, 0, 1.0, 0.0, None)
+    ]
 
 
 def test_corrupt_parquet_names_the_file(tmp_path):

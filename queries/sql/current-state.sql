@@ -1,15 +1,42 @@
--- Latest state snapshot per pipeline: running executions, disabled transitions, pending approvals.
+-- Latest state snapshot per pipeline: running, blocked and queued executions, disabled transitions, pending approvals.
 -- One row per item of the newest snapshot (before --until, if given; --since does not apply):
--- kind 'running' (a stage whose latest execution is InProgress or Stopping), 'disabled' (the
--- stage's inbound transition; detail = reason, by whom) or 'approval' (a pending approval).
--- `since` is when it started (execution start, transition change, approval status change);
--- age_s is measured from `since` to $now.
+--   running   a stage whose latest execution is InProgress or Stopping; since = the start of
+--             that execution's run of the stage (the execution's start if none is recorded)
+--   blocked   an execution held at the stage's disabled inbound transition; since = the end
+--             of its last recorded stage run (its start if none), detail = the reason
+--   queued    an execution waiting to enter the stage while the transition is enabled (a
+--             QUEUED or PARALLEL pipeline's inbound executions); since as for blocked
+--   disabled  the stage's inbound transition; since = when it changed, detail = reason, by whom
+--   approval  a pending approval; since = its last status change
+-- age_s is measured from `since` to $now. snapshot_at is when the state last changed (an
+-- unchanged state is not recorded again); checked_age_s is measured from the start of the
+-- last collection run of the pipeline's account and region that did not fail on it,
+-- started by $now (or from snapshot_at if later) to $now: a large one means the state shown may be stale.
 WITH latest AS (
     SELECT account_id, region, pipeline, max(snapshot_at) AS snapshot_at
     FROM stage_states
     WHERE ($until IS NULL OR snapshot_at < $until)
         AND pipeline_matches(pipeline, $pipelines)
     GROUP BY ALL
+),
+checked AS (
+    SELECT
+        l.account_id, l.region, l.pipeline,
+        greatest(l.snapshot_at, max(c.started_at)) AS checked_at
+    FROM latest AS l
+    LEFT JOIN collection_runs AS c
+        ON c.account_id = l.account_id AND c.region = l.region
+        AND c.status IN ('succeeded', 'partial')
+        AND ($until IS NULL OR c.started_at < $until)
+        AND c.started_at <= CAST($now AS TIMESTAMPTZ)
+        AND NOT list_contains(
+            list_transform(
+                coalesce(from_json(c.errors_json, '[{"pipeline": "VARCHAR"}]'), []),
+                lambda x: x.pipeline
+            ),
+            l.pipeline
+        )
+    GROUP BY l.account_id, l.region, l.pipeline, l.snapshot_at
 ),
 stages AS (
     SELECT s.*
@@ -21,16 +48,55 @@ approval_actions AS (
     FROM pipeline_actions
     WHERE category = 'Approval'
 ),
+inbound AS (
+    -- inboundExecution and the entries of inboundExecutions (the same execution may be both)
+    SELECT DISTINCT account_id, region, pipeline, snapshot_at, stage, stage_index,
+        transition_enabled, transition_disabled_reason, execution_id
+    FROM (
+        SELECT *, inbound_execution_id AS execution_id, inbound_execution_status AS status
+        FROM stages
+        UNION ALL BY NAME
+        SELECT s.*, i.e.pipelineExecutionId AS execution_id, i.e.status AS status
+        FROM stages AS s,
+            unnest(from_json(
+                s.inbound_executions_json,
+                '[{"pipelineExecutionId": "VARCHAR", "status": "VARCHAR"}]'
+            )) AS i(e)
+    )
+    WHERE execution_id IS NOT NULL AND coalesce(status, 'InProgress') = 'InProgress'
+),
+last_stage_end AS (
+    SELECT account_id, region, pipeline, execution_id, max(end_time) AS end_time
+    FROM stage_runs
+    GROUP BY ALL
+),
 items AS (
     SELECT
         s.pipeline, s.snapshot_at, 'running' AS kind, s.stage_index AS stage_index, s.stage,
         CAST(NULL AS VARCHAR) AS action, s.latest_execution_id AS execution_id,
-        e.start_time AS since, s.latest_execution_status AS detail
+        coalesce(r.start_time, e.start_time) AS since, s.latest_execution_status AS detail
     FROM stages AS s
     LEFT JOIN executions AS e
         ON e.account_id = s.account_id AND e.region = s.region AND e.pipeline = s.pipeline
         AND e.execution_id = s.latest_execution_id
+    LEFT JOIN stage_runs AS r
+        ON r.account_id = s.account_id AND r.region = s.region AND r.pipeline = s.pipeline
+        AND r.execution_id = s.latest_execution_id AND r.stage = s.stage
     WHERE s.latest_execution_status IN ('InProgress', 'Stopping')
+    UNION ALL
+    SELECT
+        i.pipeline, i.snapshot_at,
+        CASE WHEN i.transition_enabled = false THEN 'blocked' ELSE 'queued' END,
+        i.stage_index, i.stage, NULL, i.execution_id,
+        coalesce(l.end_time, e.start_time),
+        CASE
+            WHEN i.transition_enabled = false
+                THEN coalesce(i.transition_disabled_reason, 'transition disabled')
+            ELSE 'waiting to enter the stage'
+        END
+    FROM inbound AS i
+    LEFT JOIN last_stage_end AS l USING (account_id, region, pipeline, execution_id)
+    LEFT JOIN executions AS e USING (account_id, region, pipeline, execution_id)
     UNION ALL
     SELECT
         pipeline, snapshot_at, 'disabled', stage_index, stage, NULL, NULL,
@@ -51,14 +117,16 @@ items AS (
     WHERE a.status = 'InProgress' AND (a.token IS NOT NULL OR d.action IS NOT NULL)
 )
 SELECT
-    pipeline,
-    kind,
-    stage,
-    action,
-    execution_id,
-    since,
-    seconds_between(since, CAST($now AS TIMESTAMPTZ)) AS age_s,
-    detail,
-    snapshot_at
-FROM items
-ORDER BY pipeline, stage_index NULLS LAST, stage, kind, action;
+    i.pipeline,
+    i.kind,
+    i.stage,
+    i.action,
+    i.execution_id,
+    i.since,
+    seconds_between(i.since, CAST($now AS TIMESTAMPTZ)) AS age_s,
+    i.detail,
+    i.snapshot_at,
+    seconds_between(c.checked_at, CAST($now AS TIMESTAMPTZ)) AS checked_age_s
+FROM items AS i
+JOIN checked AS c USING (pipeline)
+ORDER BY i.pipeline, i.stage_index NULLS LAST, i.stage, i.kind, i.action, i.execution_id;

@@ -1,14 +1,17 @@
--- Failed executions, newest first, with the failing stage, action, error code and message.
--- Executions with status Failed whose start is in the window. The failing action is the
--- latest Failed action execution of the execution; without one (a condition rule failed),
--- the latest Failed rule execution, its rule name in `action`.
+-- Failed executions, newest first, with the step that failed last: action or condition rule.
+-- Executions with status Failed whose start is in the window. The failing step is the
+-- Failed action execution or Failed condition rule execution of the execution that was
+-- updated last (then started last): `step` says which ('action' or 'rule'), `action`
+-- holds the action's or the rule's name, with its error code and message. A rule that
+-- failed after the stage's actions succeeded is what failed the execution, so it wins
+-- over an earlier failed action that a retry fixed. No step recorded: NULLs.
 WITH failed_steps AS (
-    SELECT account_id, region, pipeline, execution_id, stage, action, error_code,
-        error_message, start_time, last_update_time
+    SELECT account_id, region, pipeline, execution_id, 'action' AS step, stage, action,
+        error_code, error_message, start_time, last_update_time
     FROM action_executions
     WHERE status = 'Failed'
     UNION ALL
-    SELECT account_id, region, pipeline, execution_id, stage, rule AS action, error_code,
+    SELECT account_id, region, pipeline, execution_id, 'rule', stage, rule, error_code,
         error_message, start_time, last_update_time
     FROM rule_executions
     WHERE status = 'Failed'
@@ -18,7 +21,7 @@ latest_step AS (
     FROM failed_steps
     QUALIFY row_number() OVER (
         PARTITION BY account_id, region, pipeline, execution_id
-        ORDER BY last_update_time DESC NULLS LAST, start_time DESC NULLS LAST
+        ORDER BY last_update_time DESC NULLS LAST, start_time DESC NULLS LAST, step, action
     ) = 1
 )
 SELECT
@@ -26,6 +29,7 @@ SELECT
     e.start_time,
     e.execution_id,
     s.stage,
+    s.step,
     s.action,
     s.error_code,
     s.error_message

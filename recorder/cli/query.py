@@ -26,6 +26,17 @@ window_options = _stack(
         metavar="GLOB",
         help="Only pipelines matching this glob (repeatable).",
     ),
+    click.option(
+        "--deploy-stage",
+        "deploy_stages",
+        multiple=True,
+        metavar="GLOB",
+        envvar="CPREC_DEPLOY_STAGE",
+        show_envvar=True,
+        help="Deploy stages: stage names matching this glob (repeatable; the variable "
+        "takes globs separated by spaces). Default: each pipeline's last stage holding a "
+        "Deploy action.",
+    ),
 )
 
 
@@ -62,6 +73,7 @@ def query_cmd(
     since: str | None,
     until: str | None,
     pipelines: tuple[str, ...],
+    deploy_stages: tuple[str, ...],
     fmt: str,
     output: Path | None,
     use_cache: bool | None,
@@ -71,7 +83,9 @@ def query_cmd(
     queries.get_query(name)  # an unknown name fails before anything is read
     window = _window(since, until)
     con = queries.connect(data, cache=use_cache)
-    result = queries.run_query(con, name, pipelines=pipelines, data_root=data, **window)
+    result = queries.run_query(
+        con, name, pipelines=pipelines, deploy_stages=deploy_stages, data_root=data, **window
+    )
     write_result(result, fmt, output)
 
 
@@ -106,6 +120,7 @@ def export_cmd(
     since: str | None,
     until: str | None,
     pipelines: tuple[str, ...],
+    deploy_stages: tuple[str, ...],
     use_cache: bool | None,
     data: Path,
 ) -> None:
@@ -118,7 +133,9 @@ def export_cmd(
         raise UserError(f"cannot create {directory}: {exc.strerror}") from None
     index = []
     for q in queries.named_queries().values():
-        result = queries.run_query(con, q.name, pipelines=pipelines, data_root=data, **window)
+        result = queries.run_query(
+            con, q.name, pipelines=pipelines, deploy_stages=deploy_stages, data_root=data, **window
+        )
         file = f"{q.name}.csv"
         write_result(result, "csv", directory / file)
         index.append(
