@@ -197,8 +197,16 @@ def test_recent_failures(con):
 
 def test_recent_failures_names_a_failed_rule_as_the_step(tmp_path):
     e = execution_row("R1", "Failed", t("10:00:00"), t("10:09:00"))
-    fixed = action_row("R1", 1, "Build", "Compile", "Failed", t("10:00:00"), t("10:02:00"),
-                       error=("JobFailed", "flaky"))
+    fixed = action_row(
+        "R1",
+        1,
+        "Build",
+        "Compile",
+        "Failed",
+        t("10:00:00"),
+        t("10:02:00"),
+        error=("JobFailed", "flaky"),
+    )
     retry = action_row("R1", 2, "Build", "Compile", "Succeeded", t("10:03:00"), t("10:05:00"))
     rule = {**common_columns(t("10:09:00")), "dt": e["dt"], "execution_id": "R1",
             "rule_execution_id": "R1-r1", "stage": "Build", "rule": "NoAlarms",
