@@ -3,8 +3,9 @@
 -- the 28 days before those (--since does not apply). Per pipeline and stage:
 -- recent_p50_s and baseline_p50_s (quantile_cont), ratio = recent / baseline, the runs on
 -- each side, and new_versions = pipeline versions used by executions started in the
--- recent days and by none started in the baseline days. Only rows with ratio >= 1.25 and
--- at least 5 runs on each side, worst first.
+-- recent days and by none started in the baseline days (sorted, joined by ', '; NULL:
+-- none). Only rows with ratio >= 1.25, at least 5 runs on each side and a baseline p50
+-- above 0 (no ratio to a zero), worst first.
 WITH bounds AS (
     SELECT
         coalesce(CAST($until AS TIMESTAMPTZ), CAST($now AS TIMESTAMPTZ)) AS recent_end,

@@ -135,7 +135,8 @@ CREATE OR REPLACE MACRO deploy_failures(patterns, until, now) AS TABLE
 -- run of the same execution that started last before it (`after_stage`); for the
 -- execution's first stage run (after_stage NULL), start_time - the execution's start, so a
 -- queue that holds an execution before its first stage counts too. It holds queues,
--- disabled transitions and entry conditions. NULL when the execution is not recorded.
+-- disabled transitions and entry conditions. The first stage run's wait is NULL when the
+-- execution itself is not recorded (no start to measure from).
 CREATE OR REPLACE MACRO stage_waits() AS TABLE
     SELECT
         r.*,
