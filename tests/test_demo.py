@@ -38,7 +38,7 @@ def test_demo_prints_progress_and_both_reports(demo_run):
     root, result = demo_run
     assert result.exit_code == 0, (result.output, result.exception)
     out = result.stdout
-    assert "== pipeline-summary" in out and "== stage-durations" in out
+    assert "== pipeline-summary" in out and "== stage-durations" in out and "== dora" in out
     assert re.search(r"^pipeline +executions +succeeded +failed", out, re.M)
     assert "Collecting 6 days of history" in result.stderr
     assert "collecting again" in result.stderr and "rows written" in result.stderr

@@ -97,14 +97,14 @@ def demo(pipelines: int, days: int, seed: int, now: str | None, advance: int, da
         _collect(data, server.endpoint_url, account.now, f"Clock +{advance} min: collecting again")
 
     con = queries.connect(data)
-    for name in ("pipeline-summary", "stage-durations"):
+    for name in ("pipeline-summary", "stage-durations", "dora"):
         heading = f"== {name}: {queries.named_queries()[name].description}"
         click.echo("\n" + (heading if len(heading) <= 80 else heading[:79] + "…"))
         # at their natural width: a report never cuts a pipeline name
         result = queries.run_query(con, name, now=account.now, data_root=data)
         write_result(result, "table", width=NATURAL_WIDTH)
     click.echo(
-        f"\nMore: `cprec queries`, `cprec query failure-rates --data {data}`, "
+        f"\nMore: `cprec queries`, `cprec query lead-time --data {data}`, "
         f'`cprec sql "SELECT * FROM stage_runs LIMIT 5" --data {data}`.',
         err=True,
     )

@@ -125,6 +125,9 @@ class PipelineSpec:
 _SOURCE = (8.0, 0.5, 0.004)
 _S3_SOURCE = (4.0, 0.4, 0.002)
 _BUILD = (240.0, 0.5, 0.08)
+# the Amazon Linux image builds slower: a definition update that switches to it is a
+# regression `cprec query regressions` should find
+_BUILD_AL2 = (420.0, 0.5, 0.08)
 _UNIT = (180.0, 0.45, 0.05)
 _TEST = (420.0, 0.6, 0.10)
 _LOAD = (600.0, 0.4, 0.06)
@@ -187,7 +190,8 @@ def _stages(spec: PipelineSpec, lay: _Layout) -> tuple[StageDef, ...]:
             "Build", "Build", "CodeBuild", 1,
             {"ProjectName": f"{slug}-build", "PrimarySource": "SourceArtifact",
              "EnvironmentVariables": f'[{{"name":"IMAGE","value":"{lay.build_image}"}}]'},
-            build_in, ("BuildArtifact",), "BuildVariables", _BUILD,
+            build_in, ("BuildArtifact",), "BuildVariables",
+            _BUILD if lay.build_image == "aws/codebuild/standard:7.0" else _BUILD_AL2,
         )
     ]  # fmt: skip
     if lay.build_parallel:
@@ -341,8 +345,13 @@ def make_spec(
     n_updates = 1 if forced == 0 else rng.choice([0, 0, 1, 2]) if forced is None else 0
     start = max(created, history_start)
     times = sorted(round(rng.uniform(start, history_end), 3) for _ in range(n_updates))
+    forced_knob = None
+    if forced == 1:  # switched to the slower build image 5 days before the end
+        times, forced_knob = [round(history_end - 5 * DAY, 3)], "build_image"
     for number, t in enumerate(times, start=2):
-        knob = rng.choice(["has_test", "build_parallel", "deploy_smoke", "build_image"])
+        knob = forced_knob or rng.choice(
+            ["has_test", "build_parallel", "deploy_smoke", "build_image"]
+        )
         if knob == "build_image":
             lay.build_image = (
                 "aws/codebuild/standard:7.0"
