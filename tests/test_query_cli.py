@@ -179,8 +179,9 @@ def test_a_quote_in_pipeline_returns_no_rows(data):
     for pattern in ["web'", "'; DROP VIEW executions; --", '"']:
         result = run(data, "query", "pipeline-summary", "--pipeline", pattern, "--format", "csv")
         assert result.exit_code == 0, result.output
-        assert (
-            result.stdout == "pipeline,executions,succeeded,failed,running,failure_rate,median_s\n"
+        assert result.stdout == (
+            "pipeline,executions,succeeded,failed,superseded,stopped,running,failure_rate,"
+            "superseded_rate,median_s\n"
         )
 
 

@@ -4,8 +4,9 @@
 --   attempts     the attempts
 --   failed       the Failed ones
 --   rolled_back  Succeeded ones rolled back: an execution of type ROLLBACK of the same
---                pipeline started after the deployment and before the next STANDARD
---                deployment of that pipeline and stage
+--                pipeline, not targeting the deployment's own execution, started after
+--                the deployment, before the next STANDARD deployment of that pipeline and
+--                stage and before --until (or now)
 --   rollbacks    executions of type ROLLBACK that started in the window
 --   change_failure_rate = (failed + rolled_back) / attempts
 WITH attempts AS (
@@ -22,7 +23,9 @@ per_pipeline AS (
         pipeline,
         count(*) AS attempts,
         count(*) FILTER (WHERE status = 'Failed') AS failed,
-        count(rolled_back_at) AS rolled_back
+        count(*) FILTER (
+            WHERE rolled_back_at < coalesce(CAST($until AS TIMESTAMPTZ), CAST($now AS TIMESTAMPTZ))
+        ) AS rolled_back
     FROM attempts
     GROUP BY pipeline
 ),

@@ -1,6 +1,6 @@
 -- The four DORA keys per pipeline and for all of them, each with its performance band.
 -- One row per pipeline with a deployment attempt in the window, then pipeline '(all)' for
--- the selection as a whole (no CodePipeline name holds parentheses). The keys, as the
+-- those pipelines as a whole (no CodePipeline name holds parentheses). The keys, as the
 -- named queries define them (one definition each, recorder/sql/_delivery.sql):
 --   deployments, per_week   `deployments`: STANDARD deployments of every deploy stage;
 --                           window from --since (or the first recorded execution start of
@@ -39,8 +39,13 @@ stability AS (
     SELECT
         coalesce(pipeline, '(all)') AS pipeline,
         count(*) FILTER (WHERE status = 'Succeeded') AS deployments,
-        (count(*) FILTER (WHERE status = 'Failed') + count(rolled_back_at))
-            / count(*) AS change_failure_rate
+        (
+            count(*) FILTER (WHERE status = 'Failed')
+            + count(*) FILTER (
+                WHERE rolled_back_at
+                    < coalesce(CAST($until AS TIMESTAMPTZ), CAST($now AS TIMESTAMPTZ))
+            )
+        ) / count(*) AS change_failure_rate
     FROM attempts
     GROUP BY GROUPING SETS ((pipeline), ())
     HAVING count(*) > 0
@@ -58,8 +63,8 @@ restore AS (
         quantile_cont(seconds_between(opened_at, restored_at), 0.5) FILTER (WHERE opens)
             AS p50_s
     FROM deploy_failures($deploy_stages, $until, $now)
+    SEMI JOIN selected USING (pipeline)
     WHERE in_window(failed_at, $since, $until)
-        AND pipeline_matches(pipeline, $pipelines)
     GROUP BY GROUPING SETS ((pipeline), ())
 ),
 keys AS (

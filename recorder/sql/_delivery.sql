@@ -44,6 +44,9 @@ CREATE OR REPLACE MACRO deployment_attempts(patterns) AS TABLE
 -- back when an execution of type ROLLBACK of the same pipeline starts after its
 -- deploy_time and before the next STANDARD deployment of that pipeline and stage;
 -- rolled_back_at = the start of the first such ROLLBACK execution (NULL: not rolled back).
+-- A ROLLBACK whose target (rollback_target_execution_id) is the deployment's own
+-- execution restores that deployment rather than rolling it back: when D2 fails and
+-- CodePipeline rolls back to D1, D2's failure is the one failure, D1 is not rolled back.
 CREATE OR REPLACE MACRO deployment_log(patterns) AS TABLE
     WITH done AS (
         SELECT
@@ -63,6 +66,7 @@ CREATE OR REPLACE MACRO deployment_log(patterns) AS TABLE
             WHERE x.account_id = d.account_id AND x.region = d.region
                 AND x.pipeline = d.pipeline AND x.execution_type = 'ROLLBACK'
                 AND NOT d.rollback
+                AND x.rollback_target_execution_id IS DISTINCT FROM d.execution_id
                 AND x.start_time > d.deploy_time
                 AND (d.next_deploy_time IS NULL OR x.start_time < d.next_deploy_time)
         ) AS rolled_back_at
@@ -85,7 +89,8 @@ CREATE OR REPLACE MACRO lead_times(patterns) AS TABLE
         c.first_created,
         seconds_between(c.first_created, l.deploy_time) AS lead_s,
         seconds_between(c.first_created, l.execution_start) AS to_start_s,
-        seconds_between(l.execution_start, l.deploy_time) AS in_pipeline_s
+        CASE WHEN c.first_created IS NOT NULL
+            THEN seconds_between(l.execution_start, l.deploy_time) END AS in_pipeline_s
     FROM deployment_log(patterns) AS l
     LEFT JOIN first_created() AS c USING (account_id, region, pipeline, execution_id)
     WHERE NOT l.rollback;
