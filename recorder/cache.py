@@ -53,7 +53,7 @@ from recorder.errors import LockedError, UserError, WriteError, first_line
 from recorder.lock import data_lock, held_by_someone, hold
 from recorder.schemas import TABLES, Table
 from recorder.testhooks import checkpoint
-from recorder.views import check_files, create_cache_views, create_macros, sql_file
+from recorder.views import SESSION_SQL, check_files, create_cache_views, create_macros, sql_file
 
 log = logging.getLogger("cprec.cache")
 
@@ -112,7 +112,7 @@ def open_reader(root: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | Non
     except duckdb.Error as e:
         return None, f"cannot open it ({first_line(e)})"
     try:
-        con.execute("SET TimeZone = 'UTC'")
+        con.execute(SESSION_SQL)
         if _format(con) != FORMAT:
             con.close()
             return None, "never completed a build (run `cprec cache`)"

@@ -17,7 +17,7 @@ from recorder import cache as cache_mod
 from recorder.errors import UserError, first_line
 from recorder.layout import list_files
 from recorder.lock import read_lock
-from recorder.views import create_parquet_views
+from recorder.views import SESSION_SQL, create_parquet_views
 
 
 def connect(root: str | Path, *, cache: bool | None = None) -> duckdb.DuckDBPyConnection:
@@ -38,7 +38,7 @@ def connect(root: str | Path, *, cache: bool | None = None) -> duckdb.DuckDBPyCo
 
 def open_parquet(root: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+    con.execute(SESSION_SQL)
     read_lock(root, con)
     with data_errors(root):
         create_parquet_views(con, root)

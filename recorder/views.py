@@ -26,6 +26,10 @@ from recorder import layout
 from recorder.errors import UserError, first_line
 from recorder.schemas import TABLES, Table
 
+# Every reader's session settings. DuckDB draws a progress bar on stdout for a query that
+# runs over 2 s: it would land in the middle of a CSV or a report.
+SESSION_SQL = "SET TimeZone = 'UTC'; SET enable_progress_bar = false"
+
 
 def sql_file(name: str) -> str:
     """The text of `recorder/sql/<name>` (package data)."""
@@ -93,9 +97,7 @@ def create_cache_views(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
     create_macros(con, temp=True, name="_delivery.sql")
 
 
-def create_macros(
-    con: duckdb.DuckDBPyConnection, *, temp: bool, name: str = "_macros.sql"
-) -> None:
+def create_macros(con: duckdb.DuckDBPyConnection, *, temp: bool, name: str = "_macros.sql") -> None:
     """The macros of `sql/<name>`: `_macros.sql` (scalar, needs no view) or
     `_delivery.sql` (table macros, bound at creation: after every view)."""
     sql = sql_file(name)

@@ -1,4 +1,4 @@
--- Latest state snapshot per pipeline: running, blocked and queued executions, disabled transitions, pending approvals.
+-- Latest state per pipeline: running, blocked and queued executions, disabled transitions, approvals.
 -- One row per item of the newest snapshot (before --until, if given; --since does not apply):
 --   running   a stage whose latest execution is InProgress or Stopping; since = the start of
 --             that execution's run of the stage (the execution's start if none is recorded)
