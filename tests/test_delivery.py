@@ -373,3 +373,20 @@ def test_an_automatic_rollback_to_a_deployment_does_not_roll_it_back(tmp_path, m
     auto.write(tmp_path / "other")
     con = queries.connect(tmp_path / "other")
     assert rows(con, "change-failure-rate") == [("auto", 2, 1, 1, 1, 1.0)]
+
+
+def test_trend_counts_deployments_in_the_week_of_their_time(con):
+    got = [(r[0], r[1].isoformat(), r[6]) for r in rows(con, "trend")]
+    assert got == [
+        # A1 01-01 00:30 (Thu: week of Mon 12-29), A2 01-08 00:40 (week of 01-05);
+        # A3's Deploy-us failed (week of 01-12): executions there, 0 deployments
+        ("api", "2025-12-29", 1), ("api", "2026-01-05", 1), ("api", "2026-01-12", 0),
+        # B1..B4 on Sundays (weeks of 11-10, 11-24, 12-08, 12-22), B6 01-10 (Sat, week of
+        # 01-05; B5 failed there), B7 01-12 (Mon)
+        ("batch", "2025-11-10", 1), ("batch", "2025-11-24", 1), ("batch", "2025-12-08", 1),
+        ("batch", "2025-12-22", 1), ("batch", "2026-01-05", 1), ("batch", "2026-01-12", 1),
+        # legacy has no deploy stage: its week shows executions only
+        ("legacy", "2025-09-29", 0),
+        # S1 S3 S5 S8 deploy in the week of 01-12 (R1's is a rollback deployment)
+        ("shop", "2026-01-12", 4),
+    ]  # fmt: skip

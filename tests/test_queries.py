@@ -155,13 +155,13 @@ def test_pipeline_summary(con):
     # columns: executions, succeeded, failed, superseded, stopped, running, failure_rate,
     # superseded_rate, median_s
     assert rows(con, "pipeline-summary") == [
-        # durations 120, 240 -> median 180; 0 Failed / (2 + 0)
-        ("api", 2, 2, 0, 0, 0, 0, 0.0, 0.0, 180.0),
+        # durations 120, 240 -> median 180, p90 120 + 0.9 * 120 = 228; 0 Failed / (2 + 0)
+        ("api", 2, 2, 0, 0, 0, 0, 0.0, 0.0, 180.0, 228.0),
         # nothing terminal: no rate, no median
-        ("ops", 1, 0, 0, 0, 0, 1, None, None, None),
+        ("ops", 1, 0, 0, 0, 0, 1, None, None, None, None),
         # E1 S, E2 S, E3 Stopped, E4 F, E5 running: failure 1 / (2 + 1); superseded 0 / 4
-        # terminal; median of the Succeeded 600, 1200 -> 900
-        ("web", 5, 2, 1, 0, 1, 1, round(1 / 3, 9), 0.0, 900.0),
+        # terminal; the Succeeded took 600, 1200 -> median 900, p90 600 + 0.9 * 600 = 1140
+        ("web", 5, 2, 1, 0, 1, 1, round(1 / 3, 9), 0.0, 900.0, 1140.0),
     ]
 
 
@@ -174,24 +174,26 @@ def test_pipeline_summary_superseded_runs_do_not_dilute_the_failure_rate(tmp_pat
     con = queries.connect(tmp_path)
     assert rows(con, "pipeline-summary") == [
         # failure 2 / (3 + 2) = 0.4, not 2 / 10 terminal; superseded 4 / 10
-        # Succeeded X0 X1 X2 took 1, 2, 3 min -> median 120 s (the others do not count)
-        ("p", 10, 3, 2, 4, 1, 0, 0.4, 0.4, 120.0),
+        # Succeeded X0 X1 X2 took 1, 2, 3 min -> median 120 s, p90 120 + 0.8 * 60 = 168 s
+        # (the others do not count)
+        ("p", 10, 3, 2, 4, 1, 0, 0.4, 0.4, 120.0, 168.0),
     ]
 
 
 def test_trend(con):
+    # no pipeline here has a deploy stage (no Deploy action recorded): deployments 0
     assert rows(con, "trend") == [
-        ("api", date(2026, 1, 5), 1, 0, 0.0, 120.0),
-        ("api", date(2026, 1, 12), 1, 0, 0.0, 240.0),
-        ("ops", date(2026, 1, 5), 1, 0, None, None),
-        ("web", date(2026, 1, 5), 5, 1, 0.25, 900.0),
+        ("api", date(2026, 1, 5), 1, 0, 0.0, 120.0, 0),
+        ("api", date(2026, 1, 12), 1, 0, 0.0, 240.0, 0),
+        ("ops", date(2026, 1, 5), 1, 0, None, None, 0),
+        ("web", date(2026, 1, 5), 5, 1, 0.25, 900.0, 0),
     ]
 
 
 def test_recent_failures(con):
     assert rows(con, "recent-failures") == [
         ("web", t("13:30:00"), "E4", "Build", "action", "Compile", "JobFailed",
-         "Tests failed:\n3 errors"),
+         "Tests failed:\n3 errors", REGION, ACCOUNT),
     ]  # fmt: skip
 
 
@@ -217,7 +219,18 @@ def test_recent_failures_names_a_failed_rule_as_the_step(tmp_path):
     write_rows(tmp_path, "rule_executions", [rule], pipeline="p", run_id="r")
     # the action failed at 10:02 and a retry fixed it; the rule failed at 10:09, last
     assert rows(queries.connect(tmp_path), "recent-failures") == [
-        ("p", t("10:00:00"), "R1", "Build", "rule", "NoAlarms", "RuleFailed", "alarm in ALARM"),
+        (
+            "p",
+            t("10:00:00"),
+            "R1",
+            "Build",
+            "rule",
+            "NoAlarms",
+            "RuleFailed",
+            "alarm in ALARM",
+            REGION,
+            ACCOUNT,
+        ),
     ]
 
 
@@ -360,7 +373,7 @@ def test_a_pipeline_named_like_a_number_stays_text(tmp_path):
     write_rows(tmp_path, "executions", [row], pipeline="42", run_id="r")
     con = queries.connect(tmp_path)
     assert rows(con, "pipeline-summary", pipelines=["42"]) == [
-        ("42", 1, 0, 1, 0, 0, 0, 1.0, 0.0, None)
+        ("42", 1, 0, 1, 0, 0, 0, 1.0, 0.0, None, None)
     ]
 
 

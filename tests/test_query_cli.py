@@ -132,10 +132,10 @@ def test_json_and_jsonl(data):
 def test_markdown(data):
     result = run(data, "query", "trend", "--format", "markdown", "--pipeline", "api")
     assert result.stdout.splitlines() == [
-        "| pipeline | week | executions | failed | failure_rate | p50_s |",
-        "|---|---|---|---|---|---|",
-        "| api | 2026-01-05 | 1 | 0 | 0.0 | 120.0 |",
-        "| api | 2026-01-12 | 1 | 0 | 0.0 | 240.0 |",
+        "| pipeline | week | executions | failed | failure_rate | p50_s | deployments |",
+        "|---|---|---|---|---|---|---|",
+        "| api | 2026-01-05 | 1 | 0 | 0.0 | 120.0 | 0 |",
+        "| api | 2026-01-12 | 1 | 0 | 0.0 | 240.0 | 0 |",
     ]
 
 
@@ -152,6 +152,7 @@ def test_parquet_needs_a_file(data, tmp_path):
         "failed",
         "failure_rate",
         "p50_s",
+        "deployments",
     ]
     assert table.num_rows == 5
 
@@ -181,7 +182,7 @@ def test_a_quote_in_pipeline_returns_no_rows(data):
         assert result.exit_code == 0, result.output
         assert result.stdout == (
             "pipeline,executions,succeeded,failed,superseded,stopped,running,failure_rate,"
-            "superseded_rate,median_s\n"
+            "superseded_rate,median_s,p90_s\n"
         )
 
 

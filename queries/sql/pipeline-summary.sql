@@ -3,7 +3,8 @@
 -- runs that were superseded, stopped or cancelled never reached an outcome, so they do
 -- not dilute it. superseded_rate = Superseded / terminal executions (Succeeded, Failed,
 -- Stopped, Superseded, Cancelled); running = not terminal (InProgress, Stopping);
--- median_s = median of last_update_time - start_time over Succeeded executions.
+-- median_s, p90_s = quantile_cont of last_update_time - start_time over Succeeded
+-- executions.
 SELECT
     pipeline,
     count(*) AS executions,
@@ -17,7 +18,9 @@ SELECT
     count(*) FILTER (WHERE status = 'Superseded')
         / nullif(count(*) FILTER (WHERE execution_terminal(status)), 0) AS superseded_rate,
     quantile_cont(seconds_between(start_time, last_update_time), 0.5)
-        FILTER (WHERE status = 'Succeeded') AS median_s
+        FILTER (WHERE status = 'Succeeded') AS median_s,
+    quantile_cont(seconds_between(start_time, last_update_time), 0.9)
+        FILTER (WHERE status = 'Succeeded') AS p90_s
 FROM executions
 WHERE in_window(start_time, $since, $until)
     AND pipeline_matches(pipeline, $pipelines)

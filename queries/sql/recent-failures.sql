@@ -4,7 +4,8 @@
 -- updated last (then started last): `step` says which ('action' or 'rule'), `action`
 -- holds the action's or the rule's name, with its error code and message. A rule that
 -- failed after the stage's actions succeeded is what failed the execution, so it wins
--- over an earlier failed action that a retry fixed. No step recorded: NULLs.
+-- over an earlier failed action that a retry fixed. No step recorded: NULLs. region and
+-- account_id last (they locate the execution in the AWS console).
 WITH failed_steps AS (
     SELECT account_id, region, pipeline, execution_id, 'action' AS step, stage, action,
         error_code, error_message, start_time, last_update_time
@@ -32,7 +33,9 @@ SELECT
     s.step,
     s.action,
     s.error_code,
-    s.error_message
+    s.error_message,
+    e.region,
+    e.account_id
 FROM executions AS e
 LEFT JOIN latest_step AS s USING (account_id, region, pipeline, execution_id)
 WHERE e.status = 'Failed'

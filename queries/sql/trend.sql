@@ -1,18 +1,43 @@
--- Weekly executions, failures, failure rate and median duration per pipeline.
--- Weeks start on Monday (UTC) and hold the executions that started in them (and in the
--- window). failure_rate = Failed / terminal executions; p50_s = median duration of the
--- terminal ones (last_update_time - start_time).
+-- Weekly executions, failures, failure rate, median duration and deployments per pipeline.
+-- Weeks start on Monday (UTC). executions, failed, failure_rate and p50_s are over the
+-- executions that started in the week (and in the window): failure_rate = Failed /
+-- terminal executions; p50_s = median duration of the terminal ones (last_update_time -
+-- start_time). deployments = STANDARD deployments (see `deployments`; --deploy-stage)
+-- whose time falls in the week and in the window.
+WITH runs AS (
+    SELECT
+        pipeline,
+        CAST(date_trunc('week', start_time AT TIME ZONE 'UTC') AS DATE) AS week,
+        count(*) AS executions,
+        count(*) FILTER (WHERE status = 'Failed') AS failed,
+        count(*) FILTER (WHERE status = 'Failed')
+            / nullif(count(*) FILTER (WHERE execution_terminal(status)), 0) AS failure_rate,
+        quantile_cont(seconds_between(start_time, last_update_time), 0.5)
+            FILTER (WHERE execution_terminal(status)) AS p50_s
+    FROM executions
+    WHERE in_window(start_time, $since, $until)
+        AND pipeline_matches(pipeline, $pipelines)
+    GROUP BY ALL
+),
+deploys AS (
+    SELECT
+        pipeline,
+        CAST(date_trunc('week', deploy_time AT TIME ZONE 'UTC') AS DATE) AS week,
+        count(*) AS deployments
+    FROM deployment_log($deploy_stages)
+    WHERE NOT rollback
+        AND in_window(deploy_time, $since, $until)
+        AND pipeline_matches(pipeline, $pipelines)
+    GROUP BY ALL
+)
 SELECT
     pipeline,
-    CAST(date_trunc('week', start_time AT TIME ZONE 'UTC') AS DATE) AS week,
-    count(*) AS executions,
-    count(*) FILTER (WHERE status = 'Failed') AS failed,
-    count(*) FILTER (WHERE status = 'Failed')
-        / nullif(count(*) FILTER (WHERE execution_terminal(status)), 0) AS failure_rate,
-    quantile_cont(seconds_between(start_time, last_update_time), 0.5)
-        FILTER (WHERE execution_terminal(status)) AS p50_s
-FROM executions
-WHERE in_window(start_time, $since, $until)
-    AND pipeline_matches(pipeline, $pipelines)
-GROUP BY ALL
+    week,
+    coalesce(r.executions, 0) AS executions,
+    coalesce(r.failed, 0) AS failed,
+    r.failure_rate,
+    r.p50_s,
+    coalesce(d.deployments, 0) AS deployments
+FROM runs AS r
+FULL JOIN deploys AS d USING (pipeline, week)
 ORDER BY pipeline, week;
