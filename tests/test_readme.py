@@ -24,7 +24,7 @@ def test_every_command_has_help():
     names = sorted(main.commands)
     assert names == [
         "cache", "collect", "compact", "db", "demo", "export",
-        "queries", "query", "simulate", "sql",
+        "queries", "query", "report", "simulate", "sql",
     ]  # fmt: skip
     readme = (ROOT / "README.md").read_text()
     for name in names:

@@ -68,7 +68,16 @@ inbound AS (
 last_stage_end AS (
     SELECT account_id, region, pipeline, execution_id, max(end_time) AS end_time
     FROM stage_runs
+    SEMI JOIN inbound USING (account_id, region, pipeline, execution_id)
     GROUP BY ALL
+),
+running_runs AS (
+    SELECT r.account_id, r.region, r.pipeline, r.execution_id, r.stage, r.start_time
+    FROM stage_runs AS r
+    SEMI JOIN stages AS s
+        ON r.account_id = s.account_id AND r.region = s.region AND r.pipeline = s.pipeline
+        AND r.execution_id = s.latest_execution_id AND r.stage = s.stage
+        AND s.latest_execution_status IN ('InProgress', 'Stopping')
 ),
 items AS (
     SELECT
@@ -79,7 +88,7 @@ items AS (
     LEFT JOIN executions AS e
         ON e.account_id = s.account_id AND e.region = s.region AND e.pipeline = s.pipeline
         AND e.execution_id = s.latest_execution_id
-    LEFT JOIN stage_runs AS r
+    LEFT JOIN running_runs AS r
         ON r.account_id = s.account_id AND r.region = s.region AND r.pipeline = s.pipeline
         AND r.execution_id = s.latest_execution_id AND r.stage = s.stage
     WHERE s.latest_execution_status IN ('InProgress', 'Stopping')

@@ -45,12 +45,13 @@ def main(ctx: click.Context) -> None:
 
 
 def _register() -> None:
-    from recorder.cli import collect, demo, maintain, query, simulate
+    from recorder.cli import collect, demo, maintain, query, report, simulate
 
     for command in [
         simulate.simulate,
         collect.collect_command,
         *query.COMMANDS,
+        report.report_cmd,
         *maintain.COMMANDS,
         demo.demo,
     ]:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 
 import queries
 from queries.output import write_result
+from queries.report import Selection, build_report
 from recorder.cli.options import data_option
+from recorder.cli.report import write_html
 from recorder.errors import UserError
 from recorder.timeparse import parse_bound
 
@@ -103,8 +105,12 @@ def demo(pipelines: int, days: int, seed: int, now: str | None, advance: int, da
         # at their natural width: a report never cuts a pipeline name
         result = queries.run_query(con, name, now=account.now, data_root=data)
         write_result(result, "table", width=NATURAL_WIDTH)
+    report = data.parent / "report.html"
+    selection = Selection(start - timedelta(days=days), None, account.now)
+    write_html(report, build_report(con, selection, data_root=data))
+    click.echo(f"\nReport: {report} (open it in a browser)", err=True)
     click.echo(
-        f"\nMore: `cprec queries`, `cprec query lead-time --data {data}`, "
+        f"More: `cprec queries`, `cprec query lead-time --data {data}`, "
         f'`cprec sql "SELECT * FROM stage_runs LIMIT 5" --data {data}`.',
         err=True,
     )

@@ -16,31 +16,35 @@ from recorder.cli.options import _stack, cache_option, data_option, output_optio
 from recorder.errors import UserError
 from recorder.timeparse import parse_bound, window_warnings
 
+pipeline_option = click.option(
+    "--pipeline",
+    "pipelines",
+    multiple=True,
+    metavar="GLOB",
+    help="Only pipelines matching this glob (repeatable).",
+)
+
+deploy_stage_option = click.option(
+    "--deploy-stage",
+    "deploy_stages",
+    multiple=True,
+    metavar="GLOB",
+    envvar="CPREC_DEPLOY_STAGE",
+    show_envvar=True,
+    help="Deploy stages: stage names matching this glob (repeatable; the variable "
+    "takes globs separated by spaces). Default: each pipeline's last stage holding a "
+    "Deploy action.",
+)
+
 window_options = _stack(
     click.option("--since", help="Start time on or after: YYYY-MM-DD, ISO time, or 30d / 12h."),
     click.option("--until", help="Start time before (exclusive): same forms as --since."),
-    click.option(
-        "--pipeline",
-        "pipelines",
-        multiple=True,
-        metavar="GLOB",
-        help="Only pipelines matching this glob (repeatable).",
-    ),
-    click.option(
-        "--deploy-stage",
-        "deploy_stages",
-        multiple=True,
-        metavar="GLOB",
-        envvar="CPREC_DEPLOY_STAGE",
-        show_envvar=True,
-        help="Deploy stages: stage names matching this glob (repeatable; the variable "
-        "takes globs separated by spaces). Default: each pipeline's last stage holding a "
-        "Deploy action.",
-    ),
+    pipeline_option,
+    deploy_stage_option,
 )
 
 
-def _window(since: str | None, until: str | None) -> dict:
+def window_of(since: str | None, until: str | None) -> dict:
     now = datetime.now(UTC)
     window = {
         "since": parse_bound(since, now, name="--since") if since else None,
@@ -81,7 +85,7 @@ def query_cmd(
 ) -> None:
     """Run the named query NAME (see `cprec queries`)."""
     queries.get_query(name)  # an unknown name fails before anything is read
-    window = _window(since, until)
+    window = window_of(since, until)
     con = queries.connect(data, cache=use_cache)
     result = queries.run_query(
         con, name, pipelines=pipelines, deploy_stages=deploy_stages, data_root=data, **window
@@ -125,7 +129,7 @@ def export_cmd(
     data: Path,
 ) -> None:
     """Write every named query as CSV, with an index.csv."""
-    window = _window(since, until)
+    window = window_of(since, until)
     con = queries.connect(data, cache=use_cache)
     try:
         directory.mkdir(parents=True, exist_ok=True)

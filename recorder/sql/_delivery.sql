@@ -57,20 +57,29 @@ CREATE OR REPLACE MACRO deployment_log(patterns) AS TABLE
             ) AS next_deploy_time
         FROM deployment_attempts(patterns)
         WHERE status = 'Succeeded'
+    ),
+    rollbacks AS (
+        SELECT account_id, region, pipeline, start_time, rollback_target_execution_id
+        FROM executions
+        WHERE execution_type = 'ROLLBACK'
+    ),
+    -- a range join (DuckDB's IEJoin), not a subquery per deployment
+    rolled AS (
+        SELECT d.account_id, d.region, d.pipeline, d.stage, d.execution_id,
+            min(x.start_time) AS rolled_back_at
+        FROM done AS d
+        JOIN rollbacks AS x
+            ON x.account_id = d.account_id AND x.region = d.region
+            AND x.pipeline = d.pipeline
+            AND x.start_time > d.deploy_time
+            AND x.start_time < coalesce(d.next_deploy_time, 'infinity'::TIMESTAMPTZ)
+        WHERE NOT d.rollback
+            AND x.rollback_target_execution_id IS DISTINCT FROM d.execution_id
+        GROUP BY ALL
     )
-    SELECT
-        d.* EXCLUDE (next_deploy_time),
-        (
-            SELECT min(x.start_time)
-            FROM executions AS x
-            WHERE x.account_id = d.account_id AND x.region = d.region
-                AND x.pipeline = d.pipeline AND x.execution_type = 'ROLLBACK'
-                AND NOT d.rollback
-                AND x.rollback_target_execution_id IS DISTINCT FROM d.execution_id
-                AND x.start_time > d.deploy_time
-                AND (d.next_deploy_time IS NULL OR x.start_time < d.next_deploy_time)
-        ) AS rolled_back_at
-    FROM done AS d;
+    SELECT d.* EXCLUDE (next_deploy_time), r.rolled_back_at
+    FROM done AS d
+    LEFT JOIN rolled AS r USING (account_id, region, pipeline, stage, execution_id);
 
 -- The earliest `created` of an execution's artifact revisions (GetPipelineExecution's
 -- artifactRevisions), for executions that have one.
@@ -117,16 +126,13 @@ CREATE OR REPLACE MACRO deploy_failures(patterns, until, now) AS TABLE
         FROM deployment_log(patterns)
         WHERE deploy_time < coalesce(CAST(until AS TIMESTAMPTZ), CAST(now AS TIMESTAMPTZ))
     ),
+    -- the first restore after each failure: an ASOF join, not a subquery per failure
     closed AS (
-        SELECT
-            f.*,
-            (
-                SELECT min(r.deploy_time)
-                FROM restores AS r
-                WHERE r.account_id = f.account_id AND r.region = f.region
-                    AND r.pipeline = f.pipeline AND r.deploy_time > f.failed_at
-            ) AS restored_at
+        SELECT f.*, r.deploy_time AS restored_at
         FROM failures AS f
+        ASOF LEFT JOIN restores AS r
+            ON r.account_id = f.account_id AND r.region = f.region
+            AND r.pipeline = f.pipeline AND r.deploy_time > f.failed_at
         WHERE f.failed_at < coalesce(CAST(until AS TIMESTAMPTZ), CAST(now AS TIMESTAMPTZ))
     )
     SELECT

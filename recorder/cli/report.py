@@ -1,0 +1,70 @@
+"""`cprec report`: the delivery picture of a selection as one self-contained HTML file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+import queries
+from queries.report import Selection, build_report
+from recorder.cli.options import cache_option, data_option
+from recorder.cli.query import deploy_stage_option, pipeline_option, window_of
+from recorder.errors import UserError, WriteError
+
+
+@click.command("report")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="report.html",
+    show_default=True,
+    help="The HTML file to write.",
+)
+@click.option(
+    "--since",
+    default="90d",
+    show_default=True,
+    help="Window start: YYYY-MM-DD, ISO time, or 30d / 12h.",
+)
+@click.option("--until", help="Window end (exclusive), same forms. Default: now.")
+@pipeline_option
+@deploy_stage_option
+@cache_option
+@data_option
+def report_cmd(
+    output: Path,
+    since: str,
+    until: str | None,
+    pipelines: tuple[str, ...],
+    deploy_stages: tuple[str, ...],
+    use_cache: bool | None,
+    data: Path,
+) -> None:
+    """Write one HTML file: DORA keys, trends, where the time goes, failures, state.
+
+    It opens offline in any browser: every script and style is inside it.
+    """
+    window = window_of(since, until)
+    con = queries.connect(data, cache=use_cache)
+    selection = Selection(window["since"], window["until"], window["now"], pipelines, deploy_stages)
+    html = build_report(con, selection, data_root=data)
+    write_html(output, html)
+    click.echo(f"wrote {output} ({len(html.encode()) / 1e6:.1f} MB)", err=True)
+
+
+def write_html(path: Path, html: str) -> None:
+    """Write `path` whole: a temporary file beside it, then a rename."""
+    if not path.parent.is_dir():
+        raise UserError(f"{path.parent} is not a directory")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(html)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise WriteError(f"cannot write {path}: {exc.strerror}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
