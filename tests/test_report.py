@@ -44,9 +44,9 @@ def browser_or_skip():
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
-    """A demo account with 40 days (regressions compare 7 days with the 28 before)."""
+    """A demo account with 36 days (regressions compare 7 days with the 28 before)."""
     base = tmp_path_factory.mktemp("report")
-    argv = ["demo", "--pipelines", "4", "--days", "40", "--now", NOW, "--data", str(base / "data")]
+    argv = ["demo", "--pipelines", "3", "--days", "36", "--now", NOW, "--data", str(base / "data")]
     done = subprocess.run(
         [sys.executable, "-m", "recorder.cli", *argv],
         capture_output=True, text=True, timeout=600,
@@ -94,7 +94,7 @@ def test_the_demo_report_renders_offline_with_the_dora_figures(demo):
     con = queries.connect(demo / "data")
     now = datetime.fromisoformat(NOW.replace("Z", "+00:00")).replace(hour=2)
     dora = queries.run_query(
-        con, "dora", since=datetime(2026, 9, 22, tzinfo=UTC), now=now
+        con, "dora", since=datetime(2026, 9, 26, tzinfo=UTC), now=now
     ).to_pylist()
     overall = next(r for r in dora if r["pipeline"] == "(all)")
     with browser_or_skip() as pw:

@@ -43,7 +43,7 @@ def report_cmd(
     use_cache: bool | None,
     data: Path,
 ) -> None:
-    """Write one HTML file: DORA keys, trends, where the time goes, failures, state.
+    """Write the delivery picture as one HTML page that opens offline.
 
     It opens offline in any browser: every script and style is inside it.
     """
