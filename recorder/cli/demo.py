@@ -16,7 +16,6 @@ import click
 
 import queries
 from queries.output import write_result
-from queries.report import Selection, build_report
 from recorder.cli.options import data_option
 from recorder.cli.report import write_html
 from recorder.errors import UserError
@@ -105,6 +104,8 @@ def demo(pipelines: int, days: int, seed: int, now: str | None, advance: int, da
         # at their natural width: a report never cuts a pipeline name
         result = queries.run_query(con, name, now=account.now, data_root=data)
         write_result(result, "table", width=NATURAL_WIDTH)
+    from queries.report import Selection, build_report  # Bokeh: imported when used
+
     report = data.parent / "report.html"
     selection = Selection(start - timedelta(days=days), None, account.now)
     write_html(report, build_report(con, selection, data_root=data))

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 import queries
-from queries.report import Selection, build_report
 from recorder.cli.options import cache_option, data_option
 from recorder.cli.query import deploy_stage_option, pipeline_option, window_of
 from recorder.errors import UserError, WriteError
@@ -47,6 +46,8 @@ def report_cmd(
 
     It opens offline in any browser: every script and style is inside it.
     """
+    from queries.report import Selection, build_report  # Bokeh: imported when used
+
     window = window_of(since, until)
     con = queries.connect(data, cache=use_cache)
     selection = Selection(window["since"], window["until"], window["now"], pipelines, deploy_stages)
