@@ -10,22 +10,17 @@
 --   rollbacks    executions of type ROLLBACK that started in the window
 --   change_failure_rate = (failed + rolled_back) / attempts
 WITH attempts AS (
-    SELECT a.pipeline, a.status, l.rolled_back_at
-    FROM deployment_attempts($deploy_stages) AS a
-    LEFT JOIN deployment_log($deploy_stages) AS l
-        USING (account_id, region, pipeline, stage, execution_id)
-    WHERE NOT a.rollback
-        AND in_window(a.deploy_time, $since, $until)
-        AND pipeline_matches(a.pipeline, $pipelines)
+    SELECT pipeline, status, rolled_back
+    FROM standard_attempts($deploy_stages, $until, $now)
+    WHERE in_window(deploy_time, $since, $until)
+        AND pipeline_matches(pipeline, $pipelines)
 ),
 per_pipeline AS (
     SELECT
         pipeline,
         count(*) AS attempts,
         count(*) FILTER (WHERE status = 'Failed') AS failed,
-        count(*) FILTER (
-            WHERE rolled_back_at < coalesce(CAST($until AS TIMESTAMPTZ), CAST($now AS TIMESTAMPTZ))
-        ) AS rolled_back
+        count(*) FILTER (WHERE rolled_back) AS rolled_back
     FROM attempts
     GROUP BY pipeline
 ),

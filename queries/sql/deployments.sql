@@ -58,12 +58,7 @@ SELECT
     p.deployments,
     p.rollback_deployments,
     p.deploy_days,
-    p.deployments * 7 / nullif(
-        seconds_between(
-            coalesce(CAST($since AS TIMESTAMPTZ), f.first_start),
-            coalesce(CAST($until AS TIMESTAMPTZ), CAST($now AS TIMESTAMPTZ))
-        ) / 86400, 0
-    ) AS per_week,
+    per_week(p.deployments, $since, f.first_start, $until, $now) AS per_week,
     i.median_s AS median_interval_s,
     p.last_deploy
 FROM per_stage AS p

@@ -16,13 +16,10 @@
 --   restore_p50_s       elite < 1 hour; high < 1 day; medium < 1 week
 -- anything else is low; a key without data has no band.
 WITH attempts AS (
-    SELECT a.*, l.rolled_back_at
-    FROM deployment_attempts($deploy_stages) AS a
-    LEFT JOIN deployment_log($deploy_stages) AS l
-        USING (account_id, region, pipeline, stage, execution_id)
-    WHERE NOT a.rollback
-        AND in_window(a.deploy_time, $since, $until)
-        AND pipeline_matches(a.pipeline, $pipelines)
+    SELECT *
+    FROM standard_attempts($deploy_stages, $until, $now)
+    WHERE in_window(deploy_time, $since, $until)
+        AND pipeline_matches(pipeline, $pipelines)
 ),
 selected AS (
     SELECT DISTINCT pipeline FROM attempts
@@ -39,13 +36,8 @@ stability AS (
     SELECT
         coalesce(pipeline, '(all)') AS pipeline,
         count(*) FILTER (WHERE status = 'Succeeded') AS deployments,
-        (
-            count(*) FILTER (WHERE status = 'Failed')
-            + count(*) FILTER (
-                WHERE rolled_back_at
-                    < coalesce(CAST($until AS TIMESTAMPTZ), CAST($now AS TIMESTAMPTZ))
-            )
-        ) / count(*) AS change_failure_rate
+        (count(*) FILTER (WHERE status = 'Failed') + count(*) FILTER (WHERE rolled_back))
+            / count(*) AS change_failure_rate
     FROM attempts
     GROUP BY GROUPING SETS ((pipeline), ())
     HAVING count(*) > 0
@@ -71,12 +63,7 @@ keys AS (
     SELECT
         s.pipeline,
         s.deployments,
-        s.deployments * 7 / nullif(
-            seconds_between(
-                coalesce(CAST($since AS TIMESTAMPTZ), f.first_start),
-                coalesce(CAST($until AS TIMESTAMPTZ), CAST($now AS TIMESTAMPTZ))
-            ) / 86400, 0
-        ) AS per_week,
+        per_week(s.deployments, $since, f.first_start, $until, $now) AS per_week,
         l.p50_s AS lead_time_p50_s,
         s.change_failure_rate,
         r.p50_s AS restore_p50_s

@@ -81,6 +81,30 @@ CREATE OR REPLACE MACRO deployment_log(patterns) AS TABLE
     FROM done AS d
     LEFT JOIN rolled AS r USING (account_id, region, pipeline, stage, execution_id);
 
+-- Deployment attempts of STANDARD executions, rolled_back = a Succeeded one rolled back
+-- (deployment_log) by a ROLLBACK execution that started before `until` (or `now`).
+CREATE OR REPLACE MACRO standard_attempts(patterns, until, now) AS TABLE
+    SELECT
+        a.*,
+        coalesce(
+            l.rolled_back_at < coalesce(CAST(until AS TIMESTAMPTZ), CAST(now AS TIMESTAMPTZ)),
+            false
+        ) AS rolled_back
+    FROM deployment_attempts(patterns) AS a
+    LEFT JOIN deployment_log(patterns) AS l
+        USING (account_id, region, pipeline, stage, execution_id)
+    WHERE NOT a.rollback;
+
+-- Deployments per week: n * 7 / the window's days, the window running from `since` (or
+-- `first_start`, the first recorded execution start) to `until` (or `now`).
+CREATE OR REPLACE MACRO per_week(n, since, first_start, until, now) AS
+    n * 7 / nullif(
+        seconds_between(
+            coalesce(CAST(since AS TIMESTAMPTZ), first_start),
+            coalesce(CAST(until AS TIMESTAMPTZ), CAST(now AS TIMESTAMPTZ))
+        ) / 86400, 0
+    );
+
 -- The earliest `created` of an execution's artifact revisions (GetPipelineExecution's
 -- artifactRevisions), for executions that have one.
 CREATE OR REPLACE MACRO first_created() AS TABLE
