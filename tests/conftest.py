@@ -132,7 +132,7 @@ def common_columns(recorded_at: datetime, run_id: str = "run-1") -> dict:
     return {"account_id": ACCOUNT, "region": REGION, "run_id": run_id, "recorded_at": recorded_at}
 
 
-def execution_row(eid, status, start, end, recorded_at=None):
+def execution_row(eid, status, start, end, recorded_at=None, version=1):
     return {
         **common_columns(recorded_at or end or start),
         "dt": start.date(),
@@ -140,7 +140,7 @@ def execution_row(eid, status, start, end, recorded_at=None):
         "status": status,
         "start_time": start,
         "last_update_time": end,
-        "pipeline_version": 1,
+        "pipeline_version": version,
         "trigger_type": "StartPipelineExecution",
         "execution_type": "STANDARD",
     }

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import common_columns, t
+from conftest import common_columns, execution_row, t
 
 import queries
 from recorder.store import write_rows
@@ -24,20 +24,6 @@ def at(month: int, day: int, hms: str = "00:00:00") -> datetime:
 
 def seconds(start: datetime, s: float) -> datetime:
     return datetime.fromtimestamp(start.timestamp() + s, UTC)
-
-
-def execution(eid, status, start, end, version=1):
-    return {
-        **common_columns(end or start),
-        "dt": start.date(),
-        "execution_id": eid,
-        "status": status,
-        "start_time": start,
-        "last_update_time": end,
-        "pipeline_version": version,
-        "trigger_type": "StartPipelineExecution",
-        "execution_type": "STANDARD",
-    }
 
 
 CATEGORY = {"Checkout": "Source", "Compile": "Build", "Approve": "Approval"}
@@ -160,7 +146,7 @@ def build_time_scenario(root: Path) -> Path:
       baseline L1-L6  02-09 .. 02-14 12:00   Build 80 90 100 100 110 120
       recent   L7-L11 02-23 .. 02-27 12:00   Build 100 120 125 130 150
     """
-    a, ex = action, execution
+    a, ex = action, execution_row
     write_rows(root, "executions", [
         ex("S1", "Succeeded", t("10:00:00", 12), t("10:30:00", 12)),
         ex("S2", "Succeeded", t("11:00:00", 12), t("13:08:00", 12)),
@@ -209,7 +195,9 @@ def build_time_scenario(root: Path) -> Path:
             actions.append(a(eid, n, stage, name, status, begin, end, version))
             begin = end
         running = durations[-1] is None
-        executions.append(ex(eid, "InProgress" if running else "Succeeded", start, end, version))
+        executions.append(
+            ex(eid, "InProgress" if running else "Succeeded", start, end, version=version)
+        )
     write_rows(root, "executions", executions, pipeline="svc", run_id="run-1")
     write_rows(root, "action_executions", actions, pipeline="svc", run_id="run-1")
 
@@ -217,7 +205,7 @@ def build_time_scenario(root: Path) -> Path:
     for eid, start, s in LIB:
         end = seconds(start, s)
         actions.append(a(eid, 1, "Build", "Compile", "Succeeded", start, end, 4))
-        executions.append(ex(eid, "Succeeded", start, end, 4))
+        executions.append(ex(eid, "Succeeded", start, end, version=4))
     write_rows(root, "executions", executions, pipeline="lib", run_id="run-1")
     write_rows(root, "action_executions", actions, pipeline="lib", run_id="run-1")
     return root
