@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import queries
 from recorder.collect import collect
 from recorder.schemas import TABLES
 from recorder.simulator import Account
@@ -126,6 +127,15 @@ SCENARIO_NOW = datetime(2026, 1, 7, 10, 5, tzinfo=UTC)
 
 def t(text: str, day: int = 5) -> datetime:
     return datetime.fromisoformat(f"2026-01-{day:02d}T{text}+00:00")
+
+
+def query_rows(con, name: str, **kw) -> list[tuple]:
+    """A named query's rows (every column), floats rounded to 9 places: a median or sum of
+    seconds need not be exact in binary (260 + 0.7*550 is 645.0000000000001)."""
+    return [
+        tuple(round(v, 9) if isinstance(v, float) else v for v in r.values())
+        for r in queries.run_query(con, name, **kw).to_pylist()
+    ]
 
 
 def common_columns(recorded_at: datetime, run_id: str = "run-1") -> dict:

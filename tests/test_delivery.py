@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import query_rows
 from delivery_scenario import DEFINITIONS, NOW, Pipeline, at, build_delivery_scenario
 
 import queries
@@ -27,12 +28,7 @@ def con(scenario) -> duckdb.DuckDBPyConnection:
 
 
 def rows(con, name, **kw) -> list[tuple]:
-    """Result rows (every column), floats rounded to 9 places."""
-    result = queries.run_query(con, name, now=NOW, **kw)
-    return [
-        tuple(round(v, 9) if isinstance(v, float) else v for v in r.values())
-        for r in result.to_pylist()
-    ]
+    return query_rows(con, name, **{"now": NOW, **kw})
 
 
 def macro(con, sql: str, **params) -> list[tuple]:

@@ -15,6 +15,7 @@ from conftest import (
     build_scenario,
     common_columns,
     execution_row,
+    query_rows,
     t,
     write_old_schema_files,
 )
@@ -37,12 +38,7 @@ def con(scenario) -> duckdb.DuckDBPyConnection:
 
 
 def rows(con, name, **kw) -> list[tuple]:
-    """Result rows, floats rounded to 9 places: 260 + 0.7*550 is 645.0000000000001 in binary."""
-    result = queries.run_query(con, name, now=NOW, **kw)
-    return [
-        tuple(round(v, 9) if isinstance(v, float) else v for v in r.values())
-        for r in result.to_pylist()
-    ]
+    return query_rows(con, name, **{"now": NOW, **kw})
 
 
 def columns(con, name) -> list[str]:

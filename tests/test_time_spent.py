@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import common_columns, execution_row, t
+from conftest import common_columns, execution_row, query_rows, t
 
 import queries
 from recorder.store import write_rows
@@ -216,13 +216,8 @@ def con(tmp_path_factory) -> duckdb.DuckDBPyConnection:
     return queries.connect(build_time_scenario(tmp_path_factory.mktemp("time-spent")))
 
 
-def rows(con, name, now=NOW, **kw) -> list[tuple]:
-    """Result rows, floats rounded to 9 places: 20 + 0.8*7180 need not be exact in binary."""
-    result = queries.run_query(con, name, now=now, **kw)
-    return [
-        tuple(round(v, 9) if isinstance(v, float) else v for v in r.values())
-        for r in result.to_pylist()
-    ]
+def rows(con, name, **kw) -> list[tuple]:
+    return query_rows(con, name, **{"now": NOW, **kw})
 
 
 def columns(con, name) -> list[str]:
