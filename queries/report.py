@@ -119,7 +119,9 @@ def _content(run: _Runner, selection: Selection, dora: list[dict], summary: list
     charts = {k: v for k, v in charts.items() if v is not None}
     script, divs = components(charts)
     per_dora = {r["pipeline"]: r for r in dora}
-    rows = [{**r, **per_dora.get(r["pipeline"], {})} for r in summary]
+    # a pipeline without a deploy stage has no `dora` row: its delivery keys are blank
+    blank = dict.fromkeys(("per_week", "lead_time_p50_s", "restore_p50_s"))
+    rows = [{**blank, **r, **per_dora.get(r["pipeline"], {})} for r in summary]
     rows.sort(key=lambda r: (-(r["failure_rate"] or 0), r["pipeline"]))
     failures = run("recent-failures")
     for f in failures:

@@ -152,6 +152,18 @@ def test_an_empty_selection_is_a_clear_page(demo, tmp_path):
             browser.close()
 
 
+def test_pipelines_without_a_deploy_stage_have_blank_delivery_keys(demo, tmp_path):
+    con = queries.connect(demo / "data")
+    now = datetime(2026, 11, 1, 2, tzinfo=UTC)
+    selection = Selection(datetime(2026, 9, 26, tzinfo=UTC), None, now, deploy_stages=["nope"])
+    html = build_report(con, selection, data_root=demo / "data")
+    # no deployment anywhere: the headline has no figures, the pipelines are still listed
+    assert html.count('data-value=""') == 4
+    summary = queries.run_query(con, "pipeline-summary", since=selection.since, now=now)
+    for pipeline in summary.column("pipeline").to_pylist():
+        assert f"<tr><td>{pipeline}</td>" in html
+
+
 def test_console_links_and_durations():
     assert console_url("eu-west-1", "my.pipe@1", "e-1") == (
         "https://eu-west-1.console.aws.amazon.com/codesuite/codepipeline/pipelines/"
