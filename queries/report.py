@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -74,7 +74,7 @@ def build_report(
         "until": selection.end,
         "pipelines": ", ".join(selection.pipelines) or "all",
         "deploy_stages": ", ".join(selection.deploy_stages) or "default",
-        "collected": _last_collection(run("collection-health", window=False)),
+        "collected": next(iter(run("collection-health", window=False)), None),  # newest first
         "empty": not summary,
     }
     if summary:
@@ -369,10 +369,6 @@ def _approvals(rows: list[dict]):
     )  # fmt: skip
 
 
-def _last_collection(runs: list[dict]) -> dict | None:
-    return runs[0] if runs else None
-
-
 # --- the page ---------------------------------------------------------------------------------
 
 
@@ -389,7 +385,3 @@ def _template() -> jinja2.Template:
     env.filters["rate"] = lambda r: "" if r is None else f"{r:.1%}"
     env.filters["num"] = lambda x, d=1: "" if x is None else f"{x:.{d}f}"
     return env.get_template("report.html")
-
-
-def default_since(now: datetime, days: int = 90) -> datetime:
-    return now - timedelta(days=days)
