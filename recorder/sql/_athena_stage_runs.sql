@@ -1,0 +1,49 @@
+-- `stage_runs` for Athena (Trino SQL; recorder/athena.py): the rules of _stage_runs.sql,
+-- which is DuckDB SQL. Athena has no GROUP BY ALL and no macros (seconds_between is
+-- inlined), and its max_by over a ROW key may refuse a key whose fields are NULL, so
+-- the latest execution of each action is ranked by a window instead. DuckDB orders
+-- a NULL field of a ROW above any value: hence DESC NULLS FIRST, the same pick.
+-- Its timestamps read from Parquet are milliseconds, so the difference is too.
+-- `$database` is the Athena database; the statement holds no blank line.
+WITH ranked AS (
+    SELECT
+        account_id, region, pipeline, execution_id, stage, action, status,
+        start_time, last_update_time,
+        row_number() OVER (
+            PARTITION BY account_id, region, pipeline, execution_id, stage, action
+            ORDER BY start_time DESC NULLS FIRST, last_update_time DESC NULLS FIRST,
+                     action_execution_id DESC NULLS FIRST
+        ) AS recency
+    FROM "$database"."action_executions"
+), per_action AS (
+    SELECT
+        account_id, region, pipeline, execution_id, stage, action,
+        count(*) AS runs,
+        max(status) FILTER (WHERE recency = 1) AS latest_status,
+        count(*) FILTER (WHERE status = 'InProgress') AS in_progress,
+        min(start_time) AS start_time,
+        max(last_update_time) AS end_time
+    FROM ranked
+    GROUP BY account_id, region, pipeline, execution_id, stage, action
+)
+SELECT
+    account_id,
+    region,
+    pipeline,
+    execution_id,
+    stage,
+    min(start_time) AS start_time,
+    max(end_time) AS end_time,
+    date_diff('millisecond', min(start_time), max(end_time)) / 1e3 AS duration_s,
+    CASE
+        WHEN sum(in_progress) > 0 THEN 'InProgress'
+        WHEN bool_or(latest_status = 'Failed') THEN 'Failed'
+        WHEN bool_or(latest_status = 'Abandoned') THEN 'Abandoned'
+        ELSE 'Succeeded'
+    END AS status,
+    max(runs) AS attempts,
+    sum(in_progress) = 0 AS terminal,
+    count(*) AS actions,
+    CAST(sum(runs) AS BIGINT) AS action_executions
+FROM per_action
+GROUP BY account_id, region, pipeline, execution_id, stage
