@@ -1,8 +1,9 @@
 """The client seam: boto3 clients with adaptive retries and per-operation call counts.
 
-Credentials come from boto3's default chain only. A run makes one Session per region
-and its clients once, in the main thread; the worker threads share the clients
-(boto3 clients are thread-safe, sessions are not).
+Credentials come from boto3's default chain only (and, for the accounts of
+`--role-arn`, from STS AssumeRole with those: recorder/accounts.py). A run makes one
+Session per account and region and its clients once, in the main thread; the worker
+threads share the clients (boto3 clients are thread-safe, sessions are not).
 """
 
 from __future__ import annotations
@@ -170,16 +171,19 @@ def make_client(
     stats: CallStats | None = None,
     max_pool_connections: int = 10,
     max_attempts: int = MAX_ATTEMPTS,
+    credentials: dict[str, str | None] | None = None,
 ):
     """A boto3 client with adaptive retries and no retry quota (see lift_retry_quota), from
-    `session` (or a new one for profile and region); counted into `stats` when given."""
+    `session` (or a new one for profile and region); counted into `stats` when given.
+    `credentials` (aws_access_key_id, ...) override the session's."""
     config = Config(
         retries={"mode": "adaptive", "max_attempts": max_attempts},
         connect_timeout=CONNECT_TIMEOUT_S,
         max_pool_connections=max(10, max_pool_connections),
     )
     session = session or boto3.Session(profile_name=profile, region_name=region)
-    client = session.client(service, region_name=region, endpoint_url=endpoint_url, config=config)
+    client = session.client(service, region_name=region, endpoint_url=endpoint_url, config=config,
+                            **(credentials or {}))  # fmt: skip
     lift_retry_quota(client)
     if stats is not None:
         stats.attach(client)

@@ -14,9 +14,10 @@ Per region: ListPipelines, then per pipeline on a bounded thread pool:
 
 An idle pipeline therefore costs 2 calls (GetPipelineState + one
 ListPipelineExecutions page); a run adds 1 GetCallerIdentity and the ListPipelines
-pages. Writes are ordered so that a crash at any point leaves data from which the
-next run completes the history: children before their execution, executions oldest
-first (the watermark never runs ahead of a gap).
+pages. With `--role-arn`, the same is done in each role's account (recorder/accounts.py),
+one account after another under the one lock of the run. Writes are ordered so that a
+crash at any point leaves data from which the next run completes the history: children
+before their execution, executions oldest first (the watermark never runs ahead of a gap).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +52,7 @@ from botocore.parsers import ResponseParserError
 
 from recorder import __version__, fetch
 from recorder import cache as cache_mod
+from recorder.accounts import Role, assumed_credentials, parse_roles, session_with
 from recorder.client import CallStats, default_region, make_client
 from recorder.errors import (
     EXIT_OK,
@@ -68,6 +72,7 @@ from recorder.flatten import (
     ts,
 )
 from recorder.known import RETENTION, Cursor, Known, load_known
+from recorder.layout import as_root
 from recorder.lock import data_lock
 from recorder.logs import configure_logging, logger_for
 from recorder.store import Batch, clean_tmp, write_rows
@@ -100,12 +105,25 @@ WRITE_ORDER = (
 
 
 @dataclass(frozen=True)
+class Account:
+    """An account of the run: its id, the role assumed into it (None: the caller's own),
+    each region's Session and call counts; `error` when the role could not be assumed."""
+
+    account_id: str
+    role_arn: str | None
+    sessions: dict[str, boto3.Session]
+    stats: dict[str, CallStats]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Run:
-    """One collector run: what every region and pipeline worker reads, never writes."""
+    """One collector run in one account: what every region and pipeline worker reads,
+    never writes (`replace(run, account=...)` for the next account)."""
 
     root: Path
     run_id: str
-    account_id: str
+    account: Account
     endpoint_url: str | None
     include: tuple[str, ...]
     exclude: tuple[str, ...]
@@ -114,6 +132,10 @@ class Run:
     workers: int
     progress: bool
     cache_current: bool  # the query cache holds every file: read watermarks from it
+
+    @property
+    def account_id(self) -> str:
+        return self.account.account_id
 
 
 @dataclass(frozen=True)
@@ -128,12 +150,17 @@ class PipelineOutcome:
 
 @dataclass(frozen=True)
 class RegionOutcome:
+    account_id: str
     region: str
     started: datetime
     listed: int  # what ListPipelines returned
     pipelines: list[PipelineOutcome]
     stats: CallStats
-    error: str | None  # the region failed as a whole (e.g. ListPipelines denied)
+    error: str | None  # the region failed as a whole (e.g. ListPipelines or AssumeRole denied)
+
+    @property
+    def where(self) -> str:
+        return f"{self.account_id}/{self.region}"
 
     @property
     def recorded(self) -> list[PipelineOutcome]:
@@ -154,12 +181,15 @@ class RegionOutcome:
 
 @dataclass(frozen=True)
 class CollectResult:
-    """What a run did, built once from its regions' outcomes."""
+    """What a run did, built once from its outcomes per account and region."""
 
     run_id: str
-    account_id: str
     regions: list[RegionOutcome]
     files: list[Path]  # every Parquet file written, the run rows included
+
+    @property
+    def accounts(self) -> list[str]:
+        return list(dict.fromkeys(r.account_id for r in self.regions))
 
     @property
     def exit_code(self) -> int:
@@ -194,16 +224,16 @@ class CollectResult:
         return sum(len(r.recorded) for r in self.regions)
 
     @property
-    def pipelines_failed(self) -> dict[str, str]:  # "region/name" -> error
-        return {f"{r.region}/{o.name}": o.error for r in self.regions for o in r.failed}
+    def pipelines_failed(self) -> dict[str, str]:  # "account/region/name" -> error
+        return {f"{r.where}/{o.name}": o.error for r in self.regions for o in r.failed}
 
     @property
     def pipelines_vanished(self) -> list[str]:
-        return [f"{r.region}/{o.name}" for r in self.regions for o in r.vanished]
+        return [f"{r.where}/{o.name}" for r in self.regions for o in r.vanished]
 
     @property
-    def region_errors(self) -> dict[str, str]:
-        return {r.region: r.error for r in self.regions if r.error}
+    def region_errors(self) -> dict[str, str]:  # "account/region" -> error
+        return {r.where: r.error for r in self.regions if r.error}
 
 
 @dataclass(frozen=True)
@@ -218,6 +248,12 @@ class _Region:
 
     def snapshot_time(self) -> datetime:
         return self.run.now or utcnow()
+
+    @property
+    def label(self) -> str:  # of the progress bar: the region, and the account of a role
+        if self.run.account.role_arn is None:
+            return self.region
+        return f"{self.run.account_id} {self.region}"
 
 
 def select(names: list[str], include: tuple[str, ...], exclude: tuple[str, ...]) -> list[str]:
@@ -243,32 +279,32 @@ def collect(
     quiet: bool = True,
     now: datetime | None = None,
     log_format: str = "text",
+    role_arns: tuple[str, ...] | list[str] = (),
+    external_id: str | None = None,
 ) -> CollectResult:
-    """Record every selected pipeline of every region into `data_root`.
+    """Record every selected pipeline of every region into `data_root`: of the caller's
+    account, or of each account of `role_arns` (assumed with `external_id`, if given).
 
     Raises UserError (exit 2) for configuration errors and LockedError (exit 75) when
     another collector holds the data root; otherwise the result carries exit code 0
-    (all recorded) or 1 (some pipelines or regions failed, the rest written).
+    (all recorded) or 1 (some pipelines, regions or accounts failed, the rest written).
     """
-    data_root = Path(data_root)
+    data_root = as_root(data_root)
     with configure_logging(quiet=quiet, log_format=log_format):
         regions = _regions(regions, profile)
+        roles = parse_roles(role_arns)
         now = now.astimezone(UTC) if now else None
         since = (since or (now or utcnow()) - RETENTION).astimezone(UTC)
         _check_endpoint(endpoint_url)
         run_id = _run_id()
-        # One Session per region, shared by that region's clients and threads;
-        # GetCallerIdentity is counted with the first region's traffic. Asked before
-        # the lock is taken: no credentials, no trace left in the data root.
-        sessions = {r: _session(profile, r) for r in regions}
-        stats = {r: CallStats() for r in regions}
-        account_id = _account_id(sessions[regions[0]], endpoint_url, stats[regions[0]])
+        # Asked before the lock is taken: no credentials, no trace left in the data root.
+        accounts = _accounts(regions, profile, endpoint_url, roles, external_id)
         with data_lock(data_root), cache_mod.writing(data_root) as claim:
             clean_tmp(data_root)
             run = Run(
                 root=data_root,
                 run_id=run_id,
-                account_id=account_id,
+                account=accounts[0],
                 endpoint_url=endpoint_url,
                 include=tuple(include),
                 exclude=tuple(exclude),
@@ -279,13 +315,18 @@ def collect(
                 cache_current=claim.current,
             )
             outcomes, files = [], []
-            for region in regions:
-                outcome = _collect_region(run, region, sessions[region], stats[region])
-                outcomes.append(outcome)
-                files += [f for o in outcome.pipelines for f in o.files]
-                files += _write_run_row(run, outcome)
+            for account in accounts:
+                if account.error:  # one line for the account; a failed run row per region
+                    logger_for(account=account.account_id, region=None).error(
+                        "account not recorded: %s", account.error
+                    )
+                for region in regions:
+                    outcome = _collect_region(replace(run, account=account), region)
+                    outcomes.append(outcome)
+                    files += [f for o in outcome.pipelines for f in o.files]
+                    files += _write_run_row(run, outcome)
             _refresh_cache(claim, files)
-        return CollectResult(run_id, run.account_id, outcomes, files)
+        return CollectResult(run_id, outcomes, files)
 
 
 def _refresh_cache(claim: cache_mod.Writing, files: list[Path]) -> None:
@@ -337,25 +378,89 @@ def _session(profile: str | None, region: str) -> boto3.Session:
         raise UserError(str(e)) from None
 
 
-def _account_id(session: boto3.Session, endpoint_url: str | None, stats: CallStats) -> str:
-    try:
-        # The first call: an endpoint that does not answer is told after 3 attempts,
-        # not after the minute 11 would take.
-        sts = make_client(
-            "sts",
-            region=session.region_name,
-            session=session,
+def _accounts(
+    regions: list[str],
+    profile: str | None,
+    endpoint_url: str | None,
+    roles: list[Role],
+    external_id: str | None,
+) -> list[Account]:
+    """The accounts to collect, each identified (GetCallerIdentity with its credentials).
+
+    One Session per account and region, shared by that region's clients and threads;
+    an account's GetCallerIdentity (and AssumeRole) is counted with its first region's
+    traffic. With roles, the caller's own identity is asked first and counted nowhere
+    (it is no account's): bad credentials or endpoint are a configuration error, exit
+    2, not a failure of every account.
+    """
+    sessions = {r: _session(profile, r) for r in regions}
+    if roles:
+        _account_id(sessions[regions[0]], endpoint_url, None)
+        return [_assume(role, regions, profile, endpoint_url, external_id) for role in roles]
+    stats = {r: CallStats() for r in regions}
+    account_id = _account_id(sessions[regions[0]], endpoint_url, stats[regions[0]])
+    return [Account(account_id, None, sessions, stats)]
+
+
+def _assume(
+    role: Role,
+    regions: list[str],
+    profile: str | None,
+    endpoint_url: str | None,
+    external_id: str | None,
+) -> Account:
+    """The role's account, identified with the assumed credentials: the account id is
+    the one they act in, asked as for the caller's own; a refusal (AssumeRole denied) is
+    the account's failure, with the ARN's account id."""
+    stats = {r: CallStats() for r in regions}
+    with _configuration_errors(endpoint_url):
+        credentials = assumed_credentials(
+            _session(profile, regions[0]),  # its own: renewals may come from any thread
+            role,
+            external_id=external_id,
             endpoint_url=endpoint_url,
-            stats=stats,
-            max_attempts=2,
+            stats=stats[regions[0]],
         )
-        return fetch.account_id(sts)
+        sessions = {r: session_with(credentials, r, profile) for r in regions}
+        try:
+            account_id = _caller_account(sessions[regions[0]], endpoint_url, stats[regions[0]])
+        except ClientError as e:
+            error = f"cannot assume {role.arn}: {_describe(e)}"
+            return Account(role.account_id, role.arn, sessions, stats, error)
+    return Account(account_id, role.arn, sessions, stats)
+
+
+def _account_id(session: boto3.Session, endpoint_url: str | None, stats: CallStats | None) -> str:
+    with _configuration_errors(endpoint_url):
+        try:
+            return _caller_account(session, endpoint_url, stats)
+        except ClientError as e:
+            raise UserError(f"cannot identify the AWS account: {_describe(e)}") from None
+
+
+def _caller_account(session: boto3.Session, endpoint_url: str | None, stats: CallStats | None):
+    # The first call: an endpoint that does not answer is told after 3 attempts,
+    # not after the minute 11 would take.
+    sts = make_client(
+        "sts",
+        region=session.region_name,
+        session=session,
+        endpoint_url=endpoint_url,
+        stats=stats,
+        max_attempts=2,
+    )
+    return fetch.account_id(sts)
+
+
+@contextmanager
+def _configuration_errors(endpoint_url: str | None) -> Iterator[None]:
+    """What the user must fix (credentials, profile, endpoint) as a UserError (exit 2)."""
+    try:
+        yield
     except (NoCredentialsError, PartialCredentialsError) as e:
         raise UserError(f"no AWS credentials: {e}") from None
     except (NoRegionError, ProfileNotFound) as e:
         raise UserError(str(e)) from None
-    except ClientError as e:
-        raise UserError(f"cannot identify the AWS account: {_describe(e)}") from None
     except (ResponseParserError, KeyError, TypeError, ValueError) as e:
         # botocore could not read the answer (an HTML page, a proxy): name the endpoint
         where = endpoint_url or "the AWS endpoint"
@@ -373,16 +478,18 @@ def _describe(e: Exception) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def _collect_region(run: Run, region: str, session, stats: CallStats) -> RegionOutcome:
+def _collect_region(run: Run, region: str) -> RegionOutcome:
+    started, stats = utcnow(), run.account.stats[region]
+    if run.account.error:  # the role could not be assumed: nothing to ask (told once)
+        return RegionOutcome(run.account_id, region, started, 0, [], stats, run.account.error)
     log = logger_for(account=run.account_id, region=region)
-    started = utcnow()
     pipelines: list[PipelineOutcome] = []
     listed, error = 0, None
     try:
         client = make_client(
             "codepipeline",
             region=region,
-            session=session,
+            session=run.account.sessions[region],
             endpoint_url=run.endpoint_url,
             stats=stats,
             max_pool_connections=run.workers,
@@ -403,8 +510,11 @@ def _collect_region(run: Run, region: str, session, stats: CallStats) -> RegionO
         pipelines = _run_pool(ctx, [by_name[n] for n in names])
     except (ClientError, BotoCoreError, ResponseParserError) as e:
         error = _describe(e)
-        log.error("region failed: %s", error)
-    outcome = RegionOutcome(region, started, listed, pipelines, stats, error)
+        if run.account.role_arn is None:
+            log.error("region failed: %s", error)
+        else:
+            log.error("region failed (as %s): %s", run.account.role_arn, error)
+    outcome = RegionOutcome(run.account_id, region, started, listed, pipelines, stats, error)
     _report(outcome, log)
     return outcome
 
@@ -414,7 +524,7 @@ def _run_pool(ctx: _Region, summaries: list[dict]) -> list[PipelineOutcome]:
     with ThreadPoolExecutor(max_workers=ctx.run.workers, thread_name_prefix="cprec") as pool:
         futures = [pool.submit(_record_pipeline, ctx, s) for s in summaries]
         if ctx.run.progress:
-            with click.progressbar(length=len(futures), label=ctx.region, file=sys.stderr) as bar:
+            with click.progressbar(length=len(futures), label=ctx.label, file=sys.stderr) as bar:
                 for f in as_completed(futures):
                     outcomes.append(f.result())
                     bar.update(1)
@@ -564,7 +674,7 @@ def _write_run_row(run: Run, outcome: RegionOutcome) -> list[Path]:
     try:
         return _run_row(run, outcome)
     except OSError as e:
-        logger_for(account=run.account_id, region=outcome.region).error(
+        logger_for(account=outcome.account_id, region=outcome.region).error(
             "run not recorded in collection_runs: %s", e.strerror or e
         )
         return []
@@ -576,7 +686,7 @@ def _run_row(run: Run, outcome: RegionOutcome) -> list[Path]:
         errors.insert(0, {"pipeline": None, "error": outcome.error})
     stats, started = outcome.stats, outcome.started
     row = {
-        "account_id": run.account_id,
+        "account_id": outcome.account_id,
         "region": outcome.region,
         "run_id": run.run_id,
         "recorded_at": started,

@@ -48,7 +48,8 @@ import pytest
 import queries
 from recorder.collect import collect
 from recorder.schemas import TABLES
-from recorder.simulator import Account
+from recorder.simulator import Account, SimulatorServer
+from recorder.simulator.command import simulated_accounts
 from recorder.store import write_rows
 
 SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -85,6 +86,14 @@ def fast_backoff(monkeypatch):
 def run(root: Path, srv, acct: Account, **kw):
     """Collect the simulated account behind `srv` into `root` at the account's clock."""
     return collect(root, endpoint_url=srv.endpoint_url, now=acct.now, **kw)
+
+
+def serve_accounts(count: int = 2, *, pipelines: int = 3, days: int = 2, **kw) -> SimulatorServer:
+    """A simulator (to start with `with`) holding `count` accounts as `cprec simulate
+    --accounts` builds them: 123456789012 (seed 7), 200000000001 (seed 8), ... at SIM_NOW;
+    `kw` go to SimulatorServer (external_ids, session_seconds, faults)."""
+    held = simulated_accounts(count, pipelines=pipelines, days=days, seed=7, now=SIM_NOW)
+    return SimulatorServer(held[0], members=held[1:], **kw)
 
 
 def wait_for(predicate, timeout: float = 20.0) -> None:

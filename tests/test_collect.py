@@ -571,7 +571,9 @@ def test_a_failure_mid_pipeline_keeps_the_oldest_first_prefix(tmp_path, monkeypa
     with SimulatorServer(acct) as srv:
         first = run(tmp_path, srv, acct)
         assert first.exit_code == EXIT_PARTIAL
-        assert first.pipelines_failed == {f"us-east-1/{victim}": "InternalFailure: boom"}
+        assert first.pipelines_failed == {
+            f"123456789012/us-east-1/{victim}": "InternalFailure: boom"
+        }
         kept = [r for r in stored(tmp_path, "executions") if r["pipeline"] == victim]
         oldest = sorted(_summaries(acct, victim).values(), key=lambda s: s["startTime"])[:9]
         assert sorted(r["execution_id"] for r in kept) == sorted(
@@ -628,7 +630,7 @@ def test_a_write_failing_mid_flush_never_publishes_an_execution_without_children
     with SimulatorServer(acct) as srv:
         first = run(tmp_path, srv, acct)
         assert first.exit_code == EXIT_PARTIAL
-        assert list(first.pipelines_failed) == [f"us-east-1/{victim}"]
+        assert list(first.pipelines_failed) == [f"123456789012/us-east-1/{victim}"]
         recorded = {r["execution_id"] for r in stored(tmp_path, "executions")
                     if r["pipeline"] == victim}  # fmt: skip
         with_children = {r["execution_id"] for r in stored(tmp_path, "action_executions")

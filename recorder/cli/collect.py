@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
+from recorder.accounts import read_role_file
 from recorder.cli.options import aws_options, data_option
 from recorder.collect import collect
-from recorder.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from recorder.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UserError
 from recorder.timeparse import parse_bound
 
 EXIT_CODES_HELP = f"""\b
 Exit codes:
   {EXIT_OK}   every selected pipeline was recorded (a pipeline deleted mid-run is a warning)
-  {EXIT_PARTIAL}   some pipelines or regions failed; the others were written
+  {EXIT_PARTIAL}   some pipelines, regions or accounts failed; the others were written
   {EXIT_USAGE}   usage or configuration error (bad flag, no region, no credentials)
   {EXIT_LOCKED}  another collector holds the data root's lock; nothing was done
 """
@@ -31,6 +33,30 @@ Exit codes:
     help="AWS region (repeatable; default: the AWS config's region).",
 )
 @aws_options
+@click.option(
+    "--role-arn",
+    "role_arns",
+    multiple=True,
+    metavar="ARN",
+    envvar="CPREC_ROLE_ARN",
+    show_envvar=True,
+    help="Record the account of this IAM role, assumed with STS AssumeRole (repeatable; "
+    "the variable takes ARNs separated by spaces). Default: the credentials' own account.",
+)
+@click.option(
+    "--role-arn-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="CPREC_ROLE_ARN_FILE",
+    show_envvar=True,
+    help="Role ARNs to record, one a line (blank lines and # comments skipped).",
+)
+@click.option(
+    "--external-id",
+    metavar="ID",
+    envvar="CPREC_EXTERNAL_ID",
+    show_envvar=True,
+    help="ExternalId passed with every AssumeRole (the member roles' trust policy asks for it).",
+)
 @click.option(
     "--pipeline",
     "include",
@@ -77,9 +103,26 @@ Exit codes:
     help="Log lines as text or one JSON object per line.",
 )
 def collect_command(
-    data, regions, profile, endpoint_url, include, exclude, since, workers, quiet, log_format
+    data,
+    regions,
+    profile,
+    endpoint_url,
+    role_arns,
+    role_arn_file,
+    external_id,
+    include,
+    exclude,
+    since,
+    workers,
+    quiet,
+    log_format,
 ) -> None:
     """Record pipeline state and execution history as Parquet."""
+    if role_arn_file is not None:
+        listed = read_role_file(role_arn_file)
+        if not listed:  # else an emptied file would record the caller's own account instead
+            raise UserError(f"--role-arn-file {role_arn_file} names no role")
+        role_arns = (*role_arns, *listed)
     result = collect(
         data,
         regions=list(regions) or None,
@@ -91,5 +134,7 @@ def collect_command(
         workers=workers,
         quiet=quiet,
         log_format=log_format,
+        role_arns=role_arns,
+        external_id=external_id,
     )
     sys.exit(result.exit_code)

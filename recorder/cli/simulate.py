@@ -7,6 +7,7 @@ import sys
 import click
 
 from recorder.simulator.command import build_server, faults_from
+from recorder.simulator.sts import role_arn
 
 
 @click.command("simulate")
@@ -20,6 +21,11 @@ from recorder.simulator.command import build_server, faults_from
 @click.option("--now", help="The account's clock at start (default: today 00:00 UTC).")
 @click.option("--rate", type=click.FloatRange(0), default=6.0, show_default=True,
               help="Mean executions per pipeline per day.")  # fmt: skip
+@click.option("--accounts", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="Accounts served (the first as before, the others with seeds +1, +2, ...); "
+              "their role ARNs are printed, for `cprec collect --role-arn`.")  # fmt: skip
+@click.option("--external-id", metavar="ID",
+              help="The ExternalId every account's role requires (else AccessDenied).")  # fmt: skip
 @click.option("--throttle-rate", type=float, default=0.0, help="Fraction of calls throttled.")
 @click.option("--throttle-burst", type=int, default=0, help="Throttle the first N calls.")
 @click.option("--error-rate", type=float, default=0.0, help="Fraction of calls answered 500.")
@@ -29,24 +35,41 @@ from recorder.simulator.command import build_server, faults_from
 @click.option("--access-denied", is_flag=True, help="Deny every CodePipeline call.")
 @click.option("--vanish", multiple=True, metavar="NAME",
               help="Pipeline listed but gone for every other call (repeatable).")  # fmt: skip
-def simulate(host, port, pipelines, days, seed, now, rate, **fault_options) -> None:
+def simulate(
+    host, port, pipelines, days, seed, now, rate, accounts, external_id, **fault_options
+) -> None:
     """Serve a simulated CodePipeline account until Ctrl-C.
 
-    It speaks the AWS JSON protocol over HTTP (and STS GetCallerIdentity).
+    It speaks the AWS JSON protocol over HTTP (and STS GetCallerIdentity and AssumeRole).
     """
     faults = faults_from(**fault_options, seed=seed)
     server = build_server(host=host, port=port, pipelines=pipelines, days=days, seed=seed,
-                          now=now, rate=rate, faults=faults)  # fmt: skip
-    click.echo(server.endpoint_url)
-    sys.stdout.flush()  # whoever started us may be waiting for this line on a pipe
+                          now=now, rate=rate, faults=faults, accounts=accounts,
+                          external_id=external_id)  # fmt: skip
+    roles = [role_arn(a) for a in server.sts.accounts] if accounts > 1 or external_id else []
+    click.echo("\n".join([server.endpoint_url, *roles]))
+    sys.stdout.flush()  # whoever started us may be waiting for these lines on a pipe
     # botocore signs every request, so any credentials do; the simulator checks none.
-    click.echo(
-        "Record it from another shell (the simulator accepts any credentials):\n"
-        "  export AWS_ACCESS_KEY_ID=simulated AWS_SECRET_ACCESS_KEY=simulated\n"
+    command = (
         f"  cprec collect --endpoint-url {server.endpoint_url} "
-        f"--region {server.account.region} --data sim-data",
-        err=True,
+        f"--region {server.account.region} --data sim-data"
     )
+    if not roles:
+        click.echo(
+            "Record it from another shell (the simulator accepts any credentials):\n"
+            "  export AWS_ACCESS_KEY_ID=simulated AWS_SECRET_ACCESS_KEY=simulated\n" + command,
+            err=True,
+        )
+    else:
+        flags = [f"--role-arn {r}" for r in roles]
+        flags += [f"--external-id {external_id}"] if external_id else []
+        click.echo(
+            f"Record its {len(roles)} accounts from another shell, through the roles above "
+            "(any credentials may assume them):\n"
+            "  export AWS_ACCESS_KEY_ID=simulated AWS_SECRET_ACCESS_KEY=simulated\n"
+            + " \\\n      ".join([command, *flags]),
+            err=True,
+        )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

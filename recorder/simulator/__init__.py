@@ -8,8 +8,8 @@
 Modules: `definitions` (what pipelines look like), `timeline` (their
 deterministic execution history), `projection` and `state` (what the API shows
 at the clock), `api` (operations, paging, errors), `model` (the Account),
-`faults`, `server`, `fixtures` (the shared/seeds scenario), `command`
-(`cprec simulate`).
+`sts` (AssumeRole into further accounts, GetCallerIdentity), `faults`, `server`,
+`fixtures` (the shared/seeds scenario), `command` (`cprec simulate`).
 """
 
 from recorder.simulator.api import ApiError

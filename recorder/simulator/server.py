@@ -4,9 +4,11 @@ Any boto3 client pointed at `endpoint_url` works unchanged: requests carry
 `X-Amz-Target: CodePipeline_20150709.<Operation>`, answers are JSON with epoch
 timestamps, errors are `{"__type", "message"}` with `x-amzn-ErrorType` and the
 status AWS uses, so botocore raises the modeled exception classes and retries
-throttling and 5xx on its own. Signatures are not checked. STS
-GetCallerIdentity answers with the account id and is exempt from every fault
-except latency (real GetCallerIdentity needs no permission).
+throttling and 5xx on its own. Signatures are not checked. STS (recorder/simulator/
+sts.py) answers GetCallerIdentity and AssumeRole and is exempt from every fault
+except latency (real GetCallerIdentity needs no permission). With `members`, the
+server holds several accounts: credentials AssumeRole issued select theirs, any
+other credentials see `account`.
 """
 
 from __future__ import annotations
@@ -19,31 +21,26 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 from recorder.simulator.api import ApiError
 from recorder.simulator.faults import FaultPlan, Faults
 from recorder.simulator.model import Account
+from recorder.simulator.sts import SESSION_SECONDS, Sts
 
 TARGET_PREFIX = "CodePipeline_20150709."
 JSON_TYPE = "application/x-amz-json-1.1"
 
-_STS = """<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-  <GetCallerIdentityResult>
-    <Arn>arn:aws:iam::{account}:user/simulator</Arn>
-    <UserId>AIDASIMULATOREXAMPLE</UserId>
-    <Account>{account}</Account>
-  </GetCallerIdentityResult>
-  <ResponseMetadata>
-    <RequestId>{request_id}</RequestId>
-  </ResponseMetadata>
-</GetCallerIdentityResponse>
-"""
-
 
 class SimulatorServer:
-    """Serve `account` on (host, port) in a background thread; port 0 picks a free one."""
+    """Serve `account` on (host, port) in a background thread; port 0 picks a free one.
+
+    `members`: further accounts, reached through AssumeRole; `external_ids`: account
+    id -> the ExternalId its roles require; `session_seconds`: the lifetime of the
+    credentials AssumeRole issues when the request does not ask for one.
+    """
 
     def __init__(
         self,
@@ -51,8 +48,13 @@ class SimulatorServer:
         faults: Faults | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        *,
+        members: Sequence[Account] = (),
+        external_ids: Mapping[str, str] | None = None,
+        session_seconds: int = SESSION_SECONDS,
     ):
         self.account = account
+        self.sts = Sts([account, *members], external_ids, session_seconds)
         self.faults = faults or Faults()
         self.calls: Counter[str] = Counter()
         self.faulted: Counter[str] = Counter()
@@ -131,10 +133,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _codepipeline(self, operation: str, body: bytes) -> None:
         sim = self.server.sim
-        acct = sim.account
         sim._count(sim.calls, operation)
         if sim.faults.latency_ms:
             time.sleep(sim.faults.latency_ms / 1000.0)
+        try:
+            acct = sim.sts.caller(self.headers.get("Authorization")).account
+        except ApiError as e:
+            self._error(e.code, e.message, e.http_status)
+            return
         try:
             params = json.loads(body or b"{}")
         except ValueError:
@@ -167,16 +173,8 @@ class _Handler(BaseHTTPRequestHandler):
         sim._count(sim.calls, action or "<none>")
         if sim.faults.latency_ms:
             time.sleep(sim.faults.latency_ms / 1000.0)
-        if action != "GetCallerIdentity":
-            xml = (
-                '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
-                "<Type>Sender</Type><Code>InvalidAction</Code>"
-                f"<Message>Could not find operation {action}</Message></Error></ErrorResponse>"
-            )
-            self._send(400, xml.encode(), "text/xml")
-            return
-        text = _STS.format(account=sim.account.account_id, request_id=uuid.uuid4())
-        self._send(200, text.encode(), "text/xml")
+        status, xml = sim.sts.answer(action, form, self.headers.get("Authorization"))
+        self._send(status, xml.encode(), "text/xml")
 
     def _error(self, code: str, message: str, status: int) -> None:
         raw = json.dumps({"__type": code, "message": message}).encode()
