@@ -26,9 +26,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from recorder import reader
+from recorder import reader, s3
 from recorder.errors import UserError, first_line
-from recorder.layout import sql_string
+from recorder.layout import existing_root, sql_string
 from recorder.reader import data_errors
 from recorder.views import create_parquet_views
 
@@ -88,7 +88,7 @@ def connect(data_root: str | Path, *, cache: bool | None = None) -> duckdb.DuckD
     `cache`: None uses the local cache when it holds the last completed state, True
     requires it, False reads the Parquet files only.
     """
-    return reader.connect(_existing_root(data_root), cache=cache)
+    return reader.connect(existing_root(data_root), cache=cache)
 
 
 # The storage format of `cprec db` files. DuckDB 2.0 writes new files in a format no
@@ -108,7 +108,7 @@ def write_database(path: str | Path, data_root: str | Path) -> None:
     wrote DuckDB's default, and a file's format cannot be lowered) is written anew,
     unless it holds objects cprec does not write.
     """
-    root = _existing_root(data_root)
+    root = existing_root(data_root)
     path = Path(path)
     if not path.parent.is_dir():
         raise UserError(f"{path.parent} is not a directory")
@@ -151,6 +151,8 @@ def _open_database_file(path: Path, *, shown: Path | None = None) -> duckdb.Duck
 def _write_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     """Create the views over `root` in `con`'s database, checkpoint and close it."""
     try:
+        if s3.is_s3(root):  # to check the files now; the file's reader needs httpfs
+            s3.attach(con)
         with data_errors(root):
             create_parquet_views(con, root)
         con.execute("CHECKPOINT")
@@ -254,16 +256,6 @@ def run_sql(
             if "raw." in sql.lower() and isinstance(exc, duckdb.CatalogException):
                 hint = " (raw.* views read the Parquet files: add --no-cache)"
             raise UserError(f"SQL: {first_line(exc)}{hint}") from None
-
-
-def _existing_root(data_root: str | Path) -> Path:
-    root = Path(data_root)
-    if not root.is_dir():
-        raise UserError(
-            f"data root {root} is not a directory (run `cprec collect` or `cprec demo`, "
-            "or pass --data / CPREC_DATA)"
-        )
-    return root
 
 
 def _is_duckdb_file(path: Path) -> bool:

@@ -28,6 +28,7 @@ from bokeh.resources import Resources
 
 import queries
 from recorder import __version__
+from recorder.layout import as_root
 
 # the four keys of the headline, as the `dora` query names them
 KEYS = (
@@ -69,7 +70,7 @@ def build_report(
     summary = run("pipeline-summary")
     context = {
         "version": __version__,
-        "data_root": str(Path(data_root).resolve()),
+        "data_root": str(as_root(data_root).resolve()),
         "since": selection.since,
         "until": selection.end,
         "pipelines": ", ".join(selection.pipelines) or "all",

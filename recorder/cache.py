@@ -7,7 +7,9 @@ deduplicates all of them. The cache keeps each table deduplicated (latest
 read columnar tables instead. The Parquet files stay the source of truth: the
 cache can be deleted at any time and rebuilt with `cprec cache`.
 
-File: <root>/.cache/cprec.duckdb. Inside, schema `cache` holds one table per
+File: <cache dir>/cprec.duckdb, the cache dir being <root>/.cache for a local root,
+and for an S3 root a local directory under the user's cache directory, one per root
+(`--cache-dir` chooses another: `use_dir`). Inside, schema `cache` holds one table per
 Parquet table, `stage_runs`, `files` (every Parquet file loaded) and `meta`.
 
 What makes it trustworthy:
@@ -32,10 +34,16 @@ A refresh:
 4. recomputes `stage_runs` for the executions whose action executions changed.
 Writers that know what they wrote (the collector, compaction) pass their file
 lists, so no directory walk is needed; `cprec cache` walks the tree.
+
+An S3 root is written by collectors elsewhere, so a reader cannot count on a writer
+to refresh its cache: before each use it lists the objects and loads what is new
+(`sync`, one paged listing, then only the new files), unless a collector on this
+machine holds WRITING (it refreshes the cache when it ends).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -48,9 +56,10 @@ from pathlib import Path
 
 import duckdb
 
-from recorder import layout
+from recorder import layout, s3
 from recorder.errors import LockedError, UserError, WriteError, first_line
 from recorder.lock import data_lock, held_by_someone, hold
+from recorder.s3 import S3Path
 from recorder.schemas import TABLES, Table
 from recorder.testhooks import checkpoint
 from recorder.views import SESSION_SQL, check_files, create_cache_views, create_macros, sql_file
@@ -71,12 +80,37 @@ _SAME_EXECUTION = (
 )
 
 
+_DIRS: dict[str, Path] = {}  # root -> the cache directory chosen with --cache-dir
+
+
+def use_dir(root: Path, directory: Path | None) -> None:
+    """Keep the cache of `root` in `directory` (None: the default place) in this process."""
+    key = str(layout.as_root(root))
+    if directory is None:
+        _DIRS.pop(key, None)
+    else:
+        _DIRS[key] = Path(directory).absolute()
+
+
+def cache_dir(root: Path) -> Path:
+    """Where the cache of `root` lives: always on this machine."""
+    root = layout.as_root(root)
+    chosen = _DIRS.get(str(root))
+    if chosen is not None:
+        return chosen
+    if isinstance(root, S3Path):
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+        return base / "cprec" / f"{root.bucket}-{digest}"
+    return root / CACHE_DIR
+
+
 def cache_path(root: Path) -> Path:
-    return Path(root) / CACHE_DIR / CACHE_FILE
+    return cache_dir(root) / CACHE_FILE
 
 
 def _marker(root: Path, name: str) -> Path:
-    return Path(root) / CACHE_DIR / name
+    return cache_dir(root) / name
 
 
 def behind_reason(root: Path) -> str | None:
@@ -100,7 +134,13 @@ def mark_stale(root: Path, why: str) -> None:
 
 
 def open_reader(root: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | None]:
-    """A read-only connection whose views read the cache, or (None, why not)."""
+    """A read-only connection whose views read the cache, or (None, why not).
+    For an S3 root the cache is first brought up to date with the objects (`sync`)."""
+    if isinstance(layout.as_root(root), S3Path):
+        try:
+            sync(root)
+        except (duckdb.Error, UserError, OSError) as e:
+            return None, f"cannot bring it up to date ({first_line(e)})"
     path = cache_path(root)
     if not path.exists():
         return None, "no cache"
@@ -172,7 +212,7 @@ class Writing:
     """
 
     def __init__(self, root: Path):
-        self.root = Path(root)
+        self.root = layout.as_root(root)
         writing = _marker(root, WRITING_MARKER)
         try:
             if writing.exists():  # we hold the data lock, so its writer is dead
@@ -238,11 +278,13 @@ class Cache:
     """A read-write handle on the cache file (one writer at a time; DuckDB locks the file)."""
 
     def __init__(self, root: Path):
-        self.root = Path(root).resolve()
+        self.root = layout.as_root(root).resolve()
         path = cache_path(self.root)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.con = duckdb.connect(str(path))
+            if isinstance(self.root, S3Path):
+                s3.attach(self.con)
         except OSError as e:
             raise UserError(f"cannot write the cache {path}: {e.strerror}") from None
         except duckdb.IOException as e:
@@ -333,8 +375,8 @@ class Cache:
         return result
 
     def _refresh(self, result: RefreshResult, written, removed) -> None:
-        written = None if written is None else [Path(p).resolve() for p in written]
-        removed = [Path(p).resolve() for p in removed]
+        written = None if written is None else [layout.as_root(p).resolve() for p in written]
+        removed = [layout.as_root(p).resolve() for p in removed]
         if written is None:
             known = self._known_files()
             listing = layout.list_files(self.root)
@@ -448,7 +490,7 @@ class Cache:
                     "INSERT INTO touched "
                     "SELECT DISTINCT account_id, region, pipeline, execution_id FROM stage"
                 )
-            parts = [layout.partition_of(self.root, table.name, Path(p)) for p in batch]
+            parts = [layout.partition_of(self.root, table.name, p) for p in batch]
             self._forget(batch)
             con.execute(
                 "INSERT INTO cache.files SELECT unnest($p), $t, unnest($pl), unnest($dt)",
@@ -489,14 +531,47 @@ def build(root: Path, *, rebuild: bool = False) -> RefreshResult:
     """`cprec cache`: bring the cache up to date with the whole tree (create it if missing).
 
     Takes the collector's lock, so it never runs beside a collector (which refreshes
-    the cache itself when it ends).
+    the cache itself when it ends). For an S3 root, whose collectors run elsewhere,
+    the lock of the local cache directory instead.
     """
-    with data_lock(root):
+    with _builder_lock(root):
         if rebuild:
             for p in cache_path(root).parent.glob(CACHE_FILE + "*"):  # the file and its WAL
                 p.unlink()
         with writing(root) as claim:
             return claim.finish(None, build=True)
+
+
+def _builder_lock(root: Path):
+    if isinstance(layout.as_root(root), S3Path):
+        return data_lock(cache_dir(root), holder="cache build")
+    return data_lock(root)
+
+
+def sync(root: Path) -> None:
+    """Bring the cache of an S3 root up to date with its objects, building it if missing.
+
+    Skipped while a collector on this machine holds WRITING (its refresh follows).
+    Concurrent readers take turns on the cache directory's lock (the second finds
+    nothing new); the listing and the load are one refresh transaction.
+    """
+    if held_by_someone(_marker(root, WRITING_MARKER)):
+        return
+    directory = cache_dir(root)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot write the cache in {directory}: {e.strerror}") from None
+    deadline = time.monotonic() + 600
+    while True:
+        try:
+            with data_lock(directory, holder="cache refresh"):
+                refresh(root)
+                return
+        except LockedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def refresh(

@@ -30,11 +30,11 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from recorder import cache, layout
+from recorder import cache, layout, s3
 from recorder.errors import CprecError, UserError, WriteError, first_line
 from recorder.lock import COMPACT_LOCK_FILE, data_lock, no_readers
+from recorder.s3 import S3Path
 from recorder.schemas import TABLES
 from recorder.store import clean_tmp, write_parquet_atomic
 from recorder.views import check_files
@@ -67,6 +67,8 @@ def merge_files(table: str, files: list[Path]) -> pa.Table:
     """The deduplicated, sorted rows of `files` in the table's canonical schema."""
     spec = TABLES[table]
     con = duckdb.connect()
+    if any(s3.is_s3(f) for f in files):
+        s3.attach(con)
     params = {"files": [str(f) for f in files]}
     try:
         check_files(con, spec, "$files", params)
@@ -92,7 +94,7 @@ def compact(
     now: datetime | None = None,
 ) -> CompactResult:
     """Compact every partition with more than one file whose day ended over `min_age_days` ago."""
-    root = Path(root)
+    root = layout.as_root(root)
     today = today or date.today()
     now = now or datetime.now(UTC)
     cutoff = today - timedelta(days=min_age_days)
@@ -147,7 +149,7 @@ def _compact_partition(
         raise UserError(
             f"cannot compact {files[0].parent}: {first_line(e)}; move that file out and run again"
         ) from None
-    rows_before = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    rows_before = sum(layout.parquet_metadata(f).num_rows for f in files)
     dest = files[0].parent / f"{COMPACTED_PREFIX}{uuid.uuid4().hex[:12]}.parquet"
     try:
         write_parquet_atomic(merged, dest, root, TMP_DIR)
@@ -186,11 +188,17 @@ def _load_replaced(root: Path) -> dict[Path, datetime]:
 
 
 def _save_replaced(root: Path, replaced: dict[Path, datetime]) -> None:
+    lines = "".join(
+        json.dumps({"path": str(p.relative_to(root)), "at": at.isoformat()}) + "\n"
+        for p, at in sorted(replaced.items())
+    )
+    if isinstance(root, S3Path):  # one PUT replaces the object whole
+        (root / REPLACED_FILE).write_bytes(lines.encode())
+        return
     tmp = root / TMP_DIR / f"replaced-{uuid.uuid4().hex}"
     tmp.parent.mkdir(parents=True, exist_ok=True)
     with open(tmp, "w") as fh:
-        for p, at in sorted(replaced.items()):
-            fh.write(json.dumps({"path": str(p.relative_to(root)), "at": at.isoformat()}) + "\n")
+        fh.write(lines)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, root / REPLACED_FILE)

@@ -17,8 +17,11 @@ from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from recorder import s3
 from recorder.errors import UserError
+from recorder.s3 import S3Path
 from recorder.schemas import TABLES, Table
 
 PARQUET = ".parquet"
@@ -46,40 +49,68 @@ COMMITTED_BY = {
 
 
 # -- paths --------------------------------------------------------------------------
+# A root (and every path under it) is a pathlib.Path, or an s3.S3Path for `s3://` roots.
+
+
+def as_root(value: str | Path | S3Path) -> Path | S3Path:
+    """A data root or a file under one, from a CLI value or a path: `s3://...` or local."""
+    if isinstance(value, S3Path):
+        return value
+    if isinstance(value, str) and s3.is_s3(value):
+        return s3.parse(value)
+    return Path(value)
+
+
+def existing_root(value: str | Path | S3Path) -> Path | S3Path:
+    """A data root that holds something, or one line saying it does not."""
+    root = as_root(value)
+    try:
+        found = root.is_dir()
+    except Exception as e:  # noqa: BLE001 - S3: a missing bucket, no credentials, no endpoint
+        raise UserError(f"cannot read data root {root}: {s3.describe(e)}") from None
+    if not found:
+        what = "holds no data" if isinstance(root, S3Path) else "is not a directory"
+        raise UserError(
+            f"data root {root} {what} (run `cprec collect` or `cprec demo`, "
+            "or pass --data / CPREC_DATA)"
+        )
+    return root
 
 
 def partition_dir(root: Path, table: str, pipeline: str | None, dt: date) -> Path:
-    parts = [Path(root), table]
+    base = as_root(root) / table
     if TABLES[table].per_pipeline:
         if not pipeline:
             raise ValueError(f"{table} rows need a pipeline")
-        parts.append(f"pipeline={pipeline}")
-    parts.append(f"dt={dt.isoformat()}")
-    return Path(*parts)
+        base = base / f"pipeline={pipeline}"
+    return base / f"dt={dt.isoformat()}"
 
 
 def partition_of(root: Path, table: str, path: Path) -> tuple[str | None, str]:
     """(pipeline, dt) of a file under `root`, as spelled in its path."""
-    rel = Path(path).relative_to(Path(root) / table).parts
+    rel = as_root(path).relative_to(as_root(root) / table).parts
     if TABLES[table].per_pipeline:
         return rel[0].removeprefix("pipeline="), rel[1].removeprefix("dt=")
     return None, rel[0].removeprefix("dt=")
 
 
 def table_of(root: Path, path: Path) -> str:
-    return Path(path).relative_to(root).parts[0]
+    return as_root(path).relative_to(as_root(root)).parts[0]
 
 
 def partitions(root: Path, table: str) -> list[tuple[str | None, date, Path]]:
     """(pipeline, dt, directory) of every partition of a table, sorted."""
-    base = Path(root) / table
-    if not base.is_dir():
-        return []
+    base = as_root(root) / table
     per_pipeline = TABLES[table].per_pipeline
+    if isinstance(base, S3Path):  # no directories in S3: the partitions that hold files
+        dirs = sorted({f.parent for f in _files(root, table)})
+    elif base.is_dir():
+        dirs = sorted(d for d in base.glob("pipeline=*/dt=*" if per_pipeline else "dt=*")
+                      if d.is_dir())  # fmt: skip
+    else:
+        return []
     found = []
-    for d in sorted(base.glob("pipeline=*/dt=*" if per_pipeline else "dt=*")):
-        if not d.is_dir():
-            continue
+    for d in dirs:
         try:
             dt = date.fromisoformat(d.name.removeprefix("dt="))
         except ValueError:
@@ -90,9 +121,18 @@ def partitions(root: Path, table: str) -> list[tuple[str | None, date, Path]]:
 
 def partition_files(directory: Path) -> list[Path]:
     """The data files of one partition directory, sorted."""
+    if isinstance(directory, S3Path):
+        return sorted(p for p in s3.list_files(directory, PARQUET) if p.parent == directory)
     if not directory.is_dir():
         return []
     return sorted(p for p in directory.iterdir() if p.name.endswith(PARQUET) and p.is_file())
+
+
+def parquet_metadata(path: Path) -> pq.FileMetaData:
+    """The Parquet footer of a local or S3 file."""
+    if isinstance(path, S3Path):
+        return pq.read_metadata(str(path).removeprefix(s3.SCHEME), filesystem=s3.filesystem())
+    return pq.read_metadata(path)
 
 
 def table_files(root: Path, table: str) -> list[Path]:
@@ -110,9 +150,15 @@ def list_files(root: Path, tables: Iterable[str] = TABLES) -> dict[str, list[Pat
 
 
 def _files(root: Path, table: str) -> Iterator[Path]:
-    base = Path(root) / table
-    if base.is_dir():
-        yield from _walk(base, 3 if TABLES[table].per_pipeline else 2)
+    base = as_root(root) / table
+    depth = 3 if TABLES[table].per_pipeline else 2
+    if isinstance(base, S3Path):  # one paged listing of the table's prefix
+        for p in s3.list_files(base, PARQUET):
+            rel = p.relative_to(base).parts
+            if len(rel) == depth and all("=" in part for part in rel[:-1]):
+                yield p
+    elif base.is_dir():
+        yield from _walk(base, depth)
 
 
 def _walk(directory: Path, depth: int) -> Iterator[Path]:
@@ -138,7 +184,7 @@ def file_glob(root: Path, table: Table) -> str:
             "read as patterns; use a path without them"
         )
     parts = [table.name] + (["pipeline=*"] if table.per_pipeline else []) + ["dt=*", "*.parquet"]
-    return str(Path(root, *parts))
+    return str(as_root(root).joinpath(*parts))
 
 
 # -- SQL ------------------------------------------------------------------------------

@@ -10,19 +10,40 @@ process lingers as a zombie, so no lock here is ever stale and no pid is trusted
   so no reader ever finds a file gone that it listed.
 - `held_by_someone(path)`: is a marker file locked by a live process? The query
   cache's WRITING marker (recorder/cache.py) is held by the collector writing.
+
+In an S3 data root there is no kernel to release a lock, so `.lock` and
+`.compact.lock` are lease objects (`_lease`): created by a conditional PUT
+(`If-None-Match: *`, which exactly one contender wins) carrying the owner and an
+expiry, renewed by the holder (`If-Match` on its own version), deleted when it
+ends. A crashed holder's lease lapses at its expiry; a contender takes a lapsed one
+over with `If-Match` on the version it read, so two never both take it. A holder
+that could not renew in time (paused past the expiry) learns it at its next renewal
+and logs it: a second writer then only duplicates rows, which the "latest
+recording wins" rule reads once. There is no read lock in S3: compaction deletes
+replaced objects only after their grace period (recorder/compact.py).
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
+import logging
 import os
+import socket
+import threading
 import time
+import uuid
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from recorder import s3
 from recorder.errors import LockedError, UserError
+from recorder.s3 import S3Path
+
+log = logging.getLogger("cprec.lock")
 
 LOCK_FILE = ".lock"
 COMPACT_LOCK_FILE = ".compact.lock"
@@ -30,6 +51,9 @@ READ_LOCK_FILE = ".read.lock"
 # Probes (held_by_someone) hold a shared lock for microseconds: an exclusive taker
 # retries this long before it concludes a real holder is there.
 PROBE_GRACE_S = 1.0
+# An S3 lease lasts this long unless renewed (every third of it). Tests shorten it.
+LEASE_TTL_ENV = "CPREC_S3_LEASE_SECONDS"
+LEASE_TTL = timedelta(minutes=15)
 
 
 def _open(path: Path, *, create: bool) -> int | None:
@@ -54,6 +78,10 @@ def _flock_ex(fd: int, patience: float) -> bool:
 @contextmanager
 def data_lock(root: Path, name: str = LOCK_FILE, holder: str = "collector") -> Iterator[Path]:
     """Hold `<root>/<name>` exclusively for the block, or raise LockedError."""
+    if isinstance(root, S3Path):
+        with _lease(root / name, holder) as obj:
+            yield obj
+        return
     path = Path(root) / name
     try:
         Path(root).mkdir(parents=True, exist_ok=True)
@@ -96,7 +124,10 @@ def read_lock(root: Path, owner: object) -> None:
     """Hold `<root>/.read.lock` shared for as long as `owner` (a connection) lives.
 
     A data root this process cannot write needs no lock: nobody can delete in it.
+    In S3 there is no read lock (compaction's grace period protects readers).
     """
+    if isinstance(root, S3Path):
+        return
     try:
         fd = _open(Path(root) / READ_LOCK_FILE, create=True)
     except OSError:
@@ -109,9 +140,102 @@ def read_lock(root: Path, owner: object) -> None:
 
 @contextmanager
 def no_readers(root: Path, patience: float = 5.0) -> Iterator[bool]:
-    """Yield True while no process reads the Parquet files (False if readers stayed)."""
+    """Yield True while no process reads the Parquet files (False if readers stayed).
+    In S3 readers cannot be seen: True (the grace period has passed for every file)."""
+    if isinstance(root, S3Path):
+        yield True
+        return
     fd = _open(Path(root) / READ_LOCK_FILE, create=True)
     try:
         yield _flock_ex(fd, patience)
     finally:
         os.close(fd)
+
+
+# -- S3 leases ------------------------------------------------------------------------
+
+
+def _lease_ttl() -> timedelta:
+    seconds = os.environ.get(LEASE_TTL_ENV)
+    return timedelta(seconds=float(seconds)) if seconds else LEASE_TTL
+
+
+def _code(e: Exception) -> str:
+    return getattr(e, "response", {}).get("Error", {}).get("Code", "")
+
+
+# Codes S3 answers a conditional write with when the condition fails (409: a
+# concurrent conditional write to the same key is in flight).
+_CONDITION_FAILED = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
+
+
+@contextmanager
+def _lease(obj: S3Path, holder: str) -> Iterator[S3Path]:
+    ttl = _lease_ttl()
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    client = s3.client()
+
+    def body() -> bytes:
+        expires = datetime.now(UTC) + ttl
+        return json.dumps({"owner": owner, "holder": holder,
+                           "expires": expires.isoformat(timespec="seconds")}).encode()  # fmt: skip
+
+    def put(**condition) -> str:
+        return client.put_object(Bucket=obj.bucket, Key=obj.key, Body=body(), **condition)["ETag"]
+
+    try:
+        try:
+            etag = put(IfNoneMatch="*")
+        except client.exceptions.ClientError as e:
+            if _code(e) not in _CONDITION_FAILED:
+                raise
+            etag = _take_lapsed(obj, holder, put)
+    except client.exceptions.ClientError as e:
+        raise UserError(f"cannot use data root {obj.parent}: {s3.describe(e)}") from None
+    stop = threading.Event()
+    state = {"etag": etag}
+
+    def renew() -> None:
+        while not stop.wait(ttl.total_seconds() / 3):
+            try:
+                state["etag"] = put(IfMatch=state["etag"])
+            except Exception as e:  # noqa: BLE001 - a lost lease is logged, never fatal
+                log.warning("lost the lease %s (%s): another %s may be writing",
+                            obj, s3.describe(e), holder)  # fmt: skip
+                return
+
+    thread = threading.Thread(target=renew, name="cprec-lease", daemon=True)
+    thread.start()
+    try:
+        yield obj
+    finally:
+        stop.set()
+        thread.join()
+        try:  # only our own version: a lease taken over meanwhile is not ours to end
+            client.delete_object(Bucket=obj.bucket, Key=obj.key, IfMatch=state["etag"])
+        except client.exceptions.ClientError as e:
+            log.warning("could not release %s (%s)", obj, s3.describe(e))
+
+
+def _take_lapsed(obj: S3Path, holder: str, put) -> str:
+    """Take over the lease at `obj` if it lapsed, else raise LockedError."""
+    client = s3.client()
+    try:
+        current = client.get_object(Bucket=obj.bucket, Key=obj.key)
+        etag, text = current["ETag"], current["Body"].read()
+    except client.exceptions.NoSuchKey:  # released meanwhile: try once more from scratch
+        return put(IfNoneMatch="*")
+    try:
+        held = json.loads(text)
+        expires = datetime.fromisoformat(held["expires"])
+        who = held.get("owner", "?")
+    except (ValueError, KeyError, TypeError):  # not ours: do not take it over
+        raise UserError(f"{obj} exists and is not a cprec lease; remove it if stale") from None
+    if expires > datetime.now(UTC):
+        raise LockedError(f"another {holder} ({who}) holds {obj} until {held['expires']}; exiting")
+    try:
+        return put(IfMatch=etag)
+    except client.exceptions.ClientError as e:
+        if _code(e) not in _CONDITION_FAILED:
+            raise
+        raise LockedError(f"another {holder} took over the lapsed {obj}; exiting") from None

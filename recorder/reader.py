@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
 
 from recorder import cache as cache_mod
+from recorder import s3
 from recorder.errors import UserError, first_line
-from recorder.layout import list_files
+from recorder.layout import as_root, list_files, parquet_metadata
 from recorder.lock import read_lock
 from recorder.views import SESSION_SQL, create_parquet_views
 
@@ -26,7 +26,7 @@ def connect(root: str | Path, *, cache: bool | None = None) -> duckdb.DuckDBPyCo
     `cache`: None reads the cache when it is usable, True requires it (one line
     saying why not), False reads the Parquet files only.
     """
-    root = Path(root)
+    root = as_root(root)
     if cache is not False:
         con, why = cache_mod.open_reader(root)
         if con is not None:
@@ -39,6 +39,8 @@ def connect(root: str | Path, *, cache: bool | None = None) -> duckdb.DuckDBPyCo
 def open_parquet(root: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute(SESSION_SQL)
+    if s3.is_s3(root):
+        s3.attach(con)
     read_lock(root, con)
     with data_errors(root):
         create_parquet_views(con, root)
@@ -49,7 +51,7 @@ class data_errors:
     """Turn DuckDB's errors about unreadable Parquet into one line naming the file."""
 
     def __init__(self, root: str | Path | None):
-        self.root = Path(root) if root is not None else None
+        self.root = as_root(root) if root is not None else None
 
     def __enter__(self) -> None:
         return None
@@ -70,7 +72,7 @@ def unreadable_files(root: Path) -> list[Path]:
     for files in list_files(root).values():
         for path in sorted(files):
             try:
-                pq.read_metadata(path)
+                parquet_metadata(path)
             except Exception:  # noqa: BLE001 - any failure means DuckDB cannot read it either
                 bad.append(path)
     return bad

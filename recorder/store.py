@@ -1,8 +1,9 @@
 """Atomic, partitioned Parquet writes under the data root.
 
-Files go where recorder/layout.py says, named part-<run>-<n>.parquet. They are
-written under <root>/.tmp/ (outside every table tree, so no reader sees them),
-fsynced and renamed into place.
+Files go where recorder/layout.py says, named part-<run>-<n>.parquet. On disk they
+are written under <root>/.tmp/ (outside every table tree, so no reader sees them),
+fsynced and renamed into place; in S3 each is one PUT of the whole file, which S3
+publishes whole or not at all.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recorder.layout import partition_dir
+from recorder.s3 import S3Path
 from recorder.schemas import to_arrow
 from recorder.testhooks import checkpoint
 
@@ -44,7 +47,14 @@ def write_parquet_atomic(table_data, dest: Path, root: Path, tmp_name: str = TMP
 
     Each writer kind (collector, compaction) has its own temporary directory, cleaned
     only under that writer's lock, so one never removes the other's file in flight.
+    In S3 the file is serialised in memory and PUT whole (no temporary object).
     """
+    if isinstance(dest, S3Path):
+        buffer = pa.BufferOutputStream()
+        pq.write_table(table_data, buffer, compression=COMPRESSION)
+        _test_pause()
+        dest.write_bytes(buffer.getvalue().to_pybytes())
+        return
     tmp_dir = root / tmp_name
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp = tmp_dir / f"{uuid.uuid4().hex}.parquet.tmp"
@@ -92,6 +102,8 @@ def write_rows(
 
 def clean_tmp(root: Path, tmp_name: str = TMP_DIR) -> int:
     """Remove temporary files a crashed writer left behind; call only under the lock."""
+    if isinstance(root, S3Path):  # nothing is written to S3 but whole objects
+        return 0
     tmp_dir = root / tmp_name
     if not tmp_dir.is_dir():
         return 0

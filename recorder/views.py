@@ -62,7 +62,7 @@ def check_files(
 
 def create_parquet_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     """Create `raw.*`, the latest-row views, the macros and `stage_runs` over `root`."""
-    root = Path(root).resolve()
+    root = layout.as_root(root).resolve()
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     for table in TABLES.values():
         if not layout.has_files(root, table.name):

@@ -9,9 +9,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # The storage contract: what both the collector and the query layer may build on.
 STORAGE = {
+    "recorder.athena",
     "recorder.errors",
     "recorder.schemas",
     "recorder.layout",
+    "recorder.s3",
     "recorder.store",
     "recorder.lock",
     "recorder.views",

@@ -23,7 +23,7 @@ def test_ci_runs_the_readme_test_command():
 def test_every_command_has_help():
     names = sorted(main.commands)
     assert names == [
-        "cache", "collect", "compact", "db", "demo", "export",
+        "athena-ddl", "cache", "collect", "compact", "db", "demo", "export",
         "queries", "query", "report", "simulate", "sql",
     ]  # fmt: skip
     readme = (ROOT / "README.md").read_text()
@@ -98,8 +98,7 @@ def serve_briefly(argv: list[str], env: dict, lines: int) -> list[str]:
 
 
 def test_readme_examples_print_what_the_readme_shows(tmp_path):
-    from recorder.simulator import Account, SimulatorServer
-    from recorder.timeparse import parse_bound
+    from recorder.simulator.command import build_server
 
     readme = (ROOT / "README.md").read_text()
     env = {
@@ -110,9 +109,12 @@ def test_readme_examples_print_what_the_readme_shows(tmp_path):
         "COLUMNS": "80",
         "PYTHONUNBUFFERED": "1",  # stderr and stdout interleaved as on a terminal
     }
-    account = Account(pipelines=12, days=30, seed=7, now=parse_bound("2026-11-21T00:00:00Z"))
+    # What `cprec simulate ... --accounts 2 --external-id cprec-example` serves: the account
+    # of every example, and a second one for "Many accounts" (credentials select it).
+    server = build_server(port=0, pipelines=12, days=30, seed=7, now="2026-11-21T00:00:00Z",
+                          accounts=2, external_id="cprec-example")  # fmt: skip
     ran = 0
-    with SimulatorServer(account, port=0) as srv:
+    with server as srv:
         port = srv.endpoint_url.rsplit(":", 1)[1]
         for command, shown in examples(readme):
             argv = shlex.split(command.replace("127.0.0.1:4599", f"127.0.0.1:{port}"))

@@ -45,7 +45,7 @@ def main(ctx: click.Context) -> None:
 
 
 def _register() -> None:
-    from recorder.cli import collect, demo, maintain, query, report, simulate
+    from recorder.cli import athena, collect, demo, maintain, query, report, simulate
 
     for command in [
         simulate.simulate,
@@ -54,6 +54,7 @@ def _register() -> None:
         report.report_cmd,
         *maintain.COMMANDS,
         demo.demo,
+        *athena.COMMANDS,
     ]:
         main.add_command(command)
 

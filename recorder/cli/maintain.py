@@ -12,14 +12,8 @@ import click
 from recorder import cache
 from recorder.cli.options import data_option
 from recorder.compact import GRACE, compact
-from recorder.errors import UserError
+from recorder.layout import existing_root
 from recorder.schemas import TABLES
-
-
-def _root(data: Path) -> Path:
-    if not data.is_dir():
-        raise UserError(f"data root {data} is not a directory (pass --data / CPREC_DATA)")
-    return data
 
 
 @click.command("compact")
@@ -51,7 +45,7 @@ def compact_cmd(min_age_days: int, tables: tuple[str, ...], grace_minutes: int, 
     Superseded rows are dropped; the replaced files are deleted after the grace
     period, when no query is reading them.
     """
-    root = _root(data)
+    root = existing_root(data)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     now = datetime.now(UTC)
     result = compact(
@@ -77,7 +71,7 @@ def compact_cmd(min_age_days: int, tables: tuple[str, ...], grace_minutes: int, 
 @data_option
 def cache_cmd(rebuild: bool, data: Path) -> None:
     """Build or refresh the query cache that makes queries fast."""
-    root = _root(data)
+    root = existing_root(data)
     result = cache.build(root, rebuild=rebuild)
     total = sum(result.rows.values())
     click.echo(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
 import click
+
+from recorder import cache
+from recorder.errors import UserError
+from recorder.layout import as_root
 
 OUTPUT_FORMATS = ("table", "csv", "json", "jsonl", "parquet", "markdown")
 
@@ -19,16 +24,50 @@ def _stack(*decorators: Callable) -> Callable:
     return apply
 
 
-data_option = click.option(
-    "--data",
-    "data",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="CPREC_DATA",
-    default="./data",
-    show_default=True,
-    show_envvar=True,
-    help="Data root holding the Parquet tables.",
-)
+class DataRoot(click.ParamType):
+    """A local directory (a Path) or an S3 location `s3://bucket/prefix` (an S3Path)."""
+
+    name = "DIR|s3://BUCKET/PREFIX"
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
+        try:
+            return as_root(value)
+        except UserError as e:
+            self.fail(e.message, param, ctx)
+
+
+def data_option(f: Callable) -> Callable:
+    """`--data` and `--cache-dir`: the command receives `data` (the root) only; the
+    cache directory is registered for that root (recorder.cache.use_dir)."""
+
+    @functools.wraps(f)
+    def run(*args, cache_dir: Path | None, **kwargs):
+        cache.use_dir(kwargs["data"], cache_dir)
+        return f(*args, **kwargs)
+
+    return _stack(
+        click.option(
+            "--data",
+            "data",
+            type=DataRoot(),
+            envvar="CPREC_DATA",
+            default="./data",
+            show_default=True,
+            show_envvar=True,
+            help="Data root holding the Parquet tables: a directory or s3://bucket/prefix.",
+        ),
+        click.option(
+            "--cache-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            envvar="CPREC_CACHE_DIR",
+            show_envvar=True,
+            help="Directory of the local query cache. Default: <data>/.cache for a "
+            "directory, ~/.cache/cprec/<bucket>-<hash> for S3.",
+        ),
+    )(run)
+
 
 aws_options = _stack(
     click.option(
