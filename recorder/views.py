@@ -24,6 +24,7 @@ import duckdb
 
 from recorder import layout
 from recorder.errors import UserError, first_line
+from recorder.s3 import S3Path
 from recorder.schemas import TABLES, Table
 
 # Every reader's session settings. DuckDB draws a progress bar on stdout for a query that
@@ -65,10 +66,17 @@ def create_parquet_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     root = layout.as_root(root).resolve()
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     for table in TABLES.values():
-        if not layout.has_files(root, table.name):
+        if isinstance(root, S3Path):
+            # The objects of one listing, named: a glob would list S3 again (a request per
+            # partition) every time a query reads the view.
+            files = layout.table_files(root, table.name)
+            glob = "[" + ", ".join(layout.sql_string(str(f)) for f in files) + "]"
+        else:
+            files = layout.has_files(root, table.name)
+            glob = layout.sql_string(layout.file_glob(root, table))
+        if not files:
             source = layout.typed_empty_sql(table)
         else:
-            glob = layout.sql_string(layout.file_glob(root, table))
             check_files(con, table, glob)
             source = layout.read_parquet_sql(table, glob)
         con.execute(f"CREATE OR REPLACE VIEW raw.{table.name} AS {source}")
