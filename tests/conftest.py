@@ -55,6 +55,17 @@ from recorder.store import write_rows
 SIM_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Leave out the tests marked slow (minutes of end-to-end runs) unless
+    CPREC_SLOW_TESTS=1 (.ci/run sets it) or a `-m` expression chooses."""
+    if os.environ.get("CPREC_SLOW_TESTS") == "1" or config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch, tmp_path):
     """Dummy credentials and region, and no shared config that could leak in."""

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from recorder.cli import main
@@ -97,6 +98,7 @@ def serve_briefly(argv: list[str], env: dict, lines: int) -> list[str]:
         proc.communicate(timeout=30)
 
 
+@pytest.mark.slow  # minutes: the demo, then every example of the README
 def test_readme_examples_print_what_the_readme_shows(tmp_path):
     from recorder.simulator.command import build_server
 

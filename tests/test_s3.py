@@ -34,6 +34,7 @@ from recorder.simulator import Account, SimulatorServer
 from recorder.store import PAUSE_ENV
 
 pytest.importorskip("moto.server")  # the test extras install it
+pytestmark = pytest.mark.slow
 
 COLLECT = [sys.executable, "-m", "recorder.cli", "collect"]
 
