@@ -254,7 +254,7 @@ def bench_flatten_write(pipelines: int, days: int, rate: float, sec: Section) ->
 
 RSS_CHILD = r"""
 import json, os, sys, time
-sys.path.insert(0, {repo!r}); sys.path.insert(0, {bench!r})
+sys.path.insert(0, {repo!r}); sys.path.insert(0, {bench!r}); sys.path.insert(0, {tree!r})
 from datetime import datetime, timedelta, UTC
 import common; common.dummy_credentials()
 from recorder.collect import collect
@@ -287,22 +287,27 @@ srv.serve_forever()
 
 
 def bench_memory(
-    pipelines: int, histories: list[int], rate: float, workers: int, sec: Section
+    sizes: list[tuple[int, int, float]],
+    workers: int,
+    sec: Section,
+    baseline: Path | None = None,
 ) -> None:
     """Peak RSS of a backfill in a subprocess (the collector alone: the simulator is another
-    process) for several history lengths of the same pipelines."""
-    base = _child(RSS_CHILD, root="", url="", days=0, workers=1, baseline=True)
-    sec.add(
-        "python + recorder imported, no collection",
-        "-",
-        "-",
-        "-",
-        "-",
-        f"{base['rss_kb'] / 1024:.0f} MB",
-        "-",
-    )
-    first = None
-    for days in histories:
+    process, with no added latency) at each (pipelines, days, executions/day) size.
+
+    With `baseline` (a directory holding another tree's `recorder` package, e.g. a `git
+    worktree` of the commit before a change), each size is also collected by that code,
+    from the same simulator process, so before and after are side by side in one run."""
+    trees = {"this tree": REPO} | ({"baseline": baseline} if baseline else {})
+    base = {
+        label: _child(RSS_CHILD, tree=str(tree), root="", url="", days=0, workers=1, baseline=True)
+        for label, tree in trees.items()
+    }
+    for label in trees:
+        sec.add("python + recorder imported, no collection", label, *["-"] * 4,
+                f"{base[label]['rss_kb'] / 1024:.0f} MB", "-", "-")  # fmt: skip
+    first: dict[str, float] = {}
+    for pipelines, days, rate in sizes:
         sim = subprocess.Popen(
             [
                 sys.executable,
@@ -321,26 +326,29 @@ def bench_memory(
         )
         try:
             url = sim.stdout.readline().strip()
-            root = OUT / "memory" / f"d{days}"
-            shutil.rmtree(root, ignore_errors=True)
-            root.mkdir(parents=True)
-            r = _child(
-                RSS_CHILD, root=str(root), url=url, days=days, workers=workers, baseline=False
-            )
+            for label, tree in trees.items():
+                root = OUT / "memory" / f"p{pipelines}-d{days}-r{rate:g}"
+                shutil.rmtree(root, ignore_errors=True)
+                root.mkdir(parents=True)
+                r = _child(RSS_CHILD, tree=str(tree), root=str(root), url=url, days=days,
+                           workers=workers, baseline=False)  # fmt: skip
+                peak = r["rss_kb"] / 1024
+                above = peak - base[label]["rss_kb"] / 1024
+                first.setdefault(label, above)
+                sec.add(
+                    f"{pipelines} pipelines × {days} days at {rate:g}/day, {workers} workers",
+                    label if r["exit"] == 0 else f"{label} (exit {r['exit']})",
+                    r["actions"],
+                    r["rows"],
+                    f"{r['rows'] / pipelines:,.0f}",
+                    secs(r["seconds"]),
+                    f"{peak:.0f} MB",
+                    f"{above:.0f} MB",
+                    f"{above / first[label]:.2f}×",
+                )
         finally:
             sim.terminate()
             sim.wait()
-        peak = r["rss_kb"] / 1024
-        first = first or (peak - base["rss_kb"] / 1024)
-        sec.add(
-            f"{pipelines} pipelines x {days} days, {workers} workers",
-            r["actions"],
-            r["rows"],
-            f"{r['rows'] / pipelines:,.0f}",
-            secs(r["seconds"]),
-            f"{peak:.0f} MB",
-            f"{(peak - base['rss_kb'] / 1024) / first:.2f}× (above imports)",
-        )
 
 
 def _child(code: str, **kw) -> dict:

@@ -19,7 +19,7 @@ from common import BENCH, OUT, Section, du, dummy_credentials, machine, secs  # 
 QUICK = {
     "collect": {"pipelines": 50, "days": 2, "rate": 6, "workers": [8]},
     "flatten": {"pipelines": 5, "days": 30, "rate": 45},
-    "memory": {"pipelines": 2, "histories": [5, 20], "rate": 90, "workers": 8},
+    "memory": {"sizes": [(2, 5, 90), (2, 20, 90), (50, 5, 6)], "workers": 8},
     "cron": {"pipelines": 10, "hours": 1, "rate": 25},
     "template": {"pipelines": 5, "days": 90, "rate": 45},
     "sizes": [(5, 30), (10, 45), (20, 45)],
@@ -31,7 +31,8 @@ QUICK = {
 FULL = {
     "collect": {"pipelines": 500, "days": 2, "rate": 6, "workers": [8, 32]},
     "flatten": {"pipelines": 20, "days": 30, "rate": 45},
-    "memory": {"pipelines": 4, "histories": [30, 120], "rate": 90, "workers": 8},
+    # (pipelines, days, executions/day): history length at one rate, then pipeline count
+    "memory": {"sizes": [(4, 30, 90), (4, 120, 90), (4, 365, 90), (500, 30, 6)], "workers": 8},
     "cron": {"pipelines": 20, "hours": 8, "rate": 25},
     "template": {"pipelines": 10, "days": 365, "rate": 45},
     "sizes": [(20, 90), (50, 90), (50, 365)],
@@ -62,6 +63,12 @@ def main() -> int:
     ap.add_argument("--sizes", help="query sizes as PxD,PxD (e.g. 50x90,200x365,500x365)")
     ap.add_argument(
         "--only", help="comma-separated sections: collect,flatten,memory,cron,queries,big,peers"
+    )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="memory: also collect with the recorder package of this directory (e.g. a git "
+        "worktree of the commit before a change), side by side",
     )
     ap.add_argument(
         "--results",
@@ -136,23 +143,28 @@ def main() -> int:
         c = cfg["memory"]
         t0 = time.perf_counter()
         s = section(
-            "2b. Peak memory of a backfill vs history length",
+            "2b. Peak memory of a backfill vs history length and pipeline count",
             [
                 "backfill",
+                "recorder",
                 "action executions",
                 "rows written",
                 "rows/pipeline",
                 "wall",
                 "peak RSS (VmHWM)",
+                "above imports",
                 "growth",
             ],
             "The collector runs alone in a subprocess (the simulator in another, no added "
-            "latency); peak RSS from /proc/self/status VmHWM. Growth = (peak − imports-only "
-            "peak) relative to the shortest history. The collector flushes a pipeline's "
-            f"buffer every {flush_rows():,} rows (recorder.collect.FLUSH_ROWS); rows/pipeline "
-            "= rows written ÷ pipelines, all tables.",
+            "latency: memory, not wall time, is measured); peak RSS from /proc/self/status "
+            "VmHWM. Above imports = peak − the imports-only peak; growth = that relative to "
+            "the first size. The collector keeps at most "
+            f"{flush_rows():,} rows buffered per pipeline worker "
+            "(recorder.collect.FLUSH_ROWS); rows/pipeline = rows written ÷ pipelines, all "
+            "tables."
+            + (f" baseline: the recorder package of {args.baseline}." if args.baseline else ""),
         )
-        collection.bench_memory(c["pipelines"], c["histories"], c["rate"], c["workers"], s)
+        collection.bench_memory(c["sizes"], c["workers"], s, baseline=args.baseline)
         timings["memory"] = time.perf_counter() - t0
 
     if want("cron"):

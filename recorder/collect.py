@@ -25,6 +25,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import sqlite3
 import sys
 import time
 import uuid
@@ -33,13 +34,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import boto3
 import click
 import duckdb
+import pyarrow as pa
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -69,9 +71,10 @@ from recorder.flatten import (
     flatten_rule_execution,
     has_stage_conditions,
     state_hash,
+    to_json,
     ts,
 )
-from recorder.known import RETENTION, Cursor, Known, load_known
+from recorder.known import RETENTION, Cursor, Known, from_us, load_known, to_us
 from recorder.layout import as_root
 from recorder.lock import data_lock
 from recorder.logs import configure_logging, logger_for
@@ -79,7 +82,7 @@ from recorder.store import Batch, clean_tmp, write_rows
 from recorder.timeparse import utcnow
 
 HEARTBEAT_S = 30
-FLUSH_ROWS = 10_000  # rows buffered per pipeline worker: bounds memory, whatever the history
+FLUSH_ROWS = 2_500  # rows buffered per pipeline worker: bounds memory, whatever the history
 EXECUTION_CHILDREN = (
     "action_executions",
     "rule_executions",
@@ -297,6 +300,10 @@ def collect(
         since = (since or (now or utcnow()) - RETENTION).astimezone(UTC)
         _check_endpoint(endpoint_url)
         run_id = _run_id()
+        # Arrow's default allocator (mimalloc) keeps freed segments per thread: with a
+        # pool of workers each converting its own batches, that held ~45 MB more at peak
+        # than the C library's allocator, which reuses memory across threads.
+        pa.set_memory_pool(pa.system_memory_pool())
         # Asked before the lock is taken: no credentials, no trace left in the data root.
         accounts = _accounts(regions, profile, endpoint_url, roles, external_id)
         with data_lock(data_root), cache_mod.writing(data_root) as claim:
@@ -605,50 +612,129 @@ def _record_state(ctx: _Region, name: str, known: Known, batch: Batch) -> None:
 
 def _record_executions(ctx: _Region, name: str, cursor: Cursor, batch: Batch, log) -> None:
     """Fetch what changed since the cursor, flatten it, write it (crash-safe order)."""
-    changed = [
-        s for s in fetch.list_executions(ctx.client, name, cursor.bound) if cursor.is_changed(s)
-    ]
-    if not changed:
-        return
-    start = {s["pipelineExecutionId"]: ts(s.get("startTime")) for s in changed}
-    # Partitioned by its start; an execution without one by the day it was recorded.
-    day = {i: (t or ctx.recorded_at).date() for i, t in start.items()}
-    recent = {i for i, t in start.items() if cursor.in_window(t)}
+    with _Listing(ctx.recorded_at) as listing:
+        for s in fetch.list_executions(ctx.client, name, cursor.bound):
+            if cursor.is_changed(s):
+                start = ts(s.get("startTime"))
+                listing.add(s, start, recent=cursor.in_window(start))
+        if not listing:
+            return
 
-    def keep(table: str, flatten, items) -> None:
-        for item in items:
-            batch.add(table, [flatten(item)], day[item["pipelineExecutionId"]])
-            if batch.full:
-                batch.flush()
+        def keep(table: str, flatten, items) -> None:
+            for item in items:
+                batch.add(table, [flatten(item)], listing.day(item["pipelineExecutionId"]))
 
-    listers = [("action_executions", flatten_action_execution, fetch.list_action_executions)]
-    if cursor.known.has_conditions is not False:  # rule executions come from stage conditions only
-        listers.append(("rule_executions", flatten_rule_execution, fetch.list_rule_executions))
-    for table, flatten, lister in listers:
-        if recent:
-            # pipeline-wide, newest first, back to the oldest recent changed execution
-            oldest = (
-                None if any(start[i] is None for i in recent) else min(start[i] for i in recent)
-            )
-            listed = lister(ctx.client, name, bound=oldest)
-            keep(table, flatten, (d for d in listed if d["pipelineExecutionId"] in recent))
-        for execution_id in sorted(set(start) - recent):  # re-polls from before the window
-            keep(table, flatten, lister(ctx.client, name, execution_id=execution_id))
+        listers = [("action_executions", flatten_action_execution, fetch.list_action_executions)]
+        if cursor.known.has_conditions is not False:  # rule executions come from conditions only
+            listers.append(("rule_executions", flatten_rule_execution, fetch.list_rule_executions))
+        for table, flatten, lister in listers:
+            if listing.has_recent:
+                # pipeline-wide, newest first, back to the oldest recent changed execution
+                listed = lister(ctx.client, name, bound=listing.oldest_recent())
+                keep(
+                    table,
+                    flatten,
+                    (d for d in listed if listing.is_recent(d["pipelineExecutionId"])),
+                )
+            for execution_id in listing.older():  # re-polls from before the window
+                keep(table, flatten, lister(ctx.client, name, execution_id=execution_id))
 
-    # Oldest first, so that a crash never leaves the watermark ahead of a gap.
-    for s in sorted(changed, key=lambda s: start[s["pipelineExecutionId"]] or ctx.recorded_at):
-        execution_id = s["pipelineExecutionId"]
-        try:
-            detail = fetch.get_pipeline_execution(ctx.client, name, execution_id)
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") != "PipelineExecutionNotFoundException":
-                raise
-            log.warning("execution %s no longer exists; skipped", execution_id)
-            continue
-        for table, rows in flatten_execution(detail, s).items():
-            batch.add(table, rows, day[execution_id])
-        if batch.full:
-            batch.flush()
+        # Oldest first, so that a crash never leaves the watermark ahead of a gap.
+        for s in listing.oldest_first():
+            execution_id = s["pipelineExecutionId"]
+            try:
+                detail = fetch.get_pipeline_execution(ctx.client, name, execution_id)
+            except ClientError as e:
+                if e.response.get("Error", {}).get("Code") != "PipelineExecutionNotFoundException":
+                    raise
+                log.warning("execution %s no longer exists; skipped", execution_id)
+                continue
+            for table, rows in flatten_execution(detail, s).items():
+                batch.add(table, rows, listing.day(execution_id))
+
+
+class _Listing:
+    """One pipeline's changed executions, as listed, spilled to a temporary SQLite file.
+
+    Executions are listed newest first but written oldest first, so the whole listing is
+    held until it ends: a year of a busy pipeline is tens of thousands of summaries
+    (~3 KB each as botocore returns them), the memory that grew with the history. The
+    standard library's SQLite keeps them on disk (a private temporary database, deleted
+    on close; SQLite sorts within its bounded page cache), so the collector holds a few
+    MB per worker whatever the history length.
+    """
+
+    def __init__(self, recorded_at: datetime) -> None:
+        self.recorded_us = to_us(recorded_at)
+        self.db = sqlite3.connect("")  # "": a private temporary on-disk database
+        self.db.execute(
+            "CREATE TABLE listed (id TEXT PRIMARY KEY, start_us INTEGER, recent INTEGER, "
+            "summary TEXT)"
+        )
+        self.count = self.recent = 0
+        self.recent_without_start = False
+
+    def __enter__(self) -> _Listing:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.db.close()
+
+    def __len__(self) -> int:
+        return self.count
+
+    def add(self, summary: dict, start: datetime | None, *, recent: bool) -> None:
+        # Timestamps go in as ISO text, which flatten's ts() reads back exactly.
+        cur = self.db.execute(
+            "INSERT OR REPLACE INTO listed VALUES (?, ?, ?, ?)",
+            (summary["pipelineExecutionId"], to_us(start), recent, to_json(summary)),
+        )
+        self.count += cur.rowcount > 0
+        self.recent += recent
+        self.recent_without_start |= recent and start is None
+
+    @property
+    def has_recent(self) -> bool:
+        return self.recent > 0
+
+    def oldest_recent(self) -> datetime | None:
+        """Where a pipeline-wide listing stops: the oldest recent start (None: page to the
+        end, as a recent execution without a start time may be anywhere)."""
+        if self.recent_without_start:
+            return None
+        return from_us(
+            self.db.execute("SELECT min(start_us) FROM listed WHERE recent").fetchone()[0]
+        )
+
+    def _get(self, execution_id: str) -> tuple[int | None, int] | None:
+        return self.db.execute(
+            "SELECT start_us, recent FROM listed WHERE id = ?", (execution_id,)
+        ).fetchone()
+
+    def is_recent(self, execution_id: str) -> bool:
+        row = self._get(execution_id)
+        return bool(row and row[1])
+
+    def day(self, execution_id: str) -> date:
+        """An execution's partition: its start day, or the day it was recorded."""
+        start_us = self._get(execution_id)[0]
+        return from_us(self.recorded_us if start_us is None else start_us).date()
+
+    def older(self) -> Iterator[str]:
+        """Ids of the changed executions that started before the window, in id order."""
+        for (execution_id,) in self.db.execute(
+            "SELECT id FROM listed WHERE NOT recent ORDER BY id"
+        ):
+            yield execution_id
+
+    def oldest_first(self) -> Iterator[dict]:
+        """Summaries by start (no start: the recording time), listing order among equals."""
+        rows = self.db.execute(
+            "SELECT summary FROM listed ORDER BY coalesce(start_us, ?), rowid",
+            (self.recorded_us,),
+        )
+        for (summary,) in rows:
+            yield json.loads(summary)
 
 
 def _report(outcome: RegionOutcome, log) -> None:

@@ -135,14 +135,22 @@ class Batch:
         self.common, self.order, self.limit = common, tuple(order), limit
         self.rows: dict[str, list[dict]] = defaultdict(list)
         self.buffered = 0
+        self.peak = 0  # the most rows ever buffered at once
         self.written: dict[str, int] = defaultdict(int)
         self.files: list[Path] = []  # every file written, for the query cache
         self.broken = False  # a write failed: nothing more is written
 
     def add(self, table: str, rows: Iterable[dict], dt: date) -> None:
-        for row in rows:
-            self.rows[table].append({**self.common, **row, "dt": dt})
-            self.buffered += 1
+        """Buffer rows, first writing what is buffered if they would not fit under the
+        limit: callers add children before the execution that lists them, so a flush at
+        any add keeps the write order safe, and at most `limit` rows are ever held (more
+        only when a single add is larger)."""
+        rows = [{**self.common, **row, "dt": dt} for row in rows]
+        if self.buffered and self.buffered + len(rows) > self.limit:
+            self.flush()
+        self.rows[table].extend(rows)
+        self.buffered += len(rows)
+        self.peak = max(self.peak, self.buffered)
 
     def retain(self, table: str, keep) -> None:
         """Keep only the buffered rows of `table` for which `keep(row)` is true."""
@@ -150,10 +158,6 @@ class Batch:
         kept = [r for r in rows if keep(r)]
         self.buffered -= len(rows) - len(kept)
         self.rows[table] = kept
-
-    @property
-    def full(self) -> bool:
-        return self.buffered >= self.limit
 
     def flush(self) -> None:
         """Write everything buffered, in order. A failed write ends the batch: what is

@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from conftest import SIM_NOW as NOW  # noqa: I001
 from conftest import pending, run, wait_for
 
+from recorder import collect as collect_mod
 from recorder import fetch, layout
 from recorder.cli import main
 from recorder.client import CallStats, make_client
@@ -40,7 +41,7 @@ from recorder.flatten import (
 from recorder.known import TERMINAL_EXECUTION
 from recorder.schemas import EXECUTION_TABLES, TABLES
 from recorder.simulator import Account, Faults, SimulatorServer
-from recorder.store import PAUSE_ENV
+from recorder.store import PAUSE_ENV, Batch
 
 COMMON = ("account_id", "region", "run_id", "recorded_at")
 COLLECT = [sys.executable, "-m", "recorder.cli", "collect"]
@@ -538,16 +539,40 @@ def test_clients_retry_adaptively_and_count_every_attempt(tmp_path, fast_backoff
     assert stats.retries == 5
 
 
-def test_big_backfills_flush_in_bounded_batches(tmp_path, monkeypatch):
-    """With a tiny buffer the same history lands, in more files than partitions."""
+def test_buffered_rows_stay_bounded_whatever_the_history(tmp_path, monkeypatch):
+    """Memory does not grow with history: with a 40-row bound, a long backfill (thousands
+    of rows per pipeline) never holds more than 40 rows in any pipeline's buffer, the
+    listing of executions is spilled (none held as dicts), and the same history lands
+    as with an unbounded buffer, in more files than partitions."""
     monkeypatch.setattr("recorder.collect.FLUSH_ROWS", 40)
-    acct = Account(pipelines=2, days=4, seed=23, now=NOW)
+    batches, listings = [], []
+
+    class Recorded(Batch):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            batches.append(self)
+
+    class Spied(collect_mod._Listing):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            listings.append(self)
+
+    monkeypatch.setattr(collect_mod, "Batch", Recorded)
+    monkeypatch.setattr(collect_mod, "_Listing", Spied)
+    acct = Account(pipelines=2, days=30, seed=23, now=NOW)
     with SimulatorServer(acct) as srv:
         assert run(tmp_path, srv, acct).exit_code == 0
-    assert_matches_model(tmp_path, acct)
+    counts = assert_matches_model(tmp_path, acct)
+    # 2 pipelines x 30 days at ~6 executions a day (the model's exact rows checked above):
+    # 1,720 action executions, 43 times the bound
+    assert counts["executions"] == 374 and counts["action_executions"] == 1720
+    written = sum(sum(b.written.values()) for b in batches)
+    assert written >= sum(counts.values())  # every recorded row went through a batch
+    assert [b.limit for b in batches] == [40, 40]
+    assert max(b.peak for b in batches) == 40  # reached, never exceeded
+    assert sum(len(x) for x in listings) == counts["executions"]  # all spilled, then read
     files = list(tmp_path.glob("action_executions/*/*/*.parquet"))
-    partitions = {f.parent for f in files}
-    assert len(files) > len(partitions)  # a partition got more than one flush
+    assert len(files) > len({f.parent for f in files})  # a partition got more than one flush
     assert max(pq.read_metadata(f).num_rows for f in files) <= 40
 
 

@@ -106,27 +106,34 @@ def test_clean_tmp_removes_leftovers(tmp_path):
     assert clean_tmp(tmp_path / "missing") == 0
 
 
-def test_batch_writes_in_order_and_counts(tmp_path, monkeypatch):
+def test_batch_writes_in_order_and_never_holds_more_than_its_limit(tmp_path, monkeypatch):
     seen = []
     real = store.write_rows
 
     def spy(root, table, rows, **kw):
-        seen.append(table)
+        seen.append((table, len(rows)))
         return real(root, table, rows, **kw)
 
     monkeypatch.setattr(store, "write_rows", spy)
     common = {k: v for k, v in COMMON.items()}
     batch = Batch(tmp_path, "p", "r1", common, ("action_executions", "executions"), limit=3)
     row = {k: v for k, v in execution("e1", T0).items() if k not in COMMON and k != "dt"}
+
+    def action(n):
+        return [{"execution_id": "e1", "action_execution_id": f"a{n}"}]
+
+    batch.add("action_executions", action(1), T0.date())
+    batch.add("action_executions", action(2), T0.date())
     batch.add("executions", [row], T0.date())
-    batch.add("action_executions", [{"execution_id": "e1", "action_execution_id": "a1"}], T0.date())
-    assert not batch.full
-    batch.add("action_executions", [{"execution_id": "e1", "action_execution_id": "a2"}], T0.date())
-    assert batch.full
+    assert seen == [] and batch.buffered == 3  # exactly the limit: nothing written yet
+    batch.add("action_executions", action(3), T0.date())  # 3 + 1 > 3: flush first
+    # children before their execution, whatever order they were added in
+    assert seen == [("action_executions", 2), ("executions", 1)]
+    assert batch.buffered == 1 and batch.peak == 3
     batch.flush()
-    assert seen == ["action_executions", "executions"]
-    assert dict(batch.written) == {"action_executions": 2, "executions": 1}
-    assert batch.buffered == 0 and not batch.full
+    assert seen[-1] == ("action_executions", 1)
+    assert dict(batch.written) == {"action_executions": 3, "executions": 1}
+    assert batch.buffered == 0 and batch.peak == 3
     batch.add("stage_states", [{"stage": "x"}], T0.date())
     with pytest.raises(ValueError, match="no write order"):
         batch.flush()
