@@ -18,7 +18,6 @@ from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from recorder.layout import partition_dir
@@ -75,7 +74,7 @@ def parquet_options(data: pa.Table) -> dict:
     strings, numbers = [], {}
     for f in data.schema:
         if pa.types.is_string(f.type):
-            distinct = pc.count_distinct(data[f.name], mode="all").as_py()
+            distinct = len(data[f.name].unique())  # NULL counts as a value
             if 1 < distinct <= DICTIONARY_MAX_SHARE * data.num_rows:
                 strings.append(f.name)
         elif pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type):
