@@ -5,8 +5,9 @@ The pure-Python simulator makes ~25k action executions a second, too slow for
 
 1. template: T pipelines x D days at `rate` executions a day straight from the
    simulated account (in-process, no HTTP: the same response shapes), flattened with
-   recorder.flatten into the canonical recorder.schemas tables, written as one flat
-   written in the real layout, one zstd file per (table, pipeline, dt) partition.
+   recorder.flatten into the canonical recorder.schemas tables, written in the real
+   layout, one file per (table, pipeline, dt) partition, sorted and encoded as
+   recorder.store writes them (sort_rows, parquet_options).
    State snapshots: the real GetPipelineState at `now`, plus copies of it at
    `snapshots_per_day` times a day over the history (a snapshot is only written
    when the state changes; the real density depends on how busy a pipeline is).
@@ -85,6 +86,7 @@ def _template_chunk(args) -> dict[str, int]:
     )
     from recorder.schemas import TABLES, to_arrow
     from recorder.simulator import Account
+    from recorder.store import parquet_options, sort_rows
 
     acct = Account(pipelines=pipelines, days=days, seed=seed, now=NOW, rate=rate)
     common = {"account_id": ACCOUNT, "region": REGION, "run_id": RUN_ID, "recorded_at": NOW}
@@ -98,9 +100,8 @@ def _template_chunk(args) -> dict[str, int]:
             d = Path(out_dir, "data", table, f"pipeline={name}", f"dt={dt.isoformat()}")
             d.mkdir(parents=True, exist_ok=True)
             n = len(list(d.iterdir()))
-            pq.write_table(
-                to_arrow(table, part), d / f"part-{RUN_ID}-{n}.parquet", compression="zstd"
-            )
+            data = sort_rows(table, to_arrow(table, part))
+            pq.write_table(data, d / f"part-{RUN_ID}-{n}.parquet", **parquet_options(data))
             c = counts.setdefault(table, {}).setdefault(name, {})
             c[dt.isoformat()] = c.get(dt.isoformat(), 0) + len(part)
 
@@ -149,7 +150,8 @@ def _template_chunk(args) -> dict[str, int]:
 
 def template(pipelines: int, days: int, rate: float, seed: int = 7, snaps: int = 6) -> Path:
     """The template directory (built once per parameter set, cached)."""
-    key = f"template-p{pipelines}-d{days}-r{rate:g}-s{seed}-snap{snaps}"
+    # enc2: files encoded and sorted as recorder.store writes them (parquet_options)
+    key = f"template-p{pipelines}-d{days}-r{rate:g}-s{seed}-snap{snaps}-enc2"
     out = OUT / key
     done = out / "DONE.json"
     if done.exists():

@@ -27,6 +27,7 @@ QUICK = {
     "big_copies": 4,
     "cron_pipelines": 10,
     "peers": {"pipelines": 3, "days": 30, "rate": 45},
+    "storage": {"pipelines": 5, "days": 10, "rate": 45, "timed": 50},
 }
 FULL = {
     "collect": {"pipelines": 500, "days": 2, "rate": 6, "workers": [8, 32]},
@@ -40,6 +41,7 @@ FULL = {
     "big_copies": 50,
     "cron_pipelines": 125,
     "peers": {"pipelines": 10, "days": 90, "rate": 45},
+    "storage": {"pipelines": 20, "days": 30, "rate": 45, "timed": 100},
 }
 MINIMUM = (
     "Minimum = full pages (ListPipelines 1000/page, the other lists 100/page) of each "
@@ -62,7 +64,8 @@ def main() -> int:
     ap.add_argument("--fresh", action="store_true", help="delete cached generated data first")
     ap.add_argument("--sizes", help="query sizes as PxD,PxD (e.g. 50x90,200x365,500x365)")
     ap.add_argument(
-        "--only", help="comma-separated sections: collect,flatten,memory,cron,queries,big,peers"
+        "--only",
+        help="comma-separated sections: collect,flatten,memory,cron,queries,big,peers,storage",
     )
     ap.add_argument(
         "--baseline",
@@ -89,6 +92,7 @@ def main() -> int:
     import gen
     import peers
     import querybench
+    import storage
 
     started = time.perf_counter()
     wall_start = time.time()
@@ -371,6 +375,62 @@ def main() -> int:
         )
         peers.bench_peers(c["pipelines"], c["days"], c["rate"], s, st)
         timings["peers"] = time.perf_counter() - t0
+
+    if want("storage"):
+        c = cfg["storage"]
+        t0 = time.perf_counter()
+        s = section(
+            "7a. Storage per writer option: action_executions vs the raw JSON pages",
+            [
+                "lever",
+                "variant",
+                "fresh bytes",
+                "JSON/Parquet",
+                "vs today",
+                "compacted bytes",
+                "JSON/Parquet",
+                "vs today",
+                "encode time/file",
+                "vs today",
+            ],
+            f"{c['pipelines']} pipelines × {c['days']} days at {c['rate']} executions/day; "
+            "raw JSON = the ListActionExecutions pages as the simulator sends them (as in 5b); "
+            "one file per (pipeline, action start day). Fresh = a backfill's files (API order "
+            "unless the variant sorts); compacted = `cprec compact`'s output (today: "
+            "natural-key order). Bytes over every partition; encode time: sort + options + "
+            f"write into memory, per file over {c['timed']} of the partitions, best of 3. "
+            "Each lever alone against today's writer, then combinations; (chosen) = "
+            "in store.py now. See bench/storage.py.",
+        )
+        r = section(
+            "7b. The real writers on disk: store.write_rows and compact, today vs now",
+            [
+                "writer",
+                "files",
+                "fresh bytes",
+                "write_rows per file",
+                "vs today",
+                "compact",
+                "compacted bytes",
+                "compact per partition",
+                "vs today",
+            ],
+            f"The same {c['timed']} partitions. write_rows (to_arrow, sort, encode, fsync, "
+            "rename): each partition as one file. compact: the same rows written as two files "
+            "per partition, then `compact(root, grace=0)`. Best of 5, the writers taking turns. "
+            "today = store.parquet_options/sort_rows patched back to default zstd, API order, "
+            "natural-key order in compaction.",
+        )
+        cr = section(
+            "7c. Uncompacted cron files: the same rows in 5-minute files",
+            ["files", "today (JSON/Parquet)", "now (JSON/Parquet)", "now vs today"],
+            f"The {c['timed']} partitions of 7b, each split by the 5-minute bucket of "
+            "last_update_time (a cron run every 5 minutes writes the actions that ended since "
+            "the last one): what a day holds until `compact`. JSON side: the dataset's raw "
+            "bytes per row times these rows (re-recorded in-progress rows not counted).",
+        )
+        storage.bench_storage(c["pipelines"], c["days"], c["rate"], s, r, c["timed"], cr)
+        timings["storage"] = time.perf_counter() - t0
 
     total = time.perf_counter() - started
     t = section("Run time", ["part", "time"])

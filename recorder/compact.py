@@ -36,7 +36,7 @@ from recorder.errors import CprecError, UserError, WriteError, first_line
 from recorder.lock import COMPACT_LOCK_FILE, data_lock, no_readers
 from recorder.s3 import S3Path
 from recorder.schemas import TABLES
-from recorder.store import clean_tmp, write_parquet_atomic
+from recorder.store import clean_tmp, sort_rows, write_parquet_atomic
 from recorder.views import check_files
 
 log = logging.getLogger("cprec.compact")
@@ -64,7 +64,8 @@ class CompactResult:
 
 
 def merge_files(table: str, files: list[Path]) -> pa.Table:
-    """The deduplicated, sorted rows of `files` in the table's canonical schema."""
+    """The deduplicated rows of `files` in the table's canonical schema, in the order the
+    collector writes them (store.sort_rows), to be written as it writes them."""
     spec = TABLES[table]
     con = duckdb.connect()
     if any(s3.is_s3(f) for f in files):
@@ -74,14 +75,13 @@ def merge_files(table: str, files: list[Path]) -> pa.Table:
         check_files(con, spec, "$files", params)
         rel = con.sql(
             f"SELECT * FROM ({layout.read_parquet_sql(spec, '$files')}) "
-            f"{layout.latest_only_sql(spec)} "
-            f"ORDER BY {', '.join(map(layout.ident, layout.natural_key(spec)))}",
+            f"{layout.latest_only_sql(spec)}",
             params=params,
         )
         merged = rel.select(*map(layout.ident, spec.schema.names)).to_arrow_table()
     finally:
         con.close()
-    return merged.cast(spec.schema)
+    return sort_rows(table, merged.cast(spec.schema))
 
 
 def compact(

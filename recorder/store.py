@@ -22,11 +22,28 @@ import pyarrow.parquet as pq
 
 from recorder.layout import partition_dir
 from recorder.s3 import S3Path
-from recorder.schemas import to_arrow
+from recorder.schemas import TABLES, to_arrow
 from recorder.testhooks import checkpoint
 
 TMP_DIR = ".tmp"
+
+# How every data file is encoded (collector and compaction alike; bench/storage.py
+# measures each choice against the raw JSON of the API responses). A file holds one
+# pipeline-day of one table, a few hundred rows at most, so the fixed cost per column
+# chunk (page headers, footer) weighs as much as the values:
+# - no statistics (min/max in every page header and the footer) and no serialized
+#   Arrow schema in the footer: no reader uses either (DuckDB and Athena read the Parquet
+#   types, pyarrow reads the same schema back from them; partition pruning is by path);
+# - strings dictionary-encoded only where values repeat (a unique or constant column
+#   is smaller plain), integers and timestamps DELTA_BINARY_PACKED;
+# - rows sorted so that alike values are adjacent (WRITE_ORDER).
 COMPRESSION = "zstd"
+DICTIONARY_MAX_SHARE = 0.25  # dictionary when distinct values <= this share of the rows
+# Row order within a file, after account_id and region; other tables: their natural key.
+WRITE_ORDER = {
+    "action_executions": ("stage", "action", "start_time", "action_execution_id"),
+    "rule_executions": ("stage", "rule", "start_time", "rule_execution_id"),
+}
 # Test hook "<n>[:<seconds>]": sleep before the n-th rename of this process, so a test
 # can SIGKILL a collector deterministically between writing a file and publishing it.
 PAUSE_ENV = "CPREC_TEST_PAUSE_BEFORE_RENAME"
@@ -42,8 +59,39 @@ def _test_pause() -> None:
         time.sleep(float(seconds or 60))
 
 
+def sort_key(table: str) -> list[str]:
+    """The columns a file's rows are sorted by (ascending, NULLs last)."""
+    return ["account_id", "region", *WRITE_ORDER.get(table, TABLES[table].key)]
+
+
+def sort_rows(table: str, data: pa.Table) -> pa.Table:
+    """`data` in the order its file stores it (stable: ties keep their order)."""
+    return data.sort_by([(c, "ascending") for c in sort_key(table)])
+
+
+def parquet_options(data: pa.Table) -> dict:
+    """pyarrow.parquet.write_table options for the file holding `data`."""
+    strings, numbers = [], {}
+    for f in data.schema:
+        if pa.types.is_string(f.type):
+            distinct = len(data[f.name].unique())  # NULL counts as a value
+            if 1 < distinct <= DICTIONARY_MAX_SHARE * data.num_rows:
+                strings.append(f.name)
+        elif pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type):
+            numbers[f.name] = "DELTA_BINARY_PACKED"
+    return {
+        "compression": COMPRESSION,
+        "use_dictionary": strings,
+        "column_encoding": numbers,
+        "write_statistics": False,
+        "store_schema": False,
+    }
+
+
 def write_parquet_atomic(table_data, dest: Path, root: Path, tmp_name: str = TMP_DIR) -> None:
     """Write to <root>/<tmp_name>, fsync, then rename to dest: readers see all or nothing.
+
+    Encoded as parquet_options says; rows are written in the order given (sort_rows).
 
     Each writer kind (collector, compaction) has its own temporary directory, cleaned
     only under that writer's lock, so one never removes the other's file in flight.
@@ -51,7 +99,7 @@ def write_parquet_atomic(table_data, dest: Path, root: Path, tmp_name: str = TMP
     """
     if isinstance(dest, S3Path):
         buffer = pa.BufferOutputStream()
-        pq.write_table(table_data, buffer, compression=COMPRESSION)
+        pq.write_table(table_data, buffer, **parquet_options(table_data))
         _test_pause()
         dest.write_bytes(buffer.getvalue().to_pybytes())
         return
@@ -59,7 +107,7 @@ def write_parquet_atomic(table_data, dest: Path, root: Path, tmp_name: str = TMP
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp = tmp_dir / f"{uuid.uuid4().hex}.parquet.tmp"
     try:
-        pq.write_table(table_data, tmp, compression=COMPRESSION)
+        pq.write_table(table_data, tmp, **parquet_options(table_data))
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         _test_pause()
@@ -79,7 +127,8 @@ def write_rows(
     run_id: str,
     written: list[Path] | None = None,
 ) -> list[Path]:
-    """Write rows (each with a `dt` date key, stripped before writing) one file per partition.
+    """Write rows (each with a `dt` date key, stripped before writing) one file per partition,
+    sorted by sort_rows.
 
     Every file published is appended to `written` as it is, so a caller still knows
     them when a later partition's write fails.
@@ -95,7 +144,7 @@ def write_rows(
             / f"part-{run_id}-{uuid.uuid4().hex[:8]}.parquet"
         )
         checkpoint(f"publish:{table}")
-        write_parquet_atomic(to_arrow(table, part), dest, root)
+        write_parquet_atomic(sort_rows(table, to_arrow(table, part)), dest, root)
         written.append(dest)
     return written
 

@@ -119,3 +119,35 @@ def test_compaction_runs_beside_a_collector_but_not_beside_itself(tmp_path):
 
     assert (result.partitions, result.rows_after) == (1, 1)
     assert (tmp_path / ".tmp" / "inflight.parquet.tmp").exists()
+
+
+def test_compacted_file_is_sorted_and_encoded_like_a_collected_one(tmp_path):
+    def action(aid: str, stage: str, minute: int, run: str) -> dict:
+        return {
+            **_exec("e1", "Succeeded", minute, run), "action_execution_id": aid,
+            "stage": stage, "action": stage.lower(), "start_time": T0.replace(minute=minute),
+        }  # fmt: skip
+
+    first = [action(f"a{i}", ["Source", "Build"][i % 2], 40 - i, "r1") for i in range(4)]
+    second = [action(f"a{i}", ["Source", "Build"][i % 2], 40 - i, "r2") for i in range(4, 8)]
+    write_rows(tmp_path, "action_executions", first, pipeline="p", run_id="r1")
+    write_rows(tmp_path, "action_executions", second, pipeline="p", run_id="r2")
+
+    compact(tmp_path, today=date(2026, 11, 1), grace=timedelta(0))
+
+    (merged,) = _files(tmp_path, "action_executions")
+    f = pq.ParquetFile(merged)
+    assert [(r["stage"], r["action_execution_id"]) for r in f.read().to_pylist()] == [
+        ("Build", "a7"), ("Build", "a5"), ("Build", "a3"), ("Build", "a1"),
+        ("Source", "a6"), ("Source", "a4"), ("Source", "a2"), ("Source", "a0"),
+    ]  # fmt: skip
+    meta = f.metadata
+    assert meta.metadata is None
+    chunks = [meta.row_group(0).column(i) for i in range(meta.num_columns)]
+    assert {c.compression for c in chunks} == {"ZSTD"}
+    assert not any(c.is_stats_set for c in chunks)
+    by_name = {c.path_in_schema: c.encodings for c in chunks}
+    assert by_name["start_time"] == ("RLE", "DELTA_BINARY_PACKED")
+    assert by_name["stage"] == by_name["action"] == ("PLAIN", "RLE", "RLE_DICTIONARY")
+    assert by_name["run_id"] == ("PLAIN", "RLE", "RLE_DICTIONARY")  # r1, r2: 2 in 8 rows
+    assert by_name["action_execution_id"] == by_name["account_id"] == ("RLE", "PLAIN")

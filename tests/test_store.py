@@ -19,6 +19,7 @@ from recorder import store
 from recorder.errors import EXIT_LOCKED, UserError
 from recorder.known import Known, load_known, to_us
 from recorder.lock import LockedError, data_lock
+from recorder.schemas import TABLES
 from recorder.store import Batch, clean_tmp, write_rows
 
 T0 = datetime(2026, 10, 1, 8, 30, 0, 123456, tzinfo=UTC)
@@ -258,3 +259,54 @@ def test_load_known_from_stored_rows(tmp_path):
         ),
         "42": Known(state_hash="h2"),
     }
+
+
+def test_files_are_sorted_and_encoded_as_store_says(tmp_path):
+    # Two stages alternating, start times descending (API order): the file holds them
+    # by stage, action, start_time.
+    rows = []
+    for i in range(8):
+        stage = ["Source", "Build"][i % 2]
+        rows.append({
+            **COMMON, "dt": T0.date(), "execution_id": f"e{i // 2}",
+            "action_execution_id": f"a{7 - i}", "stage": stage, "action": stage.lower(),
+            "status": "Succeeded", "start_time": T0 + timedelta(minutes=8 - i),
+            "pipeline_version": 1,
+        })  # fmt: skip
+    (path,) = write_rows(tmp_path, "action_executions", rows, pipeline="p", run_id="r1")
+
+    assert store.sort_key("action_executions") == [
+        "account_id", "region", "stage", "action", "start_time", "action_execution_id",
+    ]  # fmt: skip
+    f = pq.ParquetFile(path)
+    back = f.read()
+    assert back.schema == TABLES["action_executions"].schema  # types from the Parquet types
+    assert [(r["stage"], r["action_execution_id"]) for r in back.to_pylist()] == [
+        ("Build", "a0"), ("Build", "a2"), ("Build", "a4"), ("Build", "a6"),
+        ("Source", "a1"), ("Source", "a3"), ("Source", "a5"), ("Source", "a7"),
+    ]  # fmt: skip
+    meta = f.metadata
+    assert meta.metadata is None  # no ARROW:schema in the footer
+    assert (meta.num_row_groups, meta.row_group(0).num_rows) == (1, 8)
+    chunks = {
+        meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i)
+        for i in range(meta.num_columns)
+    }
+    assert {c.compression for c in chunks.values()} == {"ZSTD"}
+    assert not any(c.is_stats_set for c in chunks.values())
+    encodings = {name: c.encodings for name, c in chunks.items()}
+    delta, plain, dictionary = (
+        ("RLE", "DELTA_BINARY_PACKED"), ("RLE", "PLAIN"), ("PLAIN", "RLE", "RLE_DICTIONARY"),
+    )  # fmt: skip
+    # ints and timestamps delta-encoded; strings with repeating values (2 distinct in 8
+    # rows) dictionary-encoded; unique, constant or NULL strings plain
+    assert {n: e for n, e in encodings.items() if e == delta} == dict.fromkeys(
+        ["recorded_at", "pipeline_version", "start_time", "last_update_time"], delta
+    )
+    assert {n: e for n, e in encodings.items() if e == dictionary} == dict.fromkeys(
+        ["stage", "action"], dictionary
+    )
+    assert {n: e for n, e in encodings.items() if e == plain}.keys() == set(encodings) - {
+        "recorded_at", "pipeline_version", "start_time", "last_update_time", "stage", "action",
+    }  # fmt: skip
+    assert store.parquet_options(back)["use_dictionary"] == ["stage", "action"]
