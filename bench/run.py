@@ -360,8 +360,9 @@ def main() -> int:
             f"pass that computes the compared answers (fewer runs past {c['budget_s']} s). "
             "cprec (cache): `queries.connect(root, cache=True)` + `queries.run_query`; "
             "cprec (Parquet views): `cache=False`, one run in a fresh process, capped at "
-            f"{c['views_timeout']} s. SQLite: one table upserted on the key, covering "
-            "indexes per query; pandas: only the needed keys of each page kept. Answers: "
+            f"{c['views_timeout']} s. SQLite: one table upserted on the key, a covering "
+            "index per query (and the same SQL with `NOT INDEXED`: a table scan); pandas: "
+            "only the needed keys of each page kept. Answers: "
             "every engine's rows vs cprec (cache): keys and counts exact, stage-durations' "
             "p50/p90/p95/max/mean within 1e-6 s, failure-rates' failure_rate exact. "
             "See bench/peers.py.",
