@@ -26,7 +26,7 @@ QUICK = {
     "views_timeout": 30,
     "big_copies": 4,
     "cron_pipelines": 10,
-    "peers": {"pipelines": 3, "days": 30, "rate": 45},
+    "peers": {"base": (3, 30), "rate": 45, "copies": [1, 2], "views_timeout": 30, "budget_s": 20},
     "storage": {"pipelines": 5, "days": 10, "rate": 45, "timed": 50},
 }
 FULL = {
@@ -40,7 +40,7 @@ FULL = {
     "views_timeout": 30,
     "big_copies": 50,
     "cron_pipelines": 125,
-    "peers": {"pipelines": 10, "days": 90, "rate": 45},
+    "peers": {"base": (10, 365), "rate": 45, "copies": [1, 5], "views_timeout": 60, "budget_s": 60},
     "storage": {"pipelines": 20, "days": 30, "rate": 45, "timed": 100},
 }
 MINIMUM = (
@@ -364,16 +364,41 @@ def main() -> int:
     if want("peers"):
         c = cfg["peers"]
         t0 = time.perf_counter()
+        p, d = c["base"]
         s = section(
-            "5a. Peers: stage-durations on the same rows",
-            ["rows", "method", "time", "vs ours", "check"],
-            "Best of 3 after a warm-up. See bench/peers.py for what each does.",
+            "5a. Peers: stage-durations and failure-rates on the same rows",
+            ["size", "query", "engine", "time", "vs cprec (cache)", "answers"],
+            f"Sizes: {p}×{d} generated from one simulated account at {c['rate']:g} "
+            "executions/day; larger sizes are renamed copies of it (copy k's pipelines "
+            "`<name>-rNN`; JSON pages and Parquet files hard links to the base's, the SQLite "
+            "file holds every row). Time = from a fresh connection (cprec, SQLite) or from "
+            "reading the JSON pages (pandas) to the answer; best of up to 3 after an untimed "
+            f"pass that computes the compared answers (fewer runs past {c['budget_s']} s). "
+            "cprec (cache): `queries.connect(root, cache=True)` + `queries.run_query`; "
+            "cprec (Parquet views): `cache=False`, one run in a fresh process, capped at "
+            f"{c['views_timeout']} s. SQLite: one table upserted on the key, a covering "
+            "index per query (and the same SQL with `NOT INDEXED`: a table scan); pandas: "
+            "only the needed keys of each page kept. Answers: "
+            "every engine's rows vs cprec (cache): keys and counts exact, stage-durations' "
+            "p50/p90/p95/max/mean within 1e-6 s, failure-rates' failure_rate exact. "
+            "See bench/peers.py.",
         )
         st = section(
             "5b. Storage of the same action executions",
-            ["rows", "raw JSON pages", "our Parquet", "SQLite", "JSON/Parquet", "SQLite/Parquet"],
+            [
+                "size",
+                "raw JSON pages",
+                "our Parquet",
+                "cprec cache",
+                "SQLite (with indexes)",
+                "JSON/Parquet",
+                "SQLite/Parquet",
+                "pandas peak RSS (stage-durations / failure-rates)",
+            ],
+            "pandas peak RSS: VmHWM of a fresh Python process answering the query "
+            "(imports included).",
         )
-        peers.bench_peers(c["pipelines"], c["days"], c["rate"], s, st)
+        peers.bench_peers(c, s, st)
         timings["peers"] = time.perf_counter() - t0
 
     if want("storage"):
