@@ -163,6 +163,40 @@ def open_reader(root: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | Non
     return con, None
 
 
+def attach_current(con: duckdb.DuckDBPyConnection, root: Path, alias: str) -> str | None:
+    """Attach the cache of `root` read-only to `con` as `alias`, with its views (temporary,
+    named like the tables), when a reader would use it (`open_reader`'s rules); else
+    attach nothing and return why not."""
+    if isinstance(layout.as_root(root), S3Path):
+        try:
+            sync(root)
+        except (duckdb.Error, UserError, OSError) as e:
+            return f"cannot bring it up to date ({first_line(e)})"
+    path = cache_path(root)
+    if not path.exists():
+        return "no cache"
+    why = behind_reason(root)
+    if why:
+        return why
+    try:
+        con.execute(f"ATTACH {layout.sql_string(str(path.resolve()))} AS {alias} (READ_ONLY)")
+    except duckdb.Error as e:
+        return f"cannot open it ({first_line(e)})"
+    done = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = $a "
+        "AND schema_name = 'cache' AND table_name = 'meta'",
+        {"a": alias},
+    ).fetchone()[0]
+    if (
+        not done
+        or con.execute(f"SELECT max(format) FROM {alias}.cache.meta").fetchone()[0] != FORMAT
+    ):
+        con.execute(f"DETACH {alias}")
+        return "never completed a build (run `cprec cache`)"
+    create_cache_views(con, alias)
+    return None
+
+
 def _complete(root: Path) -> bool:
     """A cache file exists and its last build completed (False when it cannot be told)."""
     if not cache_path(root).exists():
