@@ -226,13 +226,15 @@ def main() -> int:
                 "bytes",
                 "generated in",
                 "cache build",
+                "files/s",
             ],
             f"Template: {c['pipelines']} simulated pipelines × {c['days']} days at {c['rate']} "
             f"executions/day (built in {secs(gen.meta(tdir)['seconds'])}), flattened with "
             "recorder.flatten, one zstd file per (table, pipeline, dt). Larger sizes: copies of "
             "the template pipelines renamed `<name>-rNN` whose files are hard links to the "
             "template's (see bench/gen.py). State snapshots: 6 a day per pipeline. "
-            "Cache build = recorder.cache.refresh over the whole tree.",
+            "Cache build = recorder.cache.refresh over the whole tree into no cache (a first "
+            "build; `python bench/cachebuild.py --before <checkout>` compares two checkouts).",
         )
         t0 = time.perf_counter()
         for p, d in cfg["sizes"]:
@@ -256,6 +258,7 @@ def main() -> int:
                 f"{nbytes / 1e9:.2f} GB",
                 secs(m["seconds"]),
                 secs(build_s),
+                f"{files / build_s:,.0f}",
             )
         timings["generate: sizes + cache builds"] = time.perf_counter() - t0
         t0 = time.perf_counter()

@@ -26,11 +26,13 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from recorder import cache as cache_mod
 from recorder import reader, s3
 from recorder.errors import UserError, first_line
 from recorder.layout import existing_root, sql_string
 from recorder.reader import data_errors
-from recorder.views import create_parquet_views
+from recorder.schemas import TABLES
+from recorder.views import SESSION_SQL, create_macros, create_parquet_views
 
 __all__ = [
     "NamedQuery",
@@ -99,14 +101,19 @@ def connect(data_root: str | Path, *, cache: bool | None = None) -> duckdb.DuckD
 DB_FILE_STORAGE_VERSION = "v1.1.0"
 
 
-def write_database(path: str | Path, data_root: str | Path) -> None:
-    """Write a DuckDB database file whose views read the Parquet files under `data_root`.
+def write_database(
+    path: str | Path, data_root: str | Path, *, materialize: bool = False
+) -> str | None:
+    """Write a DuckDB database file whose views read the Parquet files under `data_root`,
+    or with `materialize` whose tables hold their rows (`_write_tables`; returns where the
+    rows came from: "the cache" or "the Parquet files").
 
     A new file is written whole (under a temporary name, then renamed) in the storage
     format of DB_FILE_STORAGE_VERSION. An existing DuckDB file in that format or an
     older one gets its views replaced in place; one in a newer format (an earlier cprec
-    wrote DuckDB's default, and a file's format cannot be lowered) is written anew,
-    unless it holds objects cprec does not write.
+    wrote DuckDB's default, and a file's format cannot be lowered) or holding
+    materialised tables is written anew, and a materialised file always is: unless the
+    file holds objects cprec does not write.
     """
     root = existing_root(data_root)
     path = Path(path)
@@ -114,26 +121,82 @@ def write_database(path: str | Path, data_root: str | Path) -> None:
         raise UserError(f"{path.parent} is not a directory")
     if path.exists() and not _is_duckdb_file(path):
         raise UserError(f"{path} exists and is not a DuckDB database file")
+    version = None
     if path.exists():
         con = _open_database_file(path)
         version = _storage_version(con)
-        if version is None or _version_key(version) <= _version_key(DB_FILE_STORAGE_VERSION):
+        in_place = (
+            not materialize
+            and not _holds_cprec_tables(con)
+            and (version is None or _version_key(version) <= _version_key(DB_FILE_STORAGE_VERSION))
+        )
+        if in_place:
             _write_views(con, root)
-            return
+            return None
         con.close()
-    else:
-        version = None
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    source = None
     try:
         _remove_database_file(tmp)
-        _write_views(_open_database_file(tmp, shown=path), root)
-        if version is not None:
+        if materialize:
+            source = _write_tables(tmp, root)
+        else:
+            _write_views(_open_database_file(tmp, shown=path), root)
+        if path.exists():
             _check_nothing_lost(path, tmp, version)
         # a write-ahead log left beside `path` is never to be replayed onto the new file
         path.with_name(path.name + ".wal").unlink(missing_ok=True)
         os.replace(tmp, path)
     finally:
         _remove_database_file(tmp)
+    return source
+
+
+# What cprec writes into a database file, as (schema, name), in either form.
+def _cprec_relations() -> set[tuple[str, str]]:
+    return {("main", n) for n in [*TABLES, "stage_runs"]} | {("raw", n) for n in TABLES}
+
+
+def _holds_cprec_tables(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether `con`'s database holds a materialised file's tables (views cannot replace them
+    in place)."""
+    found = con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() "
+        "WHERE database_name = current_database()"
+    ).fetchall()
+    return bool(set(found) & _cprec_relations())
+
+
+def _write_tables(path: Path, root: Path) -> str:
+    """Write into the new database `path` every deduplicated table and `stage_runs` as
+    tables, plus the macros: the relations the named queries read, as of now. The rows
+    come from the cache when a reader would use it (it holds the last completed state),
+    else from the Parquet views. Returns which."""
+    con = duckdb.connect()
+    con.execute(SESSION_SQL)
+    if cache_mod.attach_current(con, root, "cprec_cache") is None:
+        source = "the cache"
+    else:
+        con.close()
+        con = reader.open_parquet(root)  # the views, under the data root's read lock
+        source = "the Parquet files"
+    try:
+        con.execute(
+            f"ATTACH {sql_string(str(path))} AS cprec_out "
+            f"(STORAGE_VERSION '{DB_FILE_STORAGE_VERSION}')"
+        )
+        with data_errors(root):
+            for name in [*TABLES, "stage_runs"]:
+                con.execute(f"CREATE TABLE cprec_out.main.{name} AS SELECT * FROM {name}")
+        con.execute("USE cprec_out")  # the macros go into the file, bound to its tables
+        create_macros(con, temp=False)
+        create_macros(con, temp=False, name="_delivery.sql")
+        con.execute("CHECKPOINT cprec_out")
+    except duckdb.Error as exc:
+        raise UserError(f"cannot write {path}: {first_line(exc)}") from None
+    finally:
+        con.close()
+    return source
 
 
 def _open_database_file(path: Path, *, shown: Path | None = None) -> duckdb.DuckDBPyConnection:
@@ -173,20 +236,21 @@ def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
 
 
-def _check_nothing_lost(path: Path, new: Path, version: str) -> None:
-    """Raise UserError if the existing database `path` holds an object `new` does not."""
+def _check_nothing_lost(path: Path, new: Path, version: str | None) -> None:
+    """Raise UserError if the existing database `path` holds an object `new` does not
+    (cprec's own tables and views may change form: views become tables, raw.* goes)."""
     objects = """
-        SELECT 'table ' || schema_name || '.' || table_name FROM duckdb_tables()
+        SELECT 'table', schema_name, table_name FROM duckdb_tables()
             WHERE database_name = $db
-        UNION ALL SELECT 'view ' || schema_name || '.' || view_name FROM duckdb_views()
+        UNION ALL SELECT 'view', schema_name, view_name FROM duckdb_views()
             WHERE database_name = $db AND NOT internal
-        UNION ALL SELECT 'macro ' || schema_name || '.' || function_name
+        UNION ALL SELECT 'macro', schema_name, function_name
             FROM duckdb_functions()
             WHERE database_name = $db AND function_type IN ('macro', 'table_macro')
             AND NOT internal
-        UNION ALL SELECT 'sequence ' || schema_name || '.' || sequence_name
+        UNION ALL SELECT 'sequence', schema_name, sequence_name
             FROM duckdb_sequences() WHERE database_name = $db
-        UNION ALL SELECT 'type ' || schema_name || '.' || type_name FROM duckdb_types()
+        UNION ALL SELECT 'type', schema_name, type_name FROM duckdb_types()
             WHERE database_name = $db AND NOT internal
     """
     with duckdb.connect() as con:
@@ -195,12 +259,23 @@ def _check_nothing_lost(path: Path, new: Path, version: str) -> None:
         except duckdb.Error as exc:
             raise UserError(f"cannot open {path} as a DuckDB database: {first_line(exc)}") from None
         con.execute(f"ATTACH {sql_string(str(new))} AS new (READ_ONLY)")
-        kept = {name for (name,) in con.execute(objects, {"db": "new"}).fetchall()}
-        extra = sorted({name for (name,) in con.execute(objects, {"db": "old"}).fetchall()} - kept)
+        kept = set(con.execute(objects, {"db": "new"}).fetchall())
+        old = set(con.execute(objects, {"db": "old"}).fetchall())
+    ours = _cprec_relations()
+    extra = sorted(
+        f"{kind} {schema}.{name}"
+        for kind, schema, name in old - kept
+        if not (kind in ("table", "view") and (schema, name) in ours)
+    )
     if extra:
+        why = (
+            f"opens only in DuckDB {version.removeprefix('v')} (a file's storage format "
+            "cannot be lowered) and "
+            if version and _version_key(version) > _version_key(DB_FILE_STORAGE_VERSION)
+            else ""
+        )
         raise UserError(
-            f"{path} opens only in DuckDB {version.removeprefix('v')} (a file's storage "
-            f"format cannot be lowered) and holds what cprec does not write "
+            f"{path} {why}holds what cprec does not write "
             f"({', '.join(extra[:3])}{', ...' if len(extra) > 3 else ''}): move it away "
             "or pass another path"
         )

@@ -163,6 +163,40 @@ def open_reader(root: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | Non
     return con, None
 
 
+def attach_current(con: duckdb.DuckDBPyConnection, root: Path, alias: str) -> str | None:
+    """Attach the cache of `root` read-only to `con` as `alias`, with its views (temporary,
+    named like the tables), when a reader would use it (`open_reader`'s rules); else
+    attach nothing and return why not."""
+    if isinstance(layout.as_root(root), S3Path):
+        try:
+            sync(root)
+        except (duckdb.Error, UserError, OSError) as e:
+            return f"cannot bring it up to date ({first_line(e)})"
+    path = cache_path(root)
+    if not path.exists():
+        return "no cache"
+    why = behind_reason(root)
+    if why:
+        return why
+    try:
+        con.execute(f"ATTACH {layout.sql_string(str(path.resolve()))} AS {alias} (READ_ONLY)")
+    except duckdb.Error as e:
+        return f"cannot open it ({first_line(e)})"
+    done = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = $a "
+        "AND schema_name = 'cache' AND table_name = 'meta'",
+        {"a": alias},
+    ).fetchone()[0]
+    if (
+        not done
+        or con.execute(f"SELECT max(format) FROM {alias}.cache.meta").fetchone()[0] != FORMAT
+    ):
+        con.execute(f"DETACH {alias}")
+        return "never completed a build (run `cprec cache`)"
+    create_cache_views(con, alias)
+    return None
+
+
 def _complete(root: Path) -> bool:
     """A cache file exists and its last build completed (False when it cannot be told)."""
     if not cache_path(root).exists():
@@ -458,12 +492,14 @@ class Cache:
 
     def _load(self, table: Table, files: list[Path]) -> None:
         con = self.con
+        if con.execute(f"SELECT count(*) = 0 FROM cache.{table.name}").fetchone()[0]:
+            self._load_into_empty(table, files)
+            return
         on = " AND ".join(
             f"c.{layout.ident(k)} IS NOT DISTINCT FROM s.{layout.ident(k)}"
             for k in layout.natural_key(table)
         )
         cols = ", ".join(layout.ident(n) for n, _ in layout.columns(table))
-        empty = con.execute(f"SELECT count(*) = 0 FROM cache.{table.name}").fetchone()[0]
         for i in range(0, len(files), BATCH_FILES):
             batch = [str(p) for p in files[i : i + BATCH_FILES]]
             checkpoint("cache-load")
@@ -473,30 +509,90 @@ class Cache:
                 f"{layout.read_parquet_sql(table, '$files')}) {layout.latest_only_sql(table)}",
                 {"files": batch},
             )
-            if not empty:
-                con.execute(
-                    f"DELETE FROM cache.{table.name} c USING stage s WHERE {on} "
-                    "AND (c.recorded_at IS NULL OR c.recorded_at <= s.recorded_at)"
-                )
-                con.execute(
-                    f"INSERT INTO cache.{table.name} SELECT s.* FROM stage s "
-                    f"ANTI JOIN cache.{table.name} c ON {on}"
-                )
-            else:
-                con.execute(f"INSERT INTO cache.{table.name} SELECT * FROM stage")
-                empty = False
+            con.execute(
+                f"DELETE FROM cache.{table.name} c USING stage s WHERE {on} "
+                "AND (c.recorded_at IS NULL OR c.recorded_at <= s.recorded_at)"
+            )
+            con.execute(
+                f"INSERT INTO cache.{table.name} SELECT s.* FROM stage s "
+                f"ANTI JOIN cache.{table.name} c ON {on}"
+            )
             if table.name == "action_executions":
                 con.execute(
                     "INSERT INTO touched "
                     "SELECT DISTINCT account_id, region, pipeline, execution_id FROM stage"
                 )
-            parts = [layout.partition_of(self.root, table.name, p) for p in batch]
-            self._forget(batch)
+            self._add_files(table, batch)
+
+    def _load_into_empty(self, table: Table, files: list[Path]) -> None:
+        """Load a table that holds no row (a first build): each batch is appended as
+        read, then the rows a later recording supersedes are deleted once, by a window
+        over the key columns. Same rows as `_load`, without its per-batch staging copy,
+        wide window and joins against the growing table (most of a first build's time).
+        Files are read in (dt, pipeline) order, so a table's rows are stored roughly by day."""
+        con = self.con
+        relation = f"cache.{table.name}"
+        cols = ", ".join(layout.ident(n) for n, _ in layout.columns(table))
+        names = [str(p) for p in files]
+        parts = layout.partitions_of(self.root, table.name, names)
+        order = sorted(range(len(names)), key=lambda i: (parts[i][1], parts[i][0] or "", names[i]))
+        names = [names[i] for i in order]
+        # Row order follows the file order only loosely (threads append as they read);
+        # keeping it exact costs a third of the load, and no reader depends on it.
+        con.execute("SET preserve_insertion_order = false")
+        try:
+            for i in range(0, len(names), BATCH_FILES):
+                batch = names[i : i + BATCH_FILES]
+                checkpoint("cache-load")
+                complete = self._check(table, batch)
+                whole = [f for f in batch if f in complete]
+                rest = [f for f in batch if f not in complete]
+                for group, by_name in ((whole, False), (rest, True)):
+                    if group:
+                        read = layout.read_parquet_sql(table, "$files", union_by_name=by_name)
+                        self._stage(
+                            f"INSERT INTO {relation} BY NAME SELECT {cols} FROM ({read})",
+                            {"files": group},
+                        )
+                self._add_files(table, batch)
+        finally:
+            try:
+                con.execute("RESET preserve_insertion_order")
+            except duckdb.Error:
+                pass  # an aborted transaction: its error is on its way up
+        con.execute(
+            f"DELETE FROM {relation} WHERE rowid IN ({layout.superseded_sql(table, relation)})"
+        )
+        if table.name == "action_executions":
             con.execute(
-                "INSERT INTO cache.files SELECT unnest($p), $t, unnest($pl), unnest($dt)",
-                {"p": batch, "t": table.name, "pl": [x[0] for x in parts],
-                 "dt": [x[1] for x in parts]},
-            )  # fmt: skip
+                "INSERT INTO touched SELECT DISTINCT account_id, region, pipeline, execution_id "
+                f"FROM {relation}"
+            )
+
+    def _check(self, table: Table, batch: list[str]) -> set[str]:
+        """check_files for `batch`, reading each footer once; returns the files that
+        hold exactly the table's columns (the others need union_by_name)."""
+        con = self.con
+        try:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE file_schema AS " + layout.file_schema_sql("$files"),
+                {"files": batch},
+            )
+        except (duckdb.IOException, duckdb.InvalidInputException) as e:
+            raise UserError(f"cannot read {table.name} files: {first_line(e)}") from None
+        check_files(con, table, "$files", schema="file_schema")
+        sql = layout.complete_files_sql(table, "file_schema")
+        return {r[0] for r in con.execute(sql).fetchall()}
+
+    def _add_files(self, table: Table, batch: list[str]) -> None:
+        """List `batch` (loaded files of `table`) in `files`, once each."""
+        parts = layout.partitions_of(self.root, table.name, batch)
+        self._forget(batch)
+        self.con.execute(
+            "INSERT INTO cache.files SELECT unnest($p), $t, unnest($pl), unnest($dt)",
+            {"p": batch, "t": table.name, "pl": [x[0] for x in parts],
+             "dt": [x[1] for x in parts]},
+        )  # fmt: skip
 
     def _stage(self, sql: str, params: dict) -> None:
         try:

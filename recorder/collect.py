@@ -78,6 +78,7 @@ from recorder.known import RETENTION, Cursor, Known, from_us, load_known, to_us
 from recorder.layout import as_root
 from recorder.lock import data_lock
 from recorder.logs import configure_logging, logger_for
+from recorder.s3 import S3Path
 from recorder.store import Batch, clean_tmp, write_rows
 from recorder.timeparse import utcnow
 
@@ -284,9 +285,14 @@ def collect(
     log_format: str = "text",
     role_arns: tuple[str, ...] | list[str] = (),
     external_id: str | None = None,
+    build_cache: bool = False,
 ) -> CollectResult:
     """Record every selected pipeline of every region into `data_root`: of the caller's
     account, or of each account of `role_arns` (assumed with `external_id`, if given).
+
+    The query cache is refreshed with what the run wrote when one exists; with
+    `build_cache` (`cprec collect` without --no-cache) a local root without one gets one
+    built from the whole tree at the end of the run.
 
     Raises UserError (exit 2) for configuration errors and LockedError (exit 75) when
     another collector holds the data root; otherwise the result carries exit code 0
@@ -332,14 +338,25 @@ def collect(
                     outcomes.append(outcome)
                     files += [f for o in outcome.pipelines for f in o.files]
                     files += _write_run_row(run, outcome)
-            _refresh_cache(claim, files)
+            _refresh_cache(claim, files, build=build_cache)
         return CollectResult(run_id, outcomes, files)
 
 
-def _refresh_cache(claim: cache_mod.Writing, files: list[Path]) -> None:
-    """Keep an existing query cache (`cprec cache`) current with what this run wrote."""
+def _refresh_cache(claim: cache_mod.Writing, files: list[Path], *, build: bool) -> None:
+    """Keep the query cache current with what this run wrote; `build`: create it when a
+    local root has none. An S3 root's cache is the reading machine's (readers build and
+    sync their own): a collector, often in a container with no disk kept, builds none."""
+    build = build and not isinstance(claim.root, S3Path)
+    new = build and not cache_mod.cache_path(claim.root).exists()
     try:
-        claim.finish(files)
+        result = claim.finish(files, build=build)
+        if new and result is not None:
+            logger_for(account=None, region=None).info(
+                "built the query cache %s: %d files in %.1f s",
+                cache_mod.cache_path(claim.root),
+                result.files_loaded,
+                result.seconds,
+            )
     except (duckdb.Error, CprecError) as e:  # busy or an unreadable file: never fail the run
         logger_for(account=None, region=None).warning(
             "query cache not refreshed (%s); queries read Parquet until `cprec cache`",

@@ -94,6 +94,23 @@ def partition_of(root: Path, table: str, path: Path) -> tuple[str | None, str]:
     return None, rel[0].removeprefix("dt=")
 
 
+def partitions_of(root: Path, table: str, paths: list[str]) -> list[tuple[str | None, str]]:
+    """`partition_of` for many paths (strings) of one table: string slicing, no Path
+    objects, for the hundreds of thousands of files of a first cache build."""
+    prefix = str(as_root(root) / table) + "/"
+    depth = 3 if TABLES[table].per_pipeline else 2
+    found = []
+    for p in paths:
+        rel = p[len(prefix) :].split("/") if p.startswith(prefix) else []
+        if len(rel) != depth:
+            found.append(partition_of(root, table, as_root(p)))
+        elif depth == 3:
+            found.append((rel[0].removeprefix("pipeline="), rel[1].removeprefix("dt=")))
+        else:
+            found.append((None, rel[0].removeprefix("dt=")))
+    return found
+
+
 def table_of(root: Path, path: Path) -> str:
     return as_root(path).relative_to(as_root(root)).parts[0]
 
@@ -226,6 +243,17 @@ def latest_only_sql(table: Table) -> str:
     )
 
 
+def superseded_sql(table: Table, relation: str) -> str:
+    """The rowid of every row of `relation` (a table) that latest_only_sql would drop:
+    the same rule, applied after the rows are stored, over the key columns only."""
+    keys = ", ".join(map(ident, natural_key(table)))
+    return (
+        f"SELECT rowid FROM (SELECT rowid, row_number() OVER (PARTITION BY {keys} "
+        "ORDER BY recorded_at DESC NULLS LAST, run_id DESC NULLS LAST) AS n "
+        f"FROM {relation}) WHERE n > 1"
+    )
+
+
 def typed_empty_sql(table: Table) -> str:
     """A typed, empty relation with the table's columns, to union BY NAME with the files."""
     return (
@@ -235,12 +263,15 @@ def typed_empty_sql(table: Table) -> str:
     )
 
 
-def read_parquet_sql(table: Table, files: str) -> str:
+def read_parquet_sql(table: Table, files: str, *, union_by_name: bool = True) -> str:
     """The rows of `files` (a SQL expression: a glob or a list) with the canonical columns.
 
     Partition types are pinned (a pipeline named `42` stays text), a file written
     before a column existed reads it as NULL, and a pipeline named like Hive's NULL
     partition reads back as its name (no other partition value can be NULL).
+    `union_by_name=False` only for files known to hold every column of the schema
+    (`complete_files_sql`): DuckDB then maps them by name without reading every
+    footer before the scan.
     """
     hive_types = ", ".join(f"'{k}': {t}" for k, t in partition_keys(table))
     replace = (
@@ -251,16 +282,37 @@ def read_parquet_sql(table: Table, files: str) -> str:
     return (
         f"SELECT *{replace} FROM ({typed_empty_sql(table)} UNION ALL BY NAME "
         f"SELECT * FROM read_parquet({files}, hive_partitioning = true, "
-        f"union_by_name = true, hive_types = {{{hive_types}}}))"
+        f"union_by_name = {str(union_by_name).lower()}, hive_types = {{{hive_types}}}))"
     )
 
 
-def conformance_sql(table: Table, files: str) -> str:
+def file_schema_sql(files: str) -> str:
+    """(file_name, name, duckdb_type) of every column of every file of `files` (SQL)."""
+    return (
+        f"SELECT file_name, name, duckdb_type FROM parquet_schema({files}) "
+        "WHERE duckdb_type IS NOT NULL"
+    )
+
+
+def complete_files_sql(table: Table, schema: str) -> str:
+    """The files of `schema` (a relation of file_schema_sql rows, already checked by
+    conformance_sql) that hold exactly the schema's columns."""
+    names = ", ".join(sql_string(f.name) for f in table.schema)
+    n = len(table.schema)
+    return (
+        f"SELECT file_name FROM {schema} GROUP BY file_name HAVING count(*) = {n} "
+        f"AND count(DISTINCT name) FILTER (WHERE name IN ({names})) = {n}"
+    )
+
+
+def conformance_sql(table: Table, files: str, *, schema: str | None = None) -> str:
     """The first file of `files` that cannot be read as `table`, with the reason (or no row).
 
     A file conflicts when a canonical column has another type, when it lacks a
     natural-key column or `recorded_at` (a foreign file would read as rows of NULL
     keys), or when it holds a partition key (the path alone carries those).
+    `schema`: a relation already holding file_schema_sql(files) (then `files` is unused).
+    The footers are read once (MATERIALIZED: the checks below read `s` three times).
     """
     spelled = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}  # as parquet_schema() names it
     canon = ", ".join(
@@ -272,9 +324,8 @@ def conformance_sql(table: Table, files: str) -> str:
     )
     keys = ", ".join(sql_string(k) for k, _ in partition_keys(table))
     return f"""
-        WITH s AS (
-            SELECT file_name, name, duckdb_type FROM parquet_schema({files})
-            WHERE duckdb_type IS NOT NULL
+        WITH s AS MATERIALIZED (
+            {f"SELECT * FROM {schema}" if schema else file_schema_sql(files)}
         ), canon(name, type) AS (VALUES {canon}),
         bad AS (
             SELECT s.file_name, 'column ' || s.name || ' is ' || s.duckdb_type

@@ -50,11 +50,18 @@ def _committed(table: Table, latest: str, schema: str) -> str:
 
 
 def check_files(
-    con: duckdb.DuckDBPyConnection, table: Table, files: str, params: dict | None = None
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    files: str,
+    params: dict | None = None,
+    *,
+    schema: str | None = None,
 ) -> None:
-    """Raise UserError naming the first file of `files` (SQL) that conflicts with `table`."""
+    """Raise UserError naming the first file of `files` (SQL) that conflicts with `table`.
+    `schema`: a relation already holding their layout.file_schema_sql rows."""
     try:
-        bad = con.execute(layout.conformance_sql(table, files), params).fetchone()
+        sql = layout.conformance_sql(table, files, schema=schema)
+        bad = con.execute(sql, None if schema else params).fetchone()
     except (duckdb.IOException, duckdb.InvalidInputException) as e:
         raise UserError(f"cannot read {table.name} files: {first_line(e)}") from None
     if bad:

@@ -5,13 +5,18 @@ from __future__ import annotations
 import shutil
 from datetime import date, timedelta
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from conftest import SCENARIO_NOW as NOW
 from conftest import action_row, build_scenario, execution_row, t, views_read_cache
 
 import queries
+from recorder import cache as cache_mod
 from recorder.cache import cache_path, mark_stale, refresh
 from recorder.compact import compact
+from recorder.schemas import TABLES
 from recorder.store import write_rows
 
 
@@ -101,3 +106,45 @@ def test_connect_uses_a_fresh_cache_and_falls_back_when_stale(root):
     refresh(root)  # a full refresh clears the mark
     assert views_read_cache(queries.connect(root))
     assert cache_path(root).exists()
+
+
+def every_row(root, *, cache: bool) -> dict[str, list[str]]:
+    """Every row of every table and of stage_runs, sorted."""
+    con = queries.connect(root, cache=cache)
+    try:
+        names = [*TABLES, "stage_runs"]
+        return {
+            n: sorted(map(repr, con.sql(f"SELECT * FROM {n}").to_arrow_table().to_pylist()))
+            for n in names
+        }
+    finally:
+        con.close()
+
+
+def test_a_first_build_keeps_the_latest_recording_across_batches_and_schemas(root, monkeypatch):
+    """A first build appends every file's rows, then drops superseded recordings once;
+    files written before a column existed are read by name. Both give exactly the views."""
+    partition = next((root / "executions" / "pipeline=web").glob("dt=*"))
+    source = pq.read_table(sorted(partition.glob("*.parquet"))[0])
+    later = pc.add(source["recorded_at"], pa.scalar(timedelta(hours=1)))
+    newer = source.set_column(source.schema.get_field_index("recorded_at"), "recorded_at", later)
+    newer = newer.set_column(
+        newer.schema.get_field_index("status"), "status", pa.array(["Cancelled"] * len(newer))
+    )
+    # an older writer's file: no stop_trigger_reason column, and the newest recording
+    pq.write_table(
+        newer.drop_columns(["stop_trigger_reason"]), partition / "part-old-schema.parquet"
+    )
+    monkeypatch.setattr(cache_mod, "BATCH_FILES", 2)  # recordings of a key in several batches
+
+    refresh(root)
+
+    assert every_row(root, cache=True) == every_row(root, cache=False)
+    con = queries.connect(root, cache=True)
+    ids = newer["execution_id"].to_pylist()
+    statuses = con.execute(
+        "SELECT DISTINCT status FROM executions WHERE execution_id IN (SELECT unnest($i))",
+        {"i": ids},
+    ).fetchall()
+    assert statuses == [("Cancelled",)]
+    assert answers(root, cache=True) == answers(root, cache=False)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from click.testing import CliRunner
 from conftest import SIM_NOW as NOW
 from conftest import run, views_read_cache
 
 import queries
 from recorder.cache import STALE_MARKER, WRITING_MARKER, cache_path, open_reader, refresh
+from recorder.cli import main
 from recorder.simulator import Account, SimulatorServer
 from recorder.store import write_rows
 
@@ -128,3 +130,53 @@ def test_a_collector_that_died_leaves_the_cache_unused_until_a_run_refreshes_it(
     assert views_read_cache(con)
     ids = con.execute("SELECT execution_id FROM executions WHERE run_id = 'dead'").fetchall()
     assert ids == [("written-by-the-dead-run",)] and stray
+
+
+def every_answer(root, *, cache: bool) -> dict[str, list[tuple]]:
+    """Every named query's rows, floats to 9 places (a mean summed in another order)."""
+    con = queries.connect(root, cache=cache)
+    try:
+        rows = {
+            n: [
+                tuple(round(v, 9) if isinstance(v, float) else v for v in r.values())
+                for r in queries.run_query(con, n, now=NOW).to_pylist()
+            ]
+            for n in queries.named_queries()
+        }
+        assert views_read_cache(con) == cache
+        return rows
+    finally:
+        con.close()
+
+
+def cprec_collect(root, srv, *args: str):
+    result = CliRunner().invoke(
+        main,
+        ["collect", "--data", str(root), "--endpoint-url", srv.endpoint_url,
+         "--region", "us-east-1", *args],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_a_first_cprec_collect_builds_the_cache_and_no_cache_builds_none(tmp_path):
+    acct = Account(pipelines=3, days=4, seed=11, now=NOW)
+    built, plain = tmp_path / "built", tmp_path / "plain"
+    with SimulatorServer(acct) as srv:
+        first = cprec_collect(built, srv)
+        assert cprec_collect(plain, srv, "--no-cache")
+        assert "built the query cache" in first
+        assert is_usable(built)
+        assert every_answer(built, cache=True) == every_answer(built, cache=False)
+        assert not cache_path(plain).exists()
+
+        acct.advance(minutes=240)
+        again = cprec_collect(built, srv)  # refreshed with what it wrote, not rebuilt
+        assert "built the query cache" not in again
+        acct.advance(minutes=240)
+        cprec_collect(built, srv, "--no-cache")  # an existing cache is still kept current
+        cprec_collect(plain, srv, "--no-cache")
+    assert is_usable(built)
+    assert every_answer(built, cache=True) == every_answer(built, cache=False)
+    assert not cache_path(plain).exists()

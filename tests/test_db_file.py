@@ -14,10 +14,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import build_scenario, write_foreign_file
+from conftest import SCENARIO_NOW, build_scenario, write_foreign_file
 
 import queries
+from recorder.cache import refresh
 from recorder.errors import UserError
+from recorder.schemas import TABLES
 from recorder.views import create_parquet_views
 
 STORAGE_VERSION_NUMBER = 64  # what DuckDB 1.0 and 1.1 write; 1.2 to 1.5 write 65 to 68
@@ -113,3 +115,49 @@ def test_a_failed_write_leaves_no_file(tmp_path):
     with pytest.raises(UserError, match="foreign.parquet"):
         queries.write_database(out / "cprec.duckdb", root)
     assert os.listdir(out) == []
+
+
+def named_answers(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict]]:
+    return {
+        n: queries.run_query(con, n, now=SCENARIO_NOW).to_pylist() for n in queries.named_queries()
+    }
+
+
+@pytest.mark.parametrize("with_cache", [True, False], ids=["from-cache", "from-files"])
+def test_a_materialized_file_answers_every_named_query_exactly_like_the_root(tmp_path, with_cache):
+    root = build_scenario(tmp_path / "data")
+    if with_cache:
+        refresh(root)
+    path = tmp_path / "cprec.duckdb"
+    source = queries.write_database(path, root, materialize=True)
+    assert source == ("the cache" if with_cache else "the Parquet files")
+    assert header_version(path) == STORAGE_VERSION_NUMBER
+    assert sorted(os.listdir(tmp_path)) == ["cprec.duckdb", "data"]  # renamed into place
+    expected = named_answers(queries.connect(root))
+    with duckdb.connect(str(path), read_only=True) as db:
+        kinds = db.sql("SELECT DISTINCT table_name FROM duckdb_tables() ORDER BY ALL").fetchall()
+        assert [k for (k,) in kinds] == sorted([*TABLES, "stage_runs"])
+        assert not db.sql("SELECT * FROM duckdb_views() WHERE NOT internal").fetchall()
+        assert db.sql("SELECT count(*) FROM executions").fetchall() == [(8,)]
+        got = named_answers(db)
+    assert got == expected
+    assert sum(map(len, got.values())) == 48  # rows of all named queries over the scenario
+
+
+def test_views_and_materialized_files_replace_each_other_but_never_the_users_objects(
+    scenario, tmp_path
+):
+    path = tmp_path / "cprec.duckdb"
+    queries.write_database(path, scenario)
+    queries.write_database(path, scenario, materialize=True)  # views become tables
+    with duckdb.connect(str(path), read_only=True) as db:
+        assert db.sql("SELECT count(*) FROM duckdb_views() WHERE NOT internal").fetchall() == [(0,)]
+    queries.write_database(path, scenario)  # and back: tables become views
+    with duckdb.connect(str(path)) as db:
+        assert db.sql("SELECT count(*) FROM duckdb_tables()").fetchall() == [(0,)]
+        db.execute("CREATE TABLE notes AS SELECT 'mine' AS note")
+    before = path.read_bytes()
+    with pytest.raises(UserError, match=r"holds what cprec does not write \(table main.notes\)"):
+        queries.write_database(path, scenario, materialize=True)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["cprec.duckdb"]

@@ -91,6 +91,17 @@ Exit codes:
     help="Pipelines collected in parallel.",
 )
 @click.option(
+    "--cache/--no-cache",
+    "build_cache",
+    default=True,
+    show_default=True,
+    envvar="CPREC_CACHE",
+    show_envvar=True,
+    help="Build the local query cache (`cprec cache`) at the end of the run if the data "
+    "root has none (a directory; for S3 the readers build theirs). An existing cache is "
+    "refreshed with what the run wrote either way.",
+)
+@click.option(
     "--quiet", is_flag=True, envvar="CPREC_QUIET", show_envvar=True, help="Print errors only."
 )
 @click.option(
@@ -114,6 +125,7 @@ def collect_command(
     exclude,
     since,
     workers,
+    build_cache,
     quiet,
     log_format,
 ) -> None:
@@ -136,5 +148,6 @@ def collect_command(
         log_format=log_format,
         role_arns=role_arns,
         external_id=external_id,
+        build_cache=build_cache,
     )
     sys.exit(result.exit_code)

@@ -155,9 +155,25 @@ def export_cmd(
 @click.command("db")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @data_option
-def db_cmd(path: Path, data: Path) -> None:
-    """Write a DuckDB database file whose views read the Parquet files."""
-    queries.write_database(path, data)
+@click.option(
+    "--materialize",
+    is_flag=True,
+    help="Write the deduplicated tables and stage_runs as tables holding their rows (from "
+    "the cache when it is current, else the Parquet files), not views: fast to open, a "
+    "copy as of now (run again to bring it up to date). Written whole, then renamed into "
+    "place.",
+)
+def db_cmd(path: Path, data: Path, materialize: bool) -> None:
+    """Write a DuckDB database file whose views read the Parquet files (or, with
+    --materialize, whose tables hold the rows)."""
+    source = queries.write_database(path, data, materialize=materialize)
+    if materialize:
+        click.echo(
+            f"wrote {path}: tables copied from {source} of {data} (open with `duckdb {path}`; "
+            "run again to bring it up to date)",
+            err=True,
+        )
+        return
     click.echo(
         f"wrote {path}: views over {data.resolve()} (open with `duckdb {path}`; "
         "run again after a table gets its first files)",

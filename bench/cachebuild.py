@@ -1,0 +1,93 @@
+"""A first cache build (`recorder.cache.refresh` over a whole tree into no cache), in
+files/s, for this checkout and optionally another one ("before"), in one run.
+
+    python bench/cachebuild.py --sizes 20x90,50x365 --runs 3 --before /path/to/old/checkout
+
+Each build runs in a fresh process whose PYTHONPATH is the checkout, on the same
+hard-linked size (bench/gen.py), the cache deleted before each; the two checkouts
+alternate, and the table shows the best of `--runs` for each (the machine is shared:
+compare the two columns of one run, not runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import gen
+from common import Section, du, secs
+
+HERE = Path(__file__).resolve().parent
+
+CHILD = """
+import json, sys, time
+from pathlib import Path
+from recorder import cache
+root = Path(sys.argv[1])
+t0 = time.perf_counter()
+r = cache.refresh(root)
+print(json.dumps({"seconds": time.perf_counter() - t0, "files": r.files_loaded,
+                  "code": str(Path(cache.__file__).parent.parent)}))
+"""
+
+
+def build_once(code: Path, root: Path) -> dict:
+    """One first build of `root`'s cache with the recorder of checkout `code`."""
+    shutil.rmtree(root / ".cache", ignore_errors=True)
+    env = dict(os.environ, PYTHONPATH=str(code))
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(root)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert Path(result["code"]) == code.resolve(), result  # the checkout asked for ran
+    shutil.rmtree(root / ".cache", ignore_errors=True)
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="20x90,50x365", help="PxD,PxD (hard-linked sizes)")
+    ap.add_argument("--runs", type=int, default=3, help="builds per checkout and size (best)")
+    ap.add_argument("--before", type=Path, help="another checkout to compare (e.g. main)")
+    args = ap.parse_args()
+    codes = {"after (this checkout)": HERE.parent}
+    if args.before:
+        codes = {"before": args.before.resolve(), **codes}
+    tdir = gen.template(10, 365, 45)
+    sec = Section(
+        "Cache build: first build over files",
+        note=f"recorder.cache.refresh(root) in a fresh process per build, no cache before; "
+        f"checkouts alternate; best of {args.runs}.",
+        header=["size", "Parquet files", *[f"{c}: best of {args.runs}" for c in codes],
+                "speed-up"],
+    )  # fmt: skip
+    for spec in args.sizes.split(","):
+        p, d = (int(x) for x in spec.split("x"))
+        root = gen.replicate(tdir, p, d)
+        files = du(root)[0]
+        best: dict[str, float] = {}
+        for _ in range(args.runs):
+            for label, code in codes.items():
+                r = build_once(code, root)
+                assert r["files"] == files, (r, files)
+                best[label] = min(best.get(label, float("inf")), r["seconds"])
+                print(f"  {spec} {label}: {secs(r['seconds'])}", flush=True)
+        cells = [f"{secs(s)} ({files / s:,.0f} files/s)" for s in best.values()]
+        ratio = f"{best['before'] / best['after (this checkout)']:.2f}×" if args.before else ""
+        sec.add(f"{p}×{d}", files, *cells, ratio)
+    print(sec.text())
+    print(sec.markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
