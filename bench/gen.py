@@ -279,13 +279,14 @@ def template_cache(tdir: Path) -> tuple[Path, float | None]:
 
     root = tdir / "data"
     path = cache.cache_path(root)
-    if path.exists() and (tdir / "CACHE-DONE").exists():
+    marker = tdir / f"CACHE-DONE-f{cache.FORMAT}"  # a cache of another layout is rebuilt
+    if path.exists() and marker.exists():
         return path, None
     path.unlink(missing_ok=True)
     t0 = time.perf_counter()
     cache.refresh(root)
     seconds = time.perf_counter() - t0
-    (tdir / "CACHE-DONE").write_text(f"{seconds}\n")
+    marker.write_text(f"{seconds}\n")
     return path, seconds
 
 
@@ -308,7 +309,7 @@ def replicated_cache(tdir: Path, copies: int) -> Path:
     src, _ = template_cache(tdir)
     days = _template_days(tdir)
     size = f"{len(meta_t['pipelines']) * copies}x{days}"
-    out = OUT / "sizes" / f"{size}-cache-replicated-from-{tdir.name}"
+    out = OUT / "sizes" / f"{size}-cache-f{cache.FORMAT}-replicated-from-{tdir.name}"
     root = (out / "data").resolve()
     done = out / "DONE.json"
     if done.exists():

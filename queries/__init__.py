@@ -32,7 +32,14 @@ from recorder.errors import UserError, first_line
 from recorder.layout import existing_root, sql_string
 from recorder.reader import data_errors
 from recorder.schemas import TABLES
-from recorder.views import SESSION_SQL, create_macros, create_parquet_views
+from recorder.views import (
+    DEFAULT_ATTEMPTS,
+    DERIVED,
+    SESSION_SQL,
+    create_delivery_macros,
+    create_macros,
+    create_parquet_views,
+)
 
 __all__ = [
     "NamedQuery",
@@ -154,7 +161,8 @@ def write_database(
 
 # What cprec writes into a database file, as (schema, name), in either form.
 def _cprec_relations() -> set[tuple[str, str]]:
-    return {("main", n) for n in [*TABLES, "stage_runs"]} | {("raw", n) for n in TABLES}
+    names = [*TABLES, *DERIVED, DEFAULT_ATTEMPTS]
+    return {("main", n) for n in names} | {("raw", n) for n in TABLES}
 
 
 def _holds_cprec_tables(con: duckdb.DuckDBPyConnection) -> bool:
@@ -168,10 +176,11 @@ def _holds_cprec_tables(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def _write_tables(path: Path, root: Path) -> str:
-    """Write into the new database `path` every deduplicated table and `stage_runs` as
-    tables, plus the macros: the relations the named queries read, as of now. The rows
-    come from the cache when a reader would use it (it holds the last completed state),
-    else from the Parquet views. Returns which."""
+    """Write into the new database `path` every deduplicated table, the derived relations
+    and the default rule's deployment attempts as tables, plus the macros: the relations
+    the named queries read, as of now. The rows come from the cache when a reader would
+    use it (it holds the last completed state), else from the Parquet views. Returns
+    which."""
     con = duckdb.connect()
     con.execute(SESSION_SQL)
     if cache_mod.attach_current(con, root, "cprec_cache") is None:
@@ -186,11 +195,15 @@ def _write_tables(path: Path, root: Path) -> str:
             f"(STORAGE_VERSION '{DB_FILE_STORAGE_VERSION}')"
         )
         with data_errors(root):
-            for name in [*TABLES, "stage_runs"]:
+            for name in [*TABLES, *DERIVED]:
                 con.execute(f"CREATE TABLE cprec_out.main.{name} AS SELECT * FROM {name}")
+            con.execute(
+                f"CREATE TABLE cprec_out.main.{DEFAULT_ATTEMPTS} AS "
+                "SELECT * FROM deploy_attempts([])"
+            )
         con.execute("USE cprec_out")  # the macros go into the file, bound to its tables
         create_macros(con, temp=False)
-        create_macros(con, temp=False, name="_delivery.sql")
+        create_delivery_macros(con, temp=False, attempts=DEFAULT_ATTEMPTS)
         con.execute("CHECKPOINT cprec_out")
     except duckdb.Error as exc:
         raise UserError(f"cannot write {path}: {first_line(exc)}") from None

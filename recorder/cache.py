@@ -62,7 +62,15 @@ from recorder.lock import data_lock, held_by_someone, hold
 from recorder.s3 import S3Path
 from recorder.schemas import TABLES, Table
 from recorder.testhooks import checkpoint
-from recorder.views import SESSION_SQL, check_files, create_cache_views, create_macros, sql_file
+from recorder.views import (
+    DEFAULT_ATTEMPTS,
+    DERIVED,
+    SESSION_SQL,
+    check_files,
+    create_cache_views,
+    create_macros,
+    sql_file,
+)
 
 log = logging.getLogger("cprec.cache")
 
@@ -70,7 +78,7 @@ CACHE_DIR = ".cache"
 CACHE_FILE = "cprec.duckdb"
 STALE_MARKER = "STALE"
 WRITING_MARKER = "WRITING"
-FORMAT = 2  # bumped when the cache's own layout changes: an older file is rebuilt
+FORMAT = 3  # bumped when the cache's own layout changes: an older file is rebuilt
 BATCH_FILES = 4000
 
 # Joins a table aliased {a} to the `touched` executions (t) on the execution key.
@@ -78,6 +86,16 @@ _SAME_EXECUTION = (
     "{a}.account_id = t.account_id AND {a}.region = t.region "
     "AND {a}.pipeline = t.pipeline AND {a}.execution_id = t.execution_id"
 )
+_SAME_PIPELINE = (
+    "{a}.account_id = t.account_id AND {a}.region = t.region AND {a}.pipeline = t.pipeline"
+)
+
+# What the derived relations (views.DERIVED, the default rule's attempts) read: a change
+# to a row of these tables touches its execution, whose derived rows are recomputed, and
+# its pipeline, whose deployment attempts are (a rollback or the next deployment changes
+# an earlier one's rolled_back_at; the latest definition chooses the deploy stage).
+EXECUTION_SOURCES = ("action_executions", "executions", "execution_revisions", "rule_executions")
+PIPELINE_SOURCES = ("pipeline_actions",)
 
 
 _DIRS: dict[str, Path] = {}  # root -> the cache directory chosen with --cache-dir
@@ -369,9 +387,10 @@ class Cache:
             for n, t in cols:  # schemas only ever add columns
                 if n not in have:
                     con.execute(f"ALTER TABLE cache.{table.name} ADD COLUMN {layout.ident(n)} {t}")
-        if not _has_table(con, "stage_runs"):
-            self._create_temp_source(None)
-            con.execute(f"CREATE TABLE cache.stage_runs AS {sql_file('_stage_runs.sql')} LIMIT 0")
+        for name, sql in self._derived_sql().items():
+            if not _has_table(con, name):
+                self._sources(None, rule=name == DEFAULT_ATTEMPTS)
+                con.execute(f"CREATE TABLE cache.{name} AS {sql} LIMIT 0")
 
     # -- refresh ---------------------------------------------------------------------
 
@@ -435,33 +454,31 @@ class Cache:
             tbl, pipeline, dt = known[path]
             reload[tbl].add((pipeline, dt))
         self._forget(gone)
-        affected_exec = False
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE touched "
+            "(account_id VARCHAR, region VARCHAR, pipeline VARCHAR, execution_id VARCHAR)"
+        )
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE touched_pipelines "
+            "(account_id VARCHAR, region VARCHAR, pipeline VARCHAR)"
+        )
+        # A first build derives every row at the end, from whole tables.
+        self.everything = not self.con.execute("SELECT count(*) FROM cache.files").fetchone()[0]
         for name, parts in reload.items():
             for pipeline, dt in parts:
+                self._touch(TABLES[name], f"cache.{name}", self._partition_filter(TABLES[name]),
+                            [pipeline, dt] if TABLES[name].per_pipeline else [dt])  # fmt: skip
                 self._delete_partition(TABLES[name], pipeline, dt)
                 directory = layout.partition_dir(self.root, name, pipeline, date.fromisoformat(dt))
                 current = layout.partition_files(directory)
                 self._forget([str(p) for p in current])
                 new[name] = sorted(set(new.get(name, [])) | set(current))
             result.partitions_reloaded += len(parts)
-            affected_exec |= name == "action_executions"
-        self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE touched "
-            "(account_id VARCHAR, region VARCHAR, pipeline VARCHAR, execution_id VARCHAR)"
-        )
         for name, files in new.items():
             if files:
                 self._load(TABLES[name], files)
                 result.files_loaded += len(files)
-        if affected_exec:
-            # reloaded partitions may have lost executions entirely
-            self.con.execute(
-                "DELETE FROM cache.stage_runs s WHERE NOT EXISTS (SELECT 1 FROM "
-                "cache.action_executions a WHERE a.account_id = s.account_id AND "
-                "a.region = s.region AND a.pipeline = s.pipeline AND "
-                "a.execution_id = s.execution_id)"
-            )
-        self._refresh_stage_runs()
+        self._refresh_derived()
 
     def _known_files(
         self, paths: list[str] | None = None
@@ -481,14 +498,33 @@ class Cache:
                 "DELETE FROM cache.files WHERE path IN (SELECT unnest($p))", {"p": paths}
             )
 
-    def _delete_partition(self, table: Table, pipeline: str | None, dt: str) -> None:
+    @staticmethod
+    def _partition_filter(table: Table) -> str:
         if table.per_pipeline:
+            return "WHERE pipeline = ? AND dt = CAST(? AS DATE)"
+        return "WHERE dt = CAST(? AS DATE)"
+
+    def _delete_partition(self, table: Table, pipeline: str | None, dt: str) -> None:
+        params = [pipeline, dt] if table.per_pipeline else [dt]
+        self.con.execute(f"DELETE FROM cache.{table.name} {self._partition_filter(table)}", params)
+
+    def _touch(self, table: Table, relation: str, where: str = "", params=None) -> None:
+        """Note the executions and pipelines of `relation`'s rows (rows of `table` being
+        loaded or deleted) whose derived rows must be recomputed."""
+        if self.everything:
+            return
+        if table.name in EXECUTION_SOURCES:
             self.con.execute(
-                f"DELETE FROM cache.{table.name} WHERE pipeline = ? AND dt = CAST(? AS DATE)",
-                [pipeline, dt],
+                "INSERT INTO touched SELECT DISTINCT account_id, region, pipeline, execution_id "
+                f"FROM {relation} {where}",
+                params,
             )
-        else:
-            self.con.execute(f"DELETE FROM cache.{table.name} WHERE dt = CAST(? AS DATE)", [dt])
+        elif table.name in PIPELINE_SOURCES:
+            self.con.execute(
+                "INSERT INTO touched_pipelines SELECT DISTINCT account_id, region, pipeline "
+                f"FROM {relation} {where}",
+                params,
+            )
 
     def _load(self, table: Table, files: list[Path]) -> None:
         con = self.con
@@ -517,11 +553,7 @@ class Cache:
                 f"INSERT INTO cache.{table.name} SELECT s.* FROM stage s "
                 f"ANTI JOIN cache.{table.name} c ON {on}"
             )
-            if table.name == "action_executions":
-                con.execute(
-                    "INSERT INTO touched "
-                    "SELECT DISTINCT account_id, region, pipeline, execution_id FROM stage"
-                )
+            self._touch(table, "stage")
             self._add_files(table, batch)
 
     def _load_into_empty(self, table: Table, files: list[Path]) -> None:
@@ -563,11 +595,7 @@ class Cache:
         con.execute(
             f"DELETE FROM {relation} WHERE rowid IN ({layout.superseded_sql(table, relation)})"
         )
-        if table.name == "action_executions":
-            con.execute(
-                "INSERT INTO touched SELECT DISTINCT account_id, region, pipeline, execution_id "
-                f"FROM {relation}"
-            )
+        self._touch(table, relation)
 
     def _check(self, table: Table, batch: list[str]) -> set[str]:
         """check_files for `batch`, reading each footer once; returns the files that
@@ -602,25 +630,70 @@ class Cache:
                 f"cannot cache: {first_line(e)}; move that file out and run again"
             ) from None
 
-    def _create_temp_source(self, touched: bool | None) -> None:
-        """`action_executions` as the stage_runs SQL sees it: only touched executions."""
-        where = f"SEMI JOIN touched t ON {_SAME_EXECUTION.format(a='a')}" if touched else ""
-        self.con.execute(
-            "CREATE OR REPLACE TEMP VIEW action_executions AS "
-            f"SELECT a.* FROM cache.action_executions a {where}"
-        )
-        create_macros(self.con, temp=True)
-
-    def _refresh_stage_runs(self) -> None:
+    def _sources(self, scope: str | None, *, rule: bool = False) -> None:
+        """Temporary views named like the tables and derived relations over the cache's,
+        as the derived SQL sees them: only the touched executions (`scope` "execution"),
+        only the touched pipelines ("pipeline"), or all rows (None); then the macros
+        (with `rule`, the deployment rule's too: it binds to every derived relation)."""
         con = self.con
-        n = con.execute("SELECT count(*) FROM touched").fetchone()[0]
-        if not n:
+        joins = {
+            "execution": f"SEMI JOIN touched t ON {_SAME_EXECUTION.format(a='x')}",
+            "pipeline": f"SEMI JOIN touched_pipelines t ON {_SAME_PIPELINE.format(a='x')}",
+            None: "",
+        }
+        scoped = (*EXECUTION_SOURCES, *DERIVED, *(PIPELINE_SOURCES if scope == "pipeline" else ()))
+        for name in [*TABLES, *(n for n in DERIVED if _has_table(con, n))]:
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT x.* FROM cache.{name} x "
+                f"{joins[scope] if name in scoped else ''}"
+            )
+        create_macros(con, temp=True)
+        if rule:
+            create_macros(con, temp=True, name="_deploy_rule.sql")
+
+    def _derived_sql(self) -> dict[str, str]:
+        """The SELECT of each derived table: views.DERIVED, then the default rule's attempts."""
+        sql = {name: sql_file(f"_{name}.sql") for name in DERIVED}
+        sql[DEFAULT_ATTEMPTS] = "SELECT * FROM rule_attempts([])"
+        return sql
+
+    def _refresh_derived(self) -> None:
+        """Recompute the derived tables' rows of the touched executions (and, for the
+        default rule's attempts, of the touched pipelines: every pipeline of a touched
+        execution), in DERIVED order: each reads the rows the one before it just wrote."""
+        con = self.con
+        if self.everything:
+            for name in [*DERIVED, DEFAULT_ATTEMPTS]:
+                con.execute(f"DELETE FROM cache.{name}")
+            for name, sql in self._derived_sql().items():
+                self._sources(None, rule=name == DEFAULT_ATTEMPTS)
+                con.execute(f"INSERT INTO cache.{name} {sql}")
             return
+        con.execute("CREATE OR REPLACE TEMP TABLE t0 AS SELECT DISTINCT * FROM touched")
+        con.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT * FROM t0")
         con.execute(
-            f"DELETE FROM cache.stage_runs s USING touched t WHERE {_SAME_EXECUTION.format(a='s')}"
+            "INSERT INTO touched_pipelines SELECT account_id, region, pipeline FROM touched"
         )
-        self._create_temp_source(True)
-        con.execute(f"INSERT INTO cache.stage_runs {sql_file('_stage_runs.sql')}")
+        con.execute("CREATE OR REPLACE TEMP TABLE t0 AS SELECT DISTINCT * FROM touched_pipelines")
+        con.execute("CREATE OR REPLACE TEMP TABLE touched_pipelines AS SELECT * FROM t0")
+        con.execute("DROP TABLE t0")
+        if con.execute("SELECT count(*) FROM touched").fetchone()[0]:
+            for name in DERIVED:
+                con.execute(
+                    f"DELETE FROM cache.{name} s USING touched t "
+                    f"WHERE {_SAME_EXECUTION.format(a='s')}"
+                )
+                self._sources("execution")
+                con.execute(f"INSERT INTO cache.{name} {self._derived_sql()[name]}")
+        if con.execute("SELECT count(*) FROM touched_pipelines").fetchone()[0]:
+            con.execute(
+                f"DELETE FROM cache.{DEFAULT_ATTEMPTS} s USING touched_pipelines t "
+                f"WHERE {_SAME_PIPELINE.format(a='s')}"
+            )
+            self._sources("pipeline", rule=True)
+            con.execute(
+                f"INSERT INTO cache.{DEFAULT_ATTEMPTS} {self._derived_sql()[DEFAULT_ATTEMPTS]}"
+            )
 
 
 def build(root: Path, *, rebuild: bool = False) -> RefreshResult:

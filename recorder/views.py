@@ -5,14 +5,17 @@ For every table in `recorder.schemas`:
   (recorder/layout.py reads them).
 - `<table>`: the latest recording per natural key (layout.latest_only_sql), and for
   state tables only snapshots whose commit point exists (layout.COMMITTED_BY).
-- `stage_runs` (`sql/_stage_runs.sql`), the macros of `sql/_macros.sql` and the delivery
-  table macros of `sql/_delivery.sql` (deploy stages, deployments, restores, waits).
+- the derived relations of DERIVED (`stage_runs`, `execution_times`, `failed_steps`:
+  `sql/_<name>.sql`), the macros of `sql/_macros.sql`, the deployment rule of
+  `sql/_deploy_rule.sql` and the delivery table macros of `sql/_delivery.sql`
+  (deployments, restores, waits).
 
-Both sources give the same relations: the cache stores each table deduplicated, so
-only the commit filter and `stage_runs` (materialised there) differ in how they are
-built. Before Parquet views are created every file is checked against its table's
-schema (layout.conformance_sql): a conflicting file is one line naming it, never rows
-counted under the wrong type.
+Both sources give the same relations: the cache stores each table deduplicated and
+the derived relations materialised (plus the default rule's `deploy_attempts` rows),
+so only the commit filter and where the derived rows come from differ. Before Parquet
+views are created every file is checked against its table's schema
+(layout.conformance_sql): a conflicting file is one line naming it, never rows counted
+under the wrong type.
 """
 
 from __future__ import annotations
@@ -30,6 +33,15 @@ from recorder.schemas import TABLES, Table
 # Every reader's session settings. DuckDB draws a progress bar on stdout for a query that
 # runs over 2 s: it would land in the middle of a CSV or a report.
 SESSION_SQL = "SET TimeZone = 'UTC'; SET enable_progress_bar = false"
+
+# Relations derived from the tables, in the order they are built (each reads only the
+# tables and the ones before it): a view over the Parquet files, a table in the cache
+# (recomputed there for the executions a refresh touched). `sql/_<name>.sql` defines each.
+DERIVED = ("stage_runs", "execution_times", "failed_steps")
+
+# The cache's rows of `rule_attempts([])` (sql/_deploy_rule.sql, the default rule),
+# recomputed there for the pipelines a refresh touched.
+DEFAULT_ATTEMPTS = "default_deploy_attempts"
 
 
 def sql_file(name: str) -> str:
@@ -93,8 +105,9 @@ def create_parquet_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
             f"CREATE OR REPLACE VIEW main.{table.name} AS {_committed(table, latest, 'main')}"
         )
     create_macros(con, temp=False)
-    con.execute(f"CREATE OR REPLACE VIEW main.stage_runs AS {sql_file('_stage_runs.sql')}")
-    create_macros(con, temp=False, name="_delivery.sql")
+    for name in DERIVED:
+        con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {sql_file(f'_{name}.sql')}")
+    create_delivery_macros(con, temp=False, attempts=None)
 
 
 def create_cache_views(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
@@ -105,16 +118,41 @@ def create_cache_views(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
             f"CREATE OR REPLACE TEMP VIEW {table.name} AS "
             f"{_committed(table, latest, f'{catalog}.cache')}"
         )
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW stage_runs AS SELECT * FROM {catalog}.cache.stage_runs"
-    )
+    for name in [*DERIVED, DEFAULT_ATTEMPTS]:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {catalog}.cache.{name}")
     create_macros(con, temp=True)
-    create_macros(con, temp=True, name="_delivery.sql")
+    create_delivery_macros(con, temp=True, attempts=DEFAULT_ATTEMPTS)
+
+
+def create_delivery_macros(
+    con: duckdb.DuckDBPyConnection, *, temp: bool, attempts: str | None
+) -> None:
+    """The deployment rule (`sql/_deploy_rule.sql`), `deploy_attempts(patterns)` and the
+    delivery macros (`sql/_delivery.sql`), after every view.
+
+    `attempts`: a relation holding `rule_attempts([])` (the cache's), read for the
+    default rule; other patterns are always computed. Both branches are filtered on the
+    patterns' length, so DuckDB drops the other one when it plans the query (the
+    patterns are bound values by then): the default rule never computes, other patterns
+    never read the stored rows.
+    """
+    create_macros(con, temp=temp, name="_deploy_rule.sql")
+    kind = "TEMP MACRO" if temp else "MACRO"
+    empty = "len(CAST(patterns AS VARCHAR[])) = 0"
+    body = (
+        f"SELECT * FROM {attempts} WHERE {empty} "
+        f"UNION ALL SELECT * FROM rule_attempts(patterns) WHERE NOT {empty}"
+        if attempts
+        else "SELECT * FROM rule_attempts(patterns)"
+    )
+    con.execute(f"CREATE OR REPLACE {kind} deploy_attempts(patterns) AS TABLE {body}")
+    create_macros(con, temp=temp, name="_delivery.sql")
 
 
 def create_macros(con: duckdb.DuckDBPyConnection, *, temp: bool, name: str = "_macros.sql") -> None:
-    """The macros of `sql/<name>`: `_macros.sql` (scalar, needs no view) or
-    `_delivery.sql` (table macros, bound at creation: after every view)."""
+    """The macros of `sql/<name>`: `_macros.sql` (scalar, needs no view), or
+    `_deploy_rule.sql` and `_delivery.sql` (table macros, bound at creation: after every
+    view; create_delivery_macros)."""
     sql = sql_file(name)
     if temp:  # a read-only database takes temporary objects only
         sql = sql.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO")

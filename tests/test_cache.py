@@ -24,8 +24,10 @@ def answers(root, *, cache: bool) -> dict[str, list[dict]]:
     con = queries.connect(root, cache=cache)
     try:
         out = {n: queries.run_query(con, n, now=NOW).to_pylist() for n in queries.named_queries()}
-        srs = con.sql("SELECT * FROM stage_runs ORDER BY ALL").to_arrow_table().to_pylist()
-        out["stage_runs"] = [tuple(r.values()) for r in srs]
+        # the derived relations, stored by the cache and computed by the views
+        for name in ["stage_runs", "execution_times", "failed_steps", "deploy_attempts([])"]:
+            got = con.sql(f"SELECT * FROM {name} ORDER BY ALL").to_arrow_table().to_pylist()
+            out[name] = [tuple(r.values()) for r in got]
         return out
     finally:
         con.close()

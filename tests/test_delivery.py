@@ -9,10 +9,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import query_rows
+from conftest import common_columns, query_rows
 from delivery_scenario import DEFINITIONS, NOW, Pipeline, at, build_delivery_scenario
 
 import queries
+from recorder import cache
+from recorder.store import write_rows
 
 DAY = 86400
 
@@ -22,9 +24,14 @@ def scenario(tmp_path_factory) -> Path:
     return build_delivery_scenario(tmp_path_factory.mktemp("delivery"))
 
 
-@pytest.fixture(scope="module")
-def con(scenario) -> duckdb.DuckDBPyConnection:
-    return queries.connect(scenario)
+@pytest.fixture(scope="module", params=["parquet", "cache"])
+def con(request, scenario) -> duckdb.DuckDBPyConnection:
+    """Every test runs over the Parquet views (each figure computed by the rule's macros)
+    and over the query cache (the default rule's attempts read from its table)."""
+    if request.param == "parquet":
+        return queries.connect(scenario, cache=False)
+    cache.build(scenario)
+    return queries.connect(scenario, cache=True)  # cache=True: the cache or an error
 
 
 def rows(con, name, **kw) -> list[tuple]:
@@ -386,3 +393,57 @@ def test_trend_counts_deployments_in_the_week_of_their_time(con):
         # S1 S3 S5 S8 deploy in the week of 01-12 (R1's is a rollback deployment)
         ("shop", "2026-01-12", 4),
     ]  # fmt: skip
+
+
+def test_the_cache_recomputes_a_pipelines_attempts_when_a_later_recording_changes_them(
+    tmp_path,
+):
+    """The cache stores the default rule's attempts; what a collector writes later changes
+    earlier rows: a ROLLBACK execution rolls back the deployment before it, a new
+    definition moves the default deploy stage. Each refresh with the written files gives
+    the rows the Parquet views compute."""
+    api = Pipeline("api")
+    for eid, day in (("A1", "01-01"), ("A2", "01-08")):
+        api.run(eid, "Succeeded", f"{day} 00:00", f"{day} 00:30", [
+            ("Build", "Succeeded", f"{day} 00:00", f"{day} 00:10"),
+            ("Deploy-eu", "Succeeded", f"{day} 00:10", f"{day} 00:20"),
+            ("Deploy-us", "Succeeded", f"{day} 00:20", f"{day} 00:30"),
+        ])  # fmt: skip
+    api.write(tmp_path)
+    cache.build(tmp_path)
+
+    def attempts(**kw) -> list[tuple]:
+        sql = "SELECT stage, execution_id, status, deploy_time, rolled_back_at " \
+              "FROM deploy_attempts([]) ORDER BY ALL"  # fmt: skip
+        got = [macro(queries.connect(tmp_path, cache=c), sql) for c in (True, False)]
+        assert got[0] == got[1]  # the cache's stored rows == the views' computed ones
+        return got[0]
+
+    assert attempts() == [
+        ("Deploy-us", "A1", "Succeeded", at("01-01 00:30"), None),
+        ("Deploy-us", "A2", "Succeeded", at("01-08 00:30"), None),
+    ]
+    # A ROLLBACK execution (no stage run yet, targeting A1) starts after A2's deployment:
+    # A2 is rolled back at its start. Only an executions file is written.
+    later = Pipeline("api")
+    later.run("R1", "InProgress", "01-09 00:00", None, [], kind="ROLLBACK", target="A1")
+    written = write_rows(tmp_path, "executions", later.rows["executions"], pipeline="api",
+                         run_id="run-2")  # fmt: skip
+    cache.refresh(tmp_path, written=written)
+    assert attempts() == [
+        ("Deploy-us", "A1", "Succeeded", at("01-01 00:30"), None),
+        ("Deploy-us", "A2", "Succeeded", at("01-08 00:30"), at("01-09 00:00")),
+    ]
+    # Version 2 drops Deploy-us: the default deploy stage is now Deploy-eu (A1 and A2
+    # deployed there at 00:20; R1 still rolls A2 back). Only a pipeline_actions file.
+    defs = [
+        {**common_columns(NOW), "dt": NOW.date(), "pipeline_version": 2, "stage": stage,
+         "stage_index": i, "action": action, "action_index": 0, "category": category}
+        for i, (stage, action, category) in enumerate(DEFINITIONS["api"][1][:2])
+    ]  # fmt: skip
+    written = write_rows(tmp_path, "pipeline_actions", defs, pipeline="api", run_id="run-3")
+    cache.refresh(tmp_path, written=written)
+    assert attempts() == [
+        ("Deploy-eu", "A1", "Succeeded", at("01-01 00:20"), None),
+        ("Deploy-eu", "A2", "Succeeded", at("01-08 00:20"), at("01-09 00:00")),
+    ]

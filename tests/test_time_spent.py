@@ -12,6 +12,7 @@ import pytest
 from conftest import common_columns, execution_row, query_rows, t
 
 import queries
+from recorder import cache
 from recorder.store import write_rows
 
 NOW = datetime(2026, 3, 10, tzinfo=UTC)
@@ -212,8 +213,18 @@ def build_time_scenario(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def con(tmp_path_factory) -> duckdb.DuckDBPyConnection:
-    return queries.connect(build_time_scenario(tmp_path_factory.mktemp("time-spent")))
+def root(tmp_path_factory) -> Path:
+    return build_time_scenario(tmp_path_factory.mktemp("time-spent"))
+
+
+@pytest.fixture(scope="module", params=["parquet", "cache"])
+def con(request, root) -> duckdb.DuckDBPyConnection:
+    """Over the Parquet views (stage_runs and execution_times computed) and over the query
+    cache (both stored)."""
+    if request.param == "parquet":
+        return queries.connect(root, cache=False)
+    cache.build(root)
+    return queries.connect(root, cache=True)  # cache=True: the cache or an error
 
 
 def rows(con, name, **kw) -> list[tuple]:

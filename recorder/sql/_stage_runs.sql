@@ -14,6 +14,12 @@
 --                  start_time, then last_update_time, then action_execution_id, so a
 --                  failure fixed by a retry leaves the stage Succeeded.
 --   actions, action_executions = distinct actions, action executions in the run
+--   after_stage  = the stage of the same execution whose run started last before this
+--                  one (by start_time, then stage name); NULL for the first stage run
+--   wait_s       = start_time - the end_time of that run; for the execution's first
+--                  stage run, start_time - the execution's start (a queue ahead of the
+--                  first stage counts too), NULL when the execution is not recorded.
+--                  It holds queues, disabled transitions and entry conditions.
 WITH per_action AS (
     SELECT
         account_id, region, pipeline, execution_id, stage, action,
@@ -24,25 +30,37 @@ WITH per_action AS (
         max(last_update_time) AS end_time
     FROM action_executions
     GROUP BY ALL
+),
+runs AS (
+    SELECT
+        account_id,
+        region,
+        pipeline,
+        execution_id,
+        stage,
+        min(start_time) AS start_time,
+        max(end_time) AS end_time,
+        seconds_between(min(start_time), max(end_time)) AS duration_s,
+        CASE
+            WHEN sum(in_progress) > 0 THEN 'InProgress'
+            WHEN bool_or(latest_status = 'Failed') THEN 'Failed'
+            WHEN bool_or(latest_status = 'Abandoned') THEN 'Abandoned'
+            ELSE 'Succeeded'
+        END AS status,
+        max(runs) AS attempts,
+        sum(in_progress) = 0 AS terminal,
+        count(*) AS actions,
+        CAST(sum(runs) AS BIGINT) AS action_executions
+    FROM per_action
+    GROUP BY account_id, region, pipeline, execution_id, stage
 )
 SELECT
-    account_id,
-    region,
-    pipeline,
-    execution_id,
-    stage,
-    min(start_time) AS start_time,
-    max(end_time) AS end_time,
-    seconds_between(min(start_time), max(end_time)) AS duration_s,
-    CASE
-        WHEN sum(in_progress) > 0 THEN 'InProgress'
-        WHEN bool_or(latest_status = 'Failed') THEN 'Failed'
-        WHEN bool_or(latest_status = 'Abandoned') THEN 'Abandoned'
-        ELSE 'Succeeded'
-    END AS status,
-    max(runs) AS attempts,
-    sum(in_progress) = 0 AS terminal,
-    count(*) AS actions,
-    CAST(sum(runs) AS BIGINT) AS action_executions
-FROM per_action
-GROUP BY account_id, region, pipeline, execution_id, stage
+    r.*,
+    lag(r.stage) OVER run AS after_stage,
+    seconds_between(coalesce(lag(r.end_time) OVER run, e.start_time), r.start_time) AS wait_s
+FROM runs AS r
+LEFT JOIN executions AS e USING (account_id, region, pipeline, execution_id)
+WINDOW run AS (
+    PARTITION BY r.account_id, r.region, r.pipeline, r.execution_id
+    ORDER BY r.start_time, r.stage
+)
