@@ -351,7 +351,7 @@ class Cache:
                 f"cannot open the cache {path}: {first_line(e)} (delete it, or run "
                 "`cprec cache --rebuild`)"
             ) from None
-        self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute(SESSION_SQL)  # UTC; no progress bar in a collector's log
 
     def close(self) -> None:
         self.con.close()

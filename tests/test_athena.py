@@ -133,7 +133,13 @@ def test_the_views_read_the_raw_tables_and_commit_points_of_their_database():
         parent = layout.COMMITTED_BY.get(name, (None,))[0]
         assert read == {("cprec", f"raw_{name}")} | ({("cprec", parent)} if parent else set())
     read = {(t.db, t.name) for t in views["stage_runs"].expression.find_all(exp.Table)}
-    assert read == {("cprec", "action_executions"), ("", "ranked"), ("", "per_action")}
+    assert read == {
+        ("cprec", "action_executions"),
+        ("cprec", "executions"),  # an execution's start: the wait before its first stage
+        ("", "ranked"),
+        ("", "per_action"),
+        ("", "runs"),
+    }
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@
 -- the latest execution of each action is ranked by a window instead. DuckDB orders
 -- a NULL field of a ROW above any value: hence DESC NULLS FIRST, the same pick.
 -- Its timestamps read from Parquet are milliseconds, so the difference is too.
+-- after_stage and wait_s as there (the window spelled out: no WINDOW clause).
 -- `$database` is the Athena database; the statement holds no blank line.
 WITH ranked AS (
     SELECT
@@ -25,25 +26,40 @@ WITH ranked AS (
         max(last_update_time) AS end_time
     FROM ranked
     GROUP BY account_id, region, pipeline, execution_id, stage, action
+), runs AS (
+    SELECT
+        account_id,
+        region,
+        pipeline,
+        execution_id,
+        stage,
+        min(start_time) AS start_time,
+        max(end_time) AS end_time,
+        date_diff('millisecond', min(start_time), max(end_time)) / 1e3 AS duration_s,
+        CASE
+            WHEN sum(in_progress) > 0 THEN 'InProgress'
+            WHEN bool_or(latest_status = 'Failed') THEN 'Failed'
+            WHEN bool_or(latest_status = 'Abandoned') THEN 'Abandoned'
+            ELSE 'Succeeded'
+        END AS status,
+        max(runs) AS attempts,
+        sum(in_progress) = 0 AS terminal,
+        count(*) AS actions,
+        CAST(sum(runs) AS BIGINT) AS action_executions
+    FROM per_action
+    GROUP BY account_id, region, pipeline, execution_id, stage
 )
 SELECT
-    account_id,
-    region,
-    pipeline,
-    execution_id,
-    stage,
-    min(start_time) AS start_time,
-    max(end_time) AS end_time,
-    date_diff('millisecond', min(start_time), max(end_time)) / 1e3 AS duration_s,
-    CASE
-        WHEN sum(in_progress) > 0 THEN 'InProgress'
-        WHEN bool_or(latest_status = 'Failed') THEN 'Failed'
-        WHEN bool_or(latest_status = 'Abandoned') THEN 'Abandoned'
-        ELSE 'Succeeded'
-    END AS status,
-    max(runs) AS attempts,
-    sum(in_progress) = 0 AS terminal,
-    count(*) AS actions,
-    CAST(sum(runs) AS BIGINT) AS action_executions
-FROM per_action
-GROUP BY account_id, region, pipeline, execution_id, stage
+    r.*,
+    lag(r.stage) OVER (
+        PARTITION BY r.account_id, r.region, r.pipeline, r.execution_id
+        ORDER BY r.start_time, r.stage
+    ) AS after_stage,
+    date_diff('millisecond', coalesce(lag(r.end_time) OVER (
+        PARTITION BY r.account_id, r.region, r.pipeline, r.execution_id
+        ORDER BY r.start_time, r.stage
+    ), e.start_time), r.start_time) / 1e3 AS wait_s
+FROM runs AS r
+LEFT JOIN "$database"."executions" AS e
+    ON e.account_id = r.account_id AND e.region = r.region AND e.pipeline = r.pipeline
+    AND e.execution_id = r.execution_id
