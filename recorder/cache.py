@@ -390,7 +390,16 @@ class Cache:
         for name, sql in self._derived_sql().items():
             if not _has_table(con, name):
                 self._sources(None, rule=name == DEFAULT_ATTEMPTS)
-                con.execute(f"CREATE TABLE cache.{name} AS {sql} LIMIT 0")
+                # Columns spelled out, not `CREATE TABLE AS ... LIMIT 0`: DuckDB 2.0.0 keeps
+                # the empty result's statistics for a table created that way, and scans of
+                # rows inserted later in the same transaction come back empty (the derived
+                # tables are read by the next ones in the refresh's transaction).
+                cols = con.execute(f"DESCRIBE {sql}").fetchall()
+                con.execute(
+                    f"CREATE TABLE cache.{name} ("
+                    + ", ".join(f"{layout.ident(c[0])} {c[1]}" for c in cols)
+                    + ")"
+                )
 
     # -- refresh ---------------------------------------------------------------------
 

@@ -150,3 +150,30 @@ def test_a_first_build_keeps_the_latest_recording_across_batches_and_schemas(roo
     ).fetchall()
     assert statuses == [("Cancelled",)]
     assert answers(root, cache=True) == answers(root, cache=False)
+
+
+def test_a_first_build_derives_every_row_of_a_table_larger_than_a_row_group(tmp_path):
+    """Each derived table reads the ones before it inside the build's transaction. 123,000
+    stage runs pass DuckDB's row group (122,880 rows), the size at which DuckDB 2.0.0 once
+    read back nothing from a table created in the same transaction by `CREATE TABLE AS
+    ... LIMIT 0`: every derived row must be there, and right."""
+    n = 123_000
+    start = t("10:00:00")
+    rows = [
+        action_row(f"X{i:06d}", 1, "Build", "Compile", "Succeeded", start,
+                   start + timedelta(seconds=i % 600))
+        for i in range(n)
+    ]  # fmt: skip
+    write_rows(tmp_path, "action_executions", rows, pipeline="big", run_id="run-1")
+    refresh(tmp_path)
+    con = queries.connect(tmp_path, cache=True)
+    assert con.execute("SELECT count(*) FROM stage_runs").fetchall() == [(n,)]
+    # execution_times is computed from the stage_runs rows just written: one per execution;
+    # X000601's Build ran 601 % 600 = 1 s
+    got = con.execute(
+        "SELECT count(*), sum(total_s), max(total_s) FILTER (WHERE execution_id = 'X000601') "
+        "FROM execution_times"
+    ).fetchall()
+    # total_s = i % 600 over 123,000 runs: 123,000 / 600 = 205 full cycles of 0..599,
+    # each summing 599 * 600 / 2 = 179,700: 205 * 179,700 = 36,838,500
+    assert got == [(n, 36_838_500.0, 1.0)]
