@@ -36,9 +36,11 @@ from recorder.views import (
     DEFAULT_ATTEMPTS,
     DERIVED,
     SESSION_SQL,
+    STATS,
     create_delivery_macros,
     create_macros,
     create_parquet_views,
+    create_stats_macros,
 )
 
 __all__ = [
@@ -161,7 +163,7 @@ def write_database(
 
 # What cprec writes into a database file, as (schema, name), in either form.
 def _cprec_relations() -> set[tuple[str, str]]:
-    names = [*TABLES, *DERIVED, DEFAULT_ATTEMPTS]
+    names = [*TABLES, *DERIVED, DEFAULT_ATTEMPTS, *(f"stored_{n}" for n in STATS)]
     return {("main", n) for n in names} | {("raw", n) for n in TABLES}
 
 
@@ -201,8 +203,13 @@ def _write_tables(path: Path, root: Path) -> str:
                 f"CREATE TABLE cprec_out.main.{DEFAULT_ATTEMPTS} AS "
                 "SELECT * FROM deploy_attempts([])"
             )
+            for name in STATS:
+                con.execute(
+                    f"CREATE TABLE cprec_out.main.stored_{name} AS SELECT * FROM {name}(NULL, NULL)"
+                )
         con.execute("USE cprec_out")  # the macros go into the file, bound to its tables
         create_macros(con, temp=False)
+        create_stats_macros(con, temp=False, stored="main")
         create_delivery_macros(con, temp=False, attempts=DEFAULT_ATTEMPTS)
         con.execute("CHECKPOINT cprec_out")
     except duckdb.Error as exc:

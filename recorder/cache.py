@@ -66,6 +66,7 @@ from recorder.views import (
     DEFAULT_ATTEMPTS,
     DERIVED,
     SESSION_SQL,
+    STATS,
     check_files,
     create_cache_views,
     create_macros,
@@ -389,7 +390,7 @@ class Cache:
                     con.execute(f"ALTER TABLE cache.{table.name} ADD COLUMN {layout.ident(n)} {t}")
         for name, sql in self._derived_sql().items():
             if not _has_table(con, name):
-                self._sources(None, rule=name == DEFAULT_ATTEMPTS)
+                self._sources(None, rule=name == DEFAULT_ATTEMPTS, stats=name not in DERIVED)
                 # Columns spelled out, not `CREATE TABLE AS ... LIMIT 0`: DuckDB 2.0.0 keeps
                 # the empty result's statistics for a table created that way, and scans of
                 # rows inserted later in the same transaction come back empty (the derived
@@ -639,43 +640,53 @@ class Cache:
                 f"cannot cache: {first_line(e)}; move that file out and run again"
             ) from None
 
-    def _sources(self, scope: str | None, *, rule: bool = False) -> None:
+    def _sources(self, scope: str | None, *, rule: bool = False, stats: bool = False) -> None:
         """Temporary views named like the tables and derived relations over the cache's,
         as the derived SQL sees them: only the touched executions (`scope` "execution"),
-        only the touched pipelines ("pipeline"), or all rows (None); then the macros
-        (with `rule`, the deployment rule's too: it binds to every derived relation)."""
+        only the touched pipelines ("pipeline"), only the pipelines whose name a touched
+        pipeline has ("name"), or all rows (None); then the macros (with `rule` and
+        `stats`, those of the deployment rule and the statistics too: they bind to the
+        derived relations)."""
         con = self.con
         joins = {
             "execution": f"SEMI JOIN touched t ON {_SAME_EXECUTION.format(a='x')}",
             "pipeline": f"SEMI JOIN touched_pipelines t ON {_SAME_PIPELINE.format(a='x')}",
+            "name": "WHERE x.pipeline IN (SELECT pipeline FROM touched_pipelines)",
             None: "",
         }
-        scoped = (*EXECUTION_SOURCES, *DERIVED, *(PIPELINE_SOURCES if scope == "pipeline" else ()))
+        by_pipeline = PIPELINE_SOURCES if scope in ("pipeline", "name") else ()
+        scoped = (*EXECUTION_SOURCES, *DERIVED, *by_pipeline)
         for name in [*TABLES, *(n for n in DERIVED if _has_table(con, n))]:
             con.execute(
                 f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT x.* FROM cache.{name} x "
                 f"{joins[scope] if name in scoped else ''}"
             )
         create_macros(con, temp=True)
+        if stats:
+            create_macros(con, temp=True, name="_stats.sql")
         if rule:
             create_macros(con, temp=True, name="_deploy_rule.sql")
 
     def _derived_sql(self) -> dict[str, str]:
-        """The SELECT of each derived table: views.DERIVED, then the default rule's attempts."""
+        """The SELECT of each derived table: views.DERIVED, the default rule's attempts,
+        then the statistics of the open window (views.STATS)."""
         sql = {name: sql_file(f"_{name}.sql") for name in DERIVED}
         sql[DEFAULT_ATTEMPTS] = "SELECT * FROM rule_attempts([])"
+        for name in STATS:
+            sql[f"stored_{name}"] = f"SELECT * FROM compute_{name}(NULL, NULL)"
         return sql
 
     def _refresh_derived(self) -> None:
-        """Recompute the derived tables' rows of the touched executions (and, for the
-        default rule's attempts, of the touched pipelines: every pipeline of a touched
-        execution), in DERIVED order: each reads the rows the one before it just wrote."""
+        """Recompute the derived tables' rows of the touched executions, in DERIVED order
+        (each reads the rows the one before it just wrote), then the default rule's
+        attempts of the touched pipelines (every pipeline of a touched execution) and the
+        statistics of their names."""
         con = self.con
         if self.everything:
-            for name in [*DERIVED, DEFAULT_ATTEMPTS]:
+            for name in self._derived_sql():
                 con.execute(f"DELETE FROM cache.{name}")
             for name, sql in self._derived_sql().items():
-                self._sources(None, rule=name == DEFAULT_ATTEMPTS)
+                self._sources(None, rule=name == DEFAULT_ATTEMPTS, stats=name not in DERIVED)
                 con.execute(f"INSERT INTO cache.{name} {sql}")
             return
         con.execute("CREATE OR REPLACE TEMP TABLE t0 AS SELECT DISTINCT * FROM touched")
@@ -703,6 +714,15 @@ class Cache:
             con.execute(
                 f"INSERT INTO cache.{DEFAULT_ATTEMPTS} {self._derived_sql()[DEFAULT_ATTEMPTS]}"
             )
+            # The statistics group by pipeline name: every pipeline of a touched name.
+            self._sources("name", stats=True)
+            for name in STATS:
+                con.execute(
+                    f"DELETE FROM cache.stored_{name} "
+                    "WHERE pipeline IN (SELECT pipeline FROM touched_pipelines)"
+                )
+                sql = self._derived_sql()[f"stored_{name}"]
+                con.execute(f"INSERT INTO cache.stored_{name} {sql}")
 
 
 def build(root: Path, *, rebuild: bool = False) -> RefreshResult:

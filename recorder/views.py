@@ -37,7 +37,18 @@ SESSION_SQL = "SET TimeZone = 'UTC'; SET enable_progress_bar = false"
 # Relations derived from the tables, in the order they are built (each reads only the
 # tables and the ones before it): a view over the Parquet files, a table in the cache
 # (recomputed there for the executions a refresh touched). `sql/_<name>.sql` defines each.
-DERIVED = ("stage_runs", "execution_times", "failed_steps")
+DERIVED = ("stage_runs", "action_runs", "execution_times", "failed_steps")
+
+# The per-pipeline statistics of `sql/_stats.sql`: `<name>(since, until)` reads the
+# cache's `stored_<name>` rows (`compute_<name>(NULL, NULL)`, recomputed there for the
+# pipelines a refresh touched) for the open window and computes any other window.
+STATS = (
+    "stage_duration_stats",
+    "stage_wait_stats",
+    "stage_retry_stats",
+    "action_stats",
+    "flaky_stats",
+)
 
 # The cache's rows of `rule_attempts([])` (sql/_deploy_rule.sql, the default rule),
 # recomputed there for the pipelines a refresh touched.
@@ -107,6 +118,7 @@ def create_parquet_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     create_macros(con, temp=False)
     for name in DERIVED:
         con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {sql_file(f'_{name}.sql')}")
+    create_stats_macros(con, temp=False, stored=None)
     create_delivery_macros(con, temp=False, attempts=None)
 
 
@@ -121,7 +133,27 @@ def create_cache_views(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
     for name in [*DERIVED, DEFAULT_ATTEMPTS]:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {catalog}.cache.{name}")
     create_macros(con, temp=True)
+    create_stats_macros(con, temp=True, stored=f"{catalog}.cache")
     create_delivery_macros(con, temp=True, attempts=DEFAULT_ATTEMPTS)
+
+
+def create_stats_macros(con: duckdb.DuckDBPyConnection, *, temp: bool, stored: str | None) -> None:
+    """`compute_<name>(since, until)` of `sql/_stats.sql` and, for each name of STATS,
+    `<name>(since, until)`: with `stored` (the schema holding `stored_<name>` tables, the
+    cache's), the stored rows for the open window (both NULL) and the computed ones for
+    any other; without, always computed. DuckDB drops the branch whose filter is false
+    when it plans the query (the window is bound values by then)."""
+    create_macros(con, temp=temp, name="_stats.sql")
+    kind = "TEMP MACRO" if temp else "MACRO"
+    whole = "since IS NULL AND until IS NULL"
+    for name in STATS:
+        body = (
+            f"SELECT * FROM {stored}.stored_{name} WHERE {whole} "
+            f"UNION ALL SELECT * FROM compute_{name}(since, until) WHERE NOT ({whole})"
+            if stored
+            else f"SELECT * FROM compute_{name}(since, until)"
+        )
+        con.execute(f"CREATE OR REPLACE {kind} {name}(since, until) AS TABLE {body}")
 
 
 def create_delivery_macros(
@@ -151,8 +183,8 @@ def create_delivery_macros(
 
 def create_macros(con: duckdb.DuckDBPyConnection, *, temp: bool, name: str = "_macros.sql") -> None:
     """The macros of `sql/<name>`: `_macros.sql` (scalar, needs no view), or
-    `_deploy_rule.sql` and `_delivery.sql` (table macros, bound at creation: after every
-    view; create_delivery_macros)."""
+    `_stats.sql`, `_deploy_rule.sql` and `_delivery.sql` (table macros, bound at creation:
+    after every view; create_stats_macros, create_delivery_macros)."""
     sql = sql_file(name)
     if temp:  # a read-only database takes temporary objects only
         sql = sql.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO")

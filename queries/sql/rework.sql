@@ -3,16 +3,14 @@
 -- most executions any one of its actions has (a retry of failed actions adds one):
 -- retried = runs with attempts > 1, retry_rate = retried / runs, extra_attempts =
 -- sum(attempts - 1). Stages in order of first start.
+-- (recorder/sql/_stats.sql computes the figures.)
 SELECT
     pipeline,
     stage,
-    count(*) AS runs,
-    count(*) FILTER (WHERE attempts > 1) AS retried,
-    count(*) FILTER (WHERE attempts > 1) / count(*) AS retry_rate,
-    CAST(sum(attempts - 1) AS BIGINT) AS extra_attempts
-FROM stage_runs
-WHERE terminal
-    AND in_window(start_time, $since, $until)
-    AND pipeline_matches(pipeline, $pipelines)
-GROUP BY pipeline, stage
-ORDER BY pipeline, min(start_time), stage;
+    runs,
+    retried,
+    retried / runs AS retry_rate,
+    extra_attempts
+FROM stage_retry_stats($since, $until)
+WHERE pipeline_matches(pipeline, $pipelines)
+ORDER BY pipeline, first_start, stage;

@@ -4,17 +4,15 @@
 -- - the execution's start (a queue ahead of the first stage). Over stage runs whose start
 -- is in the window (stage_runs.wait_s): runs, p50/p90 (quantile_cont), max and total
 -- seconds. Stages in order of first start.
+-- (recorder/sql/_stats.sql computes the figures.)
 SELECT
     pipeline,
     stage,
-    count(*) AS runs,
-    quantile_cont(wait_s, 0.5) AS p50_wait_s,
-    quantile_cont(wait_s, 0.9) AS p90_wait_s,
-    max(wait_s) AS max_wait_s,
-    sum_exact(wait_s) AS total_wait_s
-FROM stage_runs
-WHERE wait_s IS NOT NULL
-    AND in_window(start_time, $since, $until)
-    AND pipeline_matches(pipeline, $pipelines)
-GROUP BY pipeline, stage
-ORDER BY pipeline, min(start_time), stage;
+    runs,
+    q[1] AS p50_wait_s,
+    q[2] AS p90_wait_s,
+    max_wait_s,
+    total_wait_s
+FROM stage_wait_stats($since, $until)
+WHERE pipeline_matches(pipeline, $pipelines)
+ORDER BY pipeline, first_start, stage;

@@ -1,0 +1,85 @@
+-- Per-pipeline statistics behind the heaviest named queries, as table macros of the time
+-- window (since, until: TIMESTAMPTZ or NULL = open; on each row's start, until
+-- exclusive). Every group holds one pipeline (name), so a pipeline's rows depend on that
+-- pipeline's rows only: the query cache stores each macro's rows for the open window
+-- (since and until NULL), recomputed for the pipelines a refresh touched, and
+-- recorder/views.py names `<name>(since, until)` the macro that reads those stored rows
+-- for the open window and computes `compute_<name>(since, until)` for any other.
+-- Created after the views and macros they read (recorder/views.py).
+
+-- Terminal stage runs (no action execution InProgress) per pipeline and stage: count,
+-- p50/p90/p95 (quantile_cont, one sort per group), max and mean seconds, first start.
+CREATE OR REPLACE MACRO compute_stage_duration_stats(since, until) AS TABLE
+    SELECT
+        pipeline,
+        stage,
+        count(*) AS executions,
+        quantile_cont(duration_s, [0.5, 0.9, 0.95]) AS q,
+        max(duration_s) AS max_s,
+        mean_exact(duration_s) AS mean_s,
+        min(start_time) AS first_start
+    FROM stage_runs
+    WHERE terminal AND in_window(start_time, since, until)
+    GROUP BY pipeline, stage;
+
+-- Stage runs with a wait (stage_runs.wait_s) per pipeline and stage: count, p50/p90
+-- (quantile_cont), max and total seconds, first start.
+CREATE OR REPLACE MACRO compute_stage_wait_stats(since, until) AS TABLE
+    SELECT
+        pipeline,
+        stage,
+        count(*) AS runs,
+        quantile_cont(wait_s, [0.5, 0.9]) AS q,
+        max(wait_s) AS max_wait_s,
+        sum_exact(wait_s) AS total_wait_s,
+        min(start_time) AS first_start
+    FROM stage_runs
+    WHERE wait_s IS NOT NULL AND in_window(start_time, since, until)
+    GROUP BY pipeline, stage;
+
+-- Terminal stage runs per pipeline and stage: runs, retried (attempts > 1), extra attempts
+-- (sum of attempts - 1), first start.
+CREATE OR REPLACE MACRO compute_stage_retry_stats(since, until) AS TABLE
+    SELECT
+        pipeline,
+        stage,
+        count(*) AS runs,
+        count(*) FILTER (WHERE attempts > 1) AS retried,
+        CAST(sum(attempts - 1) AS BIGINT) AS extra_attempts,
+        min(start_time) AS first_start
+    FROM stage_runs
+    WHERE terminal AND in_window(start_time, since, until)
+    GROUP BY pipeline, stage;
+
+-- Action executions in a terminal status (action_terminal) per pipeline, stage and action:
+-- count, p50/p90/p95 (quantile_cont), max and mean seconds (start to last update), Failed
+-- ones, first start. Each attempt counts.
+CREATE OR REPLACE MACRO compute_action_stats(since, until) AS TABLE
+    SELECT
+        pipeline,
+        stage,
+        action,
+        count(*) AS executions,
+        quantile_cont(seconds_between(start_time, last_update_time), [0.5, 0.9, 0.95]) AS q,
+        max(seconds_between(start_time, last_update_time)) AS max_s,
+        mean_exact(seconds_between(start_time, last_update_time)) AS mean_s,
+        count(*) FILTER (WHERE status = 'Failed') AS failed,
+        min(start_time) AS first_start
+    FROM action_executions
+    WHERE action_terminal(status) AND in_window(start_time, since, until)
+    GROUP BY pipeline, stage, action;
+
+-- Action runs (action_runs) whose first start is in the window, per pipeline, stage and
+-- action: runs (executions in which the action ran), flaky ones, the first start of the
+-- latest flaky one.
+CREATE OR REPLACE MACRO compute_flaky_stats(since, until) AS TABLE
+    SELECT
+        pipeline,
+        stage,
+        action,
+        count(*) AS executions,
+        count(*) FILTER (WHERE flaky) AS flaky,
+        max(first_start) FILTER (WHERE flaky) AS last_flaky
+    FROM action_runs
+    WHERE in_window(first_start, since, until)
+    GROUP BY pipeline, stage, action;
