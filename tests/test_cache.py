@@ -20,10 +20,13 @@ from recorder.schemas import TABLES
 from recorder.store import write_rows
 
 
-def answers(root, *, cache: bool) -> dict[str, list[dict]]:
+def answers(root, *, cache: bool, **window) -> dict[str, list[dict]]:
     con = queries.connect(root, cache=cache)
     try:
-        out = {n: queries.run_query(con, n, now=NOW).to_pylist() for n in queries.named_queries()}
+        out = {
+            n: queries.run_query(con, n, now=NOW, **window).to_pylist()
+            for n in queries.named_queries()
+        }
         # the derived relations, stored by the cache and computed by the views
         for name in ["stage_runs", "execution_times", "failed_steps", "deploy_attempts([])"]:
             got = con.sql(f"SELECT * FROM {name} ORDER BY ALL").to_arrow_table().to_pylist()
@@ -46,6 +49,18 @@ def test_cache_gives_the_same_answers_as_parquet(root):
     assert result.rows["action_executions"] == 20  # E4-a2 recorded twice counts once
     assert result.rows["collection_runs"] == 2
     assert answers(root, cache=True) == answers(root, cache=False)
+
+
+def test_the_cache_computes_a_window_as_the_views_do(root):
+    """With a window the cache computes what it stores for the open window only."""
+    refresh(root)
+    window = {"since": t("10:00:00"), "until": t("14:10:00")}
+    cached = answers(root, cache=True, **window)
+    assert cached == answers(root, cache=False, **window)
+    # the window changes the answers, so the stored rows of the open window cannot pass
+    whole = answers(root, cache=True)
+    changed = [n for n in queries.named_queries() if cached[n] != whole[n]]
+    assert {"stage-durations", "action-durations", "failure-rates", "rework"} <= set(changed)
 
 
 def test_refresh_with_the_files_a_collector_wrote(root):
