@@ -48,6 +48,8 @@ STATS = (
     "stage_retry_stats",
     "action_stats",
     "flaky_stats",
+    "execution_stats",
+    "weekly_execution_stats",
 )
 
 # The cache's rows of `rule_attempts([])` (sql/_deploy_rule.sql, the default rule),

@@ -5,19 +5,9 @@
 -- start_time). deployments = STANDARD deployments (see `deployments`; --deploy-stage)
 -- whose time falls in the week and in the window.
 WITH runs AS (
-    SELECT
-        pipeline,
-        CAST(date_trunc('week', start_time AT TIME ZONE 'UTC') AS DATE) AS week,
-        count(*) AS executions,
-        count(*) FILTER (WHERE status = 'Failed') AS failed,
-        count(*) FILTER (WHERE status = 'Failed')
-            / nullif(count(*) FILTER (WHERE execution_terminal(status)), 0) AS failure_rate,
-        quantile_cont(seconds_between(start_time, last_update_time), 0.5)
-            FILTER (WHERE execution_terminal(status)) AS p50_s
-    FROM executions
-    WHERE in_window(start_time, $since, $until)
-        AND pipeline_matches(pipeline, $pipelines)
-    GROUP BY ALL
+    SELECT pipeline, week, executions, failed, failed / nullif(terminal, 0) AS failure_rate, p50_s
+    FROM weekly_execution_stats($since, $until)
+    WHERE pipeline_matches(pipeline, $pipelines)
 ),
 deploys AS (
     SELECT

@@ -83,3 +83,36 @@ CREATE OR REPLACE MACRO compute_flaky_stats(since, until) AS TABLE
     FROM action_runs
     WHERE in_window(first_start, since, until)
     GROUP BY pipeline, stage, action;
+
+-- Executions per pipeline: counts by status, terminal and decided (Succeeded or Failed)
+-- ones, median and p90 seconds (start to last update) of the Succeeded ones.
+CREATE OR REPLACE MACRO compute_execution_stats(since, until) AS TABLE
+    SELECT
+        pipeline,
+        count(*) AS executions,
+        count(*) FILTER (WHERE status = 'Succeeded') AS succeeded,
+        count(*) FILTER (WHERE status = 'Failed') AS failed,
+        count(*) FILTER (WHERE status = 'Superseded') AS superseded,
+        count(*) FILTER (WHERE status = 'Stopped') AS stopped,
+        count(*) FILTER (WHERE NOT execution_terminal(status)) AS running,
+        count(*) FILTER (WHERE execution_terminal(status)) AS terminal,
+        quantile_cont(seconds_between(start_time, last_update_time), [0.5, 0.9])
+            FILTER (WHERE status = 'Succeeded') AS q
+    FROM executions
+    WHERE in_window(start_time, since, until)
+    GROUP BY pipeline;
+
+-- Executions per pipeline and week of their start (weeks start on Monday, UTC): count,
+-- Failed ones, terminal ones, median seconds (start to last update) of the terminal ones.
+CREATE OR REPLACE MACRO compute_weekly_execution_stats(since, until) AS TABLE
+    SELECT
+        pipeline,
+        CAST(date_trunc('week', start_time AT TIME ZONE 'UTC') AS DATE) AS week,
+        count(*) AS executions,
+        count(*) FILTER (WHERE status = 'Failed') AS failed,
+        count(*) FILTER (WHERE execution_terminal(status)) AS terminal,
+        quantile_cont(seconds_between(start_time, last_update_time), 0.5)
+            FILTER (WHERE execution_terminal(status)) AS p50_s
+    FROM executions
+    WHERE in_window(start_time, since, until)
+    GROUP BY ALL;
