@@ -33,14 +33,13 @@ from recorder.layout import existing_root, sql_string
 from recorder.reader import data_errors
 from recorder.schemas import TABLES
 from recorder.views import (
-    DEFAULT_ATTEMPTS,
     DERIVED,
     SESSION_SQL,
-    STATS,
-    create_delivery_macros,
+    STORED,
     create_macros,
     create_parquet_views,
-    create_stats_macros,
+    create_stored_macros,
+    stored_sql,
 )
 
 __all__ = [
@@ -163,7 +162,7 @@ def write_database(
 
 # What cprec writes into a database file, as (schema, name), in either form.
 def _cprec_relations() -> set[tuple[str, str]]:
-    names = [*TABLES, *DERIVED, DEFAULT_ATTEMPTS, *(f"stored_{n}" for n in STATS)]
+    names = [*TABLES, *DERIVED, *(f"stored_{n}" for n in STORED)]
     return {("main", n) for n in names} | {("raw", n) for n in TABLES}
 
 
@@ -199,18 +198,13 @@ def _write_tables(path: Path, root: Path) -> str:
         with data_errors(root):
             for name in [*TABLES, *DERIVED]:
                 con.execute(f"CREATE TABLE cprec_out.main.{name} AS SELECT * FROM {name}")
-            con.execute(
-                f"CREATE TABLE cprec_out.main.{DEFAULT_ATTEMPTS} AS "
-                "SELECT * FROM deploy_attempts([])"
-            )
-            for name in STATS:
-                con.execute(
-                    f"CREATE TABLE cprec_out.main.stored_{name} AS SELECT * FROM {name}(NULL, NULL)"
-                )
+            for name in STORED:
+                # the stored rows: the cache's, or computed over the views
+                sql = stored_sql(name, compute=False)
+                con.execute(f"CREATE TABLE cprec_out.main.stored_{name} AS {sql}")
         con.execute("USE cprec_out")  # the macros go into the file, bound to its tables
         create_macros(con, temp=False)
-        create_stats_macros(con, temp=False, stored="main")
-        create_delivery_macros(con, temp=False, attempts=DEFAULT_ATTEMPTS)
+        create_stored_macros(con, temp=False, stored="main")
         con.execute("CHECKPOINT cprec_out")
     except duckdb.Error as exc:
         raise UserError(f"cannot write {path}: {first_line(exc)}") from None

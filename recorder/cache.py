@@ -63,14 +63,16 @@ from recorder.s3 import S3Path
 from recorder.schemas import TABLES, Table
 from recorder.testhooks import checkpoint
 from recorder.views import (
-    DEFAULT_ATTEMPTS,
+    BY_PIPELINE,
     DERIVED,
     SESSION_SQL,
-    STATS,
+    STORED,
     check_files,
     create_cache_views,
     create_macros,
+    create_stored_macros,
     sql_file,
+    stored_sql,
 )
 
 log = logging.getLogger("cprec.cache")
@@ -390,7 +392,7 @@ class Cache:
                     con.execute(f"ALTER TABLE cache.{table.name} ADD COLUMN {layout.ident(n)} {t}")
         for name, sql in self._derived_sql().items():
             if not _has_table(con, name):
-                self._sources(None, rule=name == DEFAULT_ATTEMPTS, stats=name not in DERIVED)
+                self._sources(None, macros=None if name in DERIVED else "computed")
                 # Columns spelled out, not `CREATE TABLE AS ... LIMIT 0`: DuckDB 2.0.0 keeps
                 # the empty result's statistics for a table created that way, and scans of
                 # rows inserted later in the same transaction come back empty (the derived
@@ -640,13 +642,13 @@ class Cache:
                 f"cannot cache: {first_line(e)}; move that file out and run again"
             ) from None
 
-    def _sources(self, scope: str | None, *, rule: bool = False, stats: bool = False) -> None:
-        """Temporary views named like the tables and derived relations over the cache's,
-        as the derived SQL sees them: only the touched executions (`scope` "execution"),
-        only the touched pipelines ("pipeline"), only the pipelines whose name a touched
-        pipeline has ("name"), or all rows (None); then the macros (with `rule` and
-        `stats`, those of the deployment rule and the statistics too: they bind to the
-        derived relations)."""
+    def _sources(self, scope: str | None, *, macros: str | None = None) -> None:
+        """Temporary views named like the tables, derived relations and stored tables over
+        the cache's, as the SQL that derives rows sees them: only the touched executions
+        (`scope` "execution"), only the touched pipelines ("pipeline"), only the pipelines
+        whose name a touched pipeline has ("name"), or all rows (None). Then the scalar
+        macros and, with `macros`, the table macros (views.create_stored_macros) reading
+        the stored rows ("stored") or computing them ("computed")."""
         con = self.con
         joins = {
             "execution": f"SEMI JOIN touched t ON {_SAME_EXECUTION.format(a='x')}",
@@ -655,38 +657,38 @@ class Cache:
             None: "",
         }
         by_pipeline = PIPELINE_SOURCES if scope in ("pipeline", "name") else ()
-        scoped = (*EXECUTION_SOURCES, *DERIVED, *by_pipeline)
-        for name in [*TABLES, *(n for n in DERIVED if _has_table(con, n))]:
+        stored = [f"stored_{n}" for n in STORED] if scope != "execution" else []
+        # (per-name stored rows hold no account: in the "pipeline" scope nothing reads them)
+        keyed = [f"stored_{n}" for n in STORED if scope == "name" or n in BY_PIPELINE]
+        scoped = (*EXECUTION_SOURCES, *DERIVED, *by_pipeline, *keyed)
+        names = [*TABLES, *DERIVED, *stored]
+        for name in [n for n in names if n in TABLES or _has_table(con, n)]:
             con.execute(
                 f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT x.* FROM cache.{name} x "
                 f"{joins[scope] if name in scoped else ''}"
             )
         create_macros(con, temp=True)
-        if stats:
-            create_macros(con, temp=True, name="_stats.sql")
-        if rule:
-            create_macros(con, temp=True, name="_deploy_rule.sql")
+        if macros:
+            create_stored_macros(con, temp=True, stored="temp.main" if macros == "stored" else None)
 
     def _derived_sql(self) -> dict[str, str]:
-        """The SELECT of each derived table: views.DERIVED, the default rule's attempts,
-        then the statistics of the open window (views.STATS)."""
+        """The SELECT of each table derived from the others, in the order they are built:
+        views.DERIVED, then views.STORED (as `stored_<name>`)."""
         sql = {name: sql_file(f"_{name}.sql") for name in DERIVED}
-        sql[DEFAULT_ATTEMPTS] = "SELECT * FROM rule_attempts([])"
-        for name in STATS:
-            sql[f"stored_{name}"] = f"SELECT * FROM compute_{name}(NULL, NULL)"
+        sql |= {f"stored_{name}": stored_sql(name) for name in STORED}
         return sql
 
     def _refresh_derived(self) -> None:
         """Recompute the derived tables' rows of the touched executions, in DERIVED order
-        (each reads the rows the one before it just wrote), then the default rule's
-        attempts of the touched pipelines (every pipeline of a touched execution) and the
-        statistics of their names."""
+        (each reads the rows the one before it just wrote), then the stored rows of
+        STORED: per pipeline (BY_PIPELINE) for the touched pipelines (every pipeline of a
+        touched execution), the others for every pipeline of their names."""
         con = self.con
         if self.everything:
             for name in self._derived_sql():
                 con.execute(f"DELETE FROM cache.{name}")
             for name, sql in self._derived_sql().items():
-                self._sources(None, rule=name == DEFAULT_ATTEMPTS, stats=name not in DERIVED)
+                self._sources(None, macros=None if name in DERIVED else "stored")
                 con.execute(f"INSERT INTO cache.{name} {sql}")
             return
         con.execute("CREATE OR REPLACE TEMP TABLE t0 AS SELECT DISTINCT * FROM touched")
@@ -698,31 +700,27 @@ class Cache:
         con.execute("CREATE OR REPLACE TEMP TABLE touched_pipelines AS SELECT * FROM t0")
         con.execute("DROP TABLE t0")
         if con.execute("SELECT count(*) FROM touched").fetchone()[0]:
+            self._sources("execution")
             for name in DERIVED:
                 con.execute(
                     f"DELETE FROM cache.{name} s USING touched t "
                     f"WHERE {_SAME_EXECUTION.format(a='s')}"
                 )
-                self._sources("execution")
                 con.execute(f"INSERT INTO cache.{name} {self._derived_sql()[name]}")
-        if con.execute("SELECT count(*) FROM touched_pipelines").fetchone()[0]:
-            con.execute(
-                f"DELETE FROM cache.{DEFAULT_ATTEMPTS} s USING touched_pipelines t "
-                f"WHERE {_SAME_PIPELINE.format(a='s')}"
-            )
-            self._sources("pipeline", rule=True)
-            con.execute(
-                f"INSERT INTO cache.{DEFAULT_ATTEMPTS} {self._derived_sql()[DEFAULT_ATTEMPTS]}"
-            )
-            # The statistics group by pipeline name: every pipeline of a touched name.
-            self._sources("name", stats=True)
-            for name in STATS:
-                con.execute(
-                    f"DELETE FROM cache.stored_{name} "
-                    "WHERE pipeline IN (SELECT pipeline FROM touched_pipelines)"
-                )
-                sql = self._derived_sql()[f"stored_{name}"]
-                con.execute(f"INSERT INTO cache.stored_{name} {sql}")
+        if not con.execute("SELECT count(*) FROM touched_pipelines").fetchone()[0]:
+            return
+        current = None
+        for name in STORED:
+            scope = "pipeline" if name in BY_PIPELINE else "name"
+            if scope == "pipeline":
+                where = f"s USING touched_pipelines t WHERE {_SAME_PIPELINE.format(a='s')}"
+            else:
+                where = "s WHERE pipeline IN (SELECT pipeline FROM touched_pipelines)"
+            con.execute(f"DELETE FROM cache.stored_{name} {where}")
+            if scope != current:  # each stored table reads the ones before it, in its scope
+                self._sources(scope, macros="stored")
+                current = scope
+            con.execute(f"INSERT INTO cache.stored_{name} {stored_sql(name)}")
 
 
 def build(root: Path, *, rebuild: bool = False) -> RefreshResult:

@@ -39,22 +39,39 @@ SESSION_SQL = "SET TimeZone = 'UTC'; SET enable_progress_bar = false"
 # (recomputed there for the executions a refresh touched). `sql/_<name>.sql` defines each.
 DERIVED = ("stage_runs", "action_runs", "execution_times", "failed_steps")
 
-# The per-pipeline statistics of `sql/_stats.sql`: `<name>(since, until)` reads the
-# cache's `stored_<name>` rows (`compute_<name>(NULL, NULL)`, recomputed there for the
-# pipelines a refresh touched) for the open window and computes any other window.
-STATS = (
-    "stage_duration_stats",
-    "stage_wait_stats",
-    "stage_retry_stats",
-    "action_stats",
-    "flaky_stats",
-    "execution_stats",
-    "weekly_execution_stats",
-)
+# What the cache stores beyond the derived relations, name -> parameters: the rows of
+# `compute_<name>` for the default rule (patterns empty) and the open window (since and
+# until NULL), as `stored_<name>`, recomputed there for the pipelines a refresh touched
+# (create_stored_macros). In the order they are built: each reads only the ones before
+# it. `deploy_attempts` and `failure_restores` are kept per pipeline (account, region,
+# name); the statistics of `sql/_stats.sql` per pipeline name, as the named queries group.
+STORED = {
+    "deploy_attempts": ("patterns",),
+    "failure_restores": ("patterns",),
+    "execution_stats": ("since", "until"),
+    "weekly_execution_stats": ("since", "until"),
+    "execution_time_stats": ("since", "until"),
+    "stage_duration_stats": ("since", "until"),
+    "stage_wait_stats": ("since", "until"),
+    "stage_retry_stats": ("since", "until"),
+    "action_stats": ("since", "until"),
+    "flaky_stats": ("since", "until"),
+    "deploy_stats": ("patterns", "since", "until"),
+}
+BY_PIPELINE = ("deploy_attempts", "failure_restores")  # the others: by pipeline name
+_STORED_WHEN = {
+    "patterns": "len(CAST(patterns AS VARCHAR[])) = 0",
+    "since": "since IS NULL",
+    "until": "until IS NULL",
+}
+_DEFAULT_ARGS = {"patterns": "[]", "since": "NULL", "until": "NULL"}
 
-# The cache's rows of `rule_attempts([])` (sql/_deploy_rule.sql, the default rule),
-# recomputed there for the pipelines a refresh touched.
-DEFAULT_ATTEMPTS = "default_deploy_attempts"
+
+def stored_sql(name: str, *, compute: bool = True) -> str:
+    """The rows the cache stores for `name` of STORED: computed, or (`compute` False)
+    through `<name>(...)`, which reads them where they are stored."""
+    args = ", ".join(_DEFAULT_ARGS[p] for p in STORED[name])
+    return f"SELECT * FROM {'compute_' if compute else ''}{name}({args})"
 
 
 def sql_file(name: str) -> str:
@@ -120,8 +137,7 @@ def create_parquet_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     create_macros(con, temp=False)
     for name in DERIVED:
         con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {sql_file(f'_{name}.sql')}")
-    create_stats_macros(con, temp=False, stored=None)
-    create_delivery_macros(con, temp=False, attempts=None)
+    create_stored_macros(con, temp=False, stored=None)
 
 
 def create_cache_views(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
@@ -132,55 +148,43 @@ def create_cache_views(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
             f"CREATE OR REPLACE TEMP VIEW {table.name} AS "
             f"{_committed(table, latest, f'{catalog}.cache')}"
         )
-    for name in [*DERIVED, DEFAULT_ATTEMPTS]:
+    for name in DERIVED:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {catalog}.cache.{name}")
     create_macros(con, temp=True)
-    create_stats_macros(con, temp=True, stored=f"{catalog}.cache")
-    create_delivery_macros(con, temp=True, attempts=DEFAULT_ATTEMPTS)
+    create_stored_macros(con, temp=True, stored=f"{catalog}.cache")
 
 
-def create_stats_macros(con: duckdb.DuckDBPyConnection, *, temp: bool, stored: str | None) -> None:
-    """`compute_<name>(since, until)` of `sql/_stats.sql` and, for each name of STATS,
-    `<name>(since, until)`: with `stored` (the schema holding `stored_<name>` tables, the
-    cache's), the stored rows for the open window (both NULL) and the computed ones for
-    any other; without, always computed. DuckDB drops the branch whose filter is false
-    when it plans the query (the window is bound values by then)."""
-    create_macros(con, temp=temp, name="_stats.sql")
-    kind = "TEMP MACRO" if temp else "MACRO"
-    whole = "since IS NULL AND until IS NULL"
-    for name in STATS:
-        body = (
-            f"SELECT * FROM {stored}.stored_{name} WHERE {whole} "
-            f"UNION ALL SELECT * FROM compute_{name}(since, until) WHERE NOT ({whole})"
-            if stored
-            else f"SELECT * FROM compute_{name}(since, until)"
-        )
-        con.execute(f"CREATE OR REPLACE {kind} {name}(since, until) AS TABLE {body}")
+def create_stored_macros(con: duckdb.DuckDBPyConnection, *, temp: bool, stored: str | None) -> None:
+    """The table macros of `sql/_deploy_rule.sql`, `_deploy_failures.sql`, `_delivery.sql`
+    and `_stats.sql`, after every view, with the macros over what the cache stores.
 
-
-def create_delivery_macros(
-    con: duckdb.DuckDBPyConnection, *, temp: bool, attempts: str | None
-) -> None:
-    """The deployment rule (`sql/_deploy_rule.sql`), `deploy_attempts(patterns)` and the
-    delivery macros (`sql/_delivery.sql`), after every view.
-
-    `attempts`: a relation holding `rule_attempts([])` (the cache's), read for the
-    default rule; other patterns are always computed. Both branches are filtered on the
-    patterns' length, so DuckDB drops the other one when it plans the query (the
-    patterns are bound values by then): the default rule never computes, other patterns
-    never read the stored rows.
+    Each name of STORED gets a macro `<name>(<parameters>)`: with `stored` (the schema of
+    the cache's tables), the stored rows `stored_<name>` for the parameters they were
+    computed for (the default rule, the open window), the computed rows
+    (`compute_<name>`) for any other; without `stored`, always computed. Both branches
+    are filtered on the parameters, which are bound values when DuckDB plans the query,
+    so it drops the other branch: stored rows are read, or computed, never both.
     """
-    create_macros(con, temp=temp, name="_deploy_rule.sql")
+    files = {
+        "deploy_attempts": "_deploy_rule.sql",
+        "failure_restores": "_deploy_failures.sql",
+        "execution_stats": "_delivery.sql",  # the first of STORED after _delivery.sql
+    }
     kind = "TEMP MACRO" if temp else "MACRO"
-    empty = "len(CAST(patterns AS VARCHAR[])) = 0"
-    body = (
-        f"SELECT * FROM {attempts} WHERE {empty} "
-        f"UNION ALL SELECT * FROM rule_attempts(patterns) WHERE NOT {empty}"
-        if attempts
-        else "SELECT * FROM rule_attempts(patterns)"
-    )
-    con.execute(f"CREATE OR REPLACE {kind} deploy_attempts(patterns) AS TABLE {body}")
-    create_macros(con, temp=temp, name="_delivery.sql")
+    for name, params in STORED.items():
+        if name in files:
+            create_macros(con, temp=temp, name=files[name])
+            if name == "execution_stats":
+                create_macros(con, temp=temp, name="_stats.sql")
+        stored_when = " AND ".join(_STORED_WHEN[p] for p in params)
+        args = ", ".join(params)
+        body = (
+            f"SELECT * FROM {stored}.stored_{name} WHERE {stored_when} "
+            f"UNION ALL SELECT * FROM compute_{name}({args}) WHERE NOT ({stored_when})"
+            if stored
+            else f"SELECT * FROM compute_{name}({args})"
+        )
+        con.execute(f"CREATE OR REPLACE {kind} {name}({args}) AS TABLE {body}")
 
 
 def create_macros(con: duckdb.DuckDBPyConnection, *, temp: bool, name: str = "_macros.sql") -> None:

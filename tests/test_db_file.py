@@ -20,7 +20,7 @@ import queries
 from recorder.cache import refresh
 from recorder.errors import UserError
 from recorder.schemas import TABLES
-from recorder.views import DEFAULT_ATTEMPTS, DERIVED, STATS, create_parquet_views
+from recorder.views import DERIVED, STORED, create_parquet_views
 
 STORAGE_VERSION_NUMBER = 64  # what DuckDB 1.0 and 1.1 write; 1.2 to 1.5 write 65 to 68
 STORAGE_VERSION_TAG = "v1.0.0+"  # DuckDB's tag for it: the oldest version that opens it
@@ -136,7 +136,7 @@ def test_a_materialized_file_answers_every_named_query_exactly_like_the_root(tmp
     expected = named_answers(queries.connect(root))
     with duckdb.connect(str(path), read_only=True) as db:
         kinds = db.sql("SELECT DISTINCT table_name FROM duckdb_tables() ORDER BY ALL").fetchall()
-        derived = [*DERIVED, DEFAULT_ATTEMPTS, *(f"stored_{n}" for n in STATS)]
+        derived = [*DERIVED, *(f"stored_{n}" for n in STORED)]
         assert [k for (k,) in kinds] == sorted([*TABLES, *derived])
         assert not db.sql("SELECT * FROM duckdb_views() WHERE NOT internal").fetchall()
         assert db.sql("SELECT count(*) FROM executions").fetchall() == [(8,)]

@@ -417,6 +417,9 @@ def test_the_cache_recomputes_a_pipelines_attempts_when_a_later_recording_change
               "FROM deploy_attempts([]) ORDER BY ALL"  # fmt: skip
         got = [macro(queries.connect(tmp_path, cache=c), sql) for c in (True, False)]
         assert got[0] == got[1]  # the cache's stored rows == the views' computed ones
+        failures = "SELECT * FROM failure_restores([]) ORDER BY ALL"
+        stored, computed = (macro(queries.connect(tmp_path, cache=c), failures) for c in (1, 0))
+        assert stored == computed
         return got[0]
 
     assert attempts() == [

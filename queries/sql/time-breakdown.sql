@@ -9,20 +9,17 @@
 --   source_to_start_s execution start - earliest artifact revision `created` (executions
 --                     without one are left out of this median only)
 -- Each column is a median of its own, so the parts need not add up to total_s. The
--- per-execution figures are `execution_times` (recorder/sql/_execution_times.sql).
+-- per-execution figures are `execution_times` (recorder/sql/_execution_times.sql), the
+-- medians recorder/sql/_stats.sql.
 SELECT
-    t.pipeline,
-    count(*) AS executions,
-    quantile_cont(t.total_s, 0.5) AS total_s,
-    quantile_cont(t.in_stages_s, 0.5) AS in_stages_s,
-    quantile_cont(t.queued_s, 0.5) AS queued_s,
-    quantile_cont(t.between_stages_s, 0.5) AS between_stages_s,
-    quantile_cont(t.approval_s, 0.5) AS approval_s,
-    quantile_cont(seconds_between(t.first_created, e.start_time), 0.5) AS source_to_start_s
-FROM execution_times AS t
-JOIN executions AS e USING (account_id, region, pipeline, execution_id)
-WHERE e.status = 'Succeeded'
-    AND in_window(e.start_time, $since, $until)
-    AND pipeline_matches(e.pipeline, $pipelines)
-GROUP BY t.pipeline
-ORDER BY t.pipeline;
+    pipeline,
+    executions,
+    total_s,
+    in_stages_s,
+    queued_s,
+    between_stages_s,
+    approval_s,
+    source_to_start_s
+FROM execution_time_stats($since, $until)
+WHERE pipeline_matches(pipeline, $pipelines)
+ORDER BY pipeline;

@@ -6,7 +6,7 @@
 --
 -- `patterns` is the --deploy-stage list of GLOBs (empty = the default rule).
 
--- Deployment attempts (sql/_deploy_rule.sql, rule_attempts): terminal Succeeded or Failed
+-- Deployment attempts (sql/_deploy_rule.sql): terminal Succeeded or Failed
 -- stage runs of a deploy stage, at deploy_time = the stage run's end.
 CREATE OR REPLACE MACRO deployment_attempts(patterns) AS TABLE
     SELECT * EXCLUDE (rolled_back_at, first_created)
@@ -53,7 +53,8 @@ CREATE OR REPLACE MACRO lead_times(patterns) AS TABLE
     FROM deploy_attempts(patterns)
     WHERE status = 'Succeeded' AND NOT rollback;
 
--- Failures and restore episodes. A failure is a Failed attempt of a STANDARD execution
+-- Failures and restore episodes (the failures and the deployment after each:
+-- sql/_deploy_failures.sql). A failure is a Failed attempt of a STANDARD execution
 -- (at its deploy_time, the stage run's end) or a rolled-back deployment (at
 -- rolled_back_at). A failure opens an episode unless one is open; the next deployment
 -- (STANDARD or ROLLBACK) after it and before `until` (or `now`) closes it, at that
@@ -61,28 +62,18 @@ CREATE OR REPLACE MACRO lead_times(patterns) AS TABLE
 -- episode: one row per failure with its episode's opened_at and restored_at (NULL: still
 -- open at until/now), and opens = true for the one failure that opened it.
 CREATE OR REPLACE MACRO deploy_failures(patterns, until, now) AS TABLE
-    WITH failures AS (
-        SELECT account_id, region, pipeline, stage, execution_id, deploy_time AS failed_at
-        FROM deployment_attempts(patterns)
-        WHERE status = 'Failed' AND NOT rollback
-        UNION ALL
-        SELECT account_id, region, pipeline, stage, execution_id, rolled_back_at
-        FROM deployment_log(patterns)
-        WHERE rolled_back_at IS NOT NULL
-    ),
-    restores AS (
-        SELECT account_id, region, pipeline, deploy_time
-        FROM deployment_log(patterns)
-        WHERE deploy_time < coalesce(CAST(until AS TIMESTAMPTZ), CAST(now AS TIMESTAMPTZ))
-    ),
-    -- the first restore after each failure: an ASOF join, not a subquery per failure
-    closed AS (
-        SELECT f.*, r.deploy_time AS restored_at
-        FROM failures AS f
-        ASOF LEFT JOIN restores AS r
-            ON r.account_id = f.account_id AND r.region = f.region
-            AND r.pipeline = f.pipeline AND r.deploy_time > f.failed_at
-        WHERE f.failed_at < coalesce(CAST(until AS TIMESTAMPTZ), CAST(now AS TIMESTAMPTZ))
+    WITH closed AS (
+        -- The first deployment after a failure (next_deploy_time) restores it when it
+        -- comes before `until` (or `now`); a later one never comes before it.
+        SELECT
+            account_id, region, pipeline, stage, execution_id, failed_at,
+            CASE
+                WHEN next_deploy_time
+                    < coalesce(CAST(until AS TIMESTAMPTZ), CAST(now AS TIMESTAMPTZ))
+                THEN next_deploy_time
+            END AS restored_at
+        FROM failure_restores(patterns)
+        WHERE failed_at < coalesce(CAST(until AS TIMESTAMPTZ), CAST(now AS TIMESTAMPTZ))
     )
     SELECT
         *,

@@ -2,7 +2,7 @@
 -- rolled back, and each attempt's earliest revision `created`. Table macros over the views
 -- (recorder/views.py creates them after every view: DuckDB binds a table macro's body
 -- when it is created). `sql/_delivery.sql` builds every delivery figure on
--- `deploy_attempts(patterns)`, which reads `rule_attempts(patterns)` below, or, over the
+-- `deploy_attempts(patterns)`, which reads `compute_deploy_attempts(patterns)` below, or, over the
 -- query cache and for the default rule (patterns empty), the same rows the cache keeps
 -- in its table `deploy_attempts` (recorder/cache.py recomputes a pipeline's rows when
 -- its executions or definition change).
@@ -43,7 +43,7 @@ CREATE OR REPLACE MACRO deploy_stages(patterns) AS TABLE
 -- not rolled back.
 --
 -- first_created = the execution's earliest artifact revision `created` (execution_times).
-CREATE OR REPLACE MACRO rule_attempts(patterns) AS TABLE
+CREATE OR REPLACE MACRO compute_deploy_attempts(patterns) AS TABLE
     WITH attempts AS (
         SELECT
             r.account_id, r.region, r.pipeline, r.stage, r.execution_id, r.status,

@@ -116,3 +116,76 @@ CREATE OR REPLACE MACRO compute_weekly_execution_stats(since, until) AS TABLE
     FROM executions
     WHERE in_window(start_time, since, until)
     GROUP BY ALL;
+
+-- Where the time of Succeeded executions whose start is in the window goes, per pipeline:
+-- the median (quantile_cont) of each column of execution_times (sql/_execution_times.sql)
+-- and of source_to_start_s = execution start - first_created (executions without a
+-- `created` are left out of that median only).
+CREATE OR REPLACE MACRO compute_execution_time_stats(since, until) AS TABLE
+    SELECT
+        t.pipeline,
+        count(*) AS executions,
+        quantile_cont(t.total_s, 0.5) AS total_s,
+        quantile_cont(t.in_stages_s, 0.5) AS in_stages_s,
+        quantile_cont(t.queued_s, 0.5) AS queued_s,
+        quantile_cont(t.between_stages_s, 0.5) AS between_stages_s,
+        quantile_cont(t.approval_s, 0.5) AS approval_s,
+        quantile_cont(seconds_between(t.first_created, e.start_time), 0.5) AS source_to_start_s
+    FROM execution_times AS t
+    JOIN executions AS e USING (account_id, region, pipeline, execution_id)
+    WHERE e.status = 'Succeeded' AND in_window(e.start_time, since, until)
+    GROUP BY t.pipeline;
+
+-- Deployment attempts (deploy_attempts) whose time is in the window, per pipeline and
+-- deploy stage: deployments (Succeeded, STANDARD), rollback_deployments (Succeeded,
+-- ROLLBACK), deploy_days (distinct UTC dates of deployments), last_deploy, first_attempt,
+-- median_interval_s (median seconds between consecutive deployments), and first_start,
+-- the pipeline's first recorded execution start (all time).
+CREATE OR REPLACE MACRO compute_deploy_stats(patterns, since, until) AS TABLE
+    WITH attempts AS (
+        SELECT *
+        FROM deploy_attempts(patterns)
+        WHERE in_window(deploy_time, since, until)
+    ),
+    intervals AS (
+        SELECT
+            pipeline, stage,
+            quantile_cont(interval_s, 0.5) AS median_interval_s
+        FROM (
+            SELECT
+                pipeline, stage,
+                seconds_between(
+                    lag(deploy_time) OVER (
+                        PARTITION BY account_id, region, pipeline, stage
+                        ORDER BY deploy_time, execution_id
+                    ),
+                    deploy_time
+                ) AS interval_s
+            FROM attempts
+            WHERE status = 'Succeeded' AND NOT rollback
+        )
+        GROUP BY ALL
+    ),
+    per_stage AS (
+        SELECT
+            pipeline, stage,
+            count(*) FILTER (WHERE status = 'Succeeded' AND NOT rollback) AS deployments,
+            count(*) FILTER (WHERE status = 'Succeeded' AND rollback) AS rollback_deployments,
+            count(DISTINCT CAST(deploy_time AT TIME ZONE 'UTC' AS DATE))
+                FILTER (WHERE status = 'Succeeded' AND NOT rollback) AS deploy_days,
+            max(deploy_time) FILTER (WHERE status = 'Succeeded' AND NOT rollback)
+                AS last_deploy,
+            min(deploy_time) AS first_attempt
+        FROM attempts
+        GROUP BY ALL
+    ),
+    first_start AS (
+        SELECT pipeline, min(start_time) AS first_start
+        FROM executions
+        SEMI JOIN per_stage USING (pipeline)
+        GROUP BY pipeline
+    )
+    SELECT p.*, i.median_interval_s, f.first_start
+    FROM per_stage AS p
+    LEFT JOIN intervals AS i USING (pipeline, stage)
+    LEFT JOIN first_start AS f USING (pipeline);
