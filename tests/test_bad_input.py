@@ -132,7 +132,7 @@ def test_ctrl_c_during_a_cache_build(data, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cache.Cache, "_refresh_stage_runs", interrupted)
+    monkeypatch.setattr(cache.Cache, "_refresh_derived", interrupted)
     one_line(CliRunner().invoke(main, ["cache", "--data", str(data)]), 130, "interrupted")
     con, why = cache.open_reader(data)
     assert con is None and why  # nothing half-built is used

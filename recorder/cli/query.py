@@ -152,13 +152,13 @@ def export_cmd(
     click.echo(f"wrote {len(index)} queries and index.csv to {directory}", err=True)
 
 
-@click.command("db")
+@click.command("db", short_help="Write a DuckDB database file of views or tables.")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @data_option
 @click.option(
     "--materialize",
     is_flag=True,
-    help="Write the deduplicated tables and stage_runs as tables holding their rows (from "
+    help="Write the deduplicated and derived tables as tables holding their rows (from "
     "the cache when it is current, else the Parquet files), not views: fast to open, a "
     "copy as of now (run again to bring it up to date). Written whole, then renamed into "
     "place.",
