@@ -5,7 +5,7 @@ For every table in `recorder.schemas`:
   (recorder/layout.py reads them).
 - `<table>`: the latest recording per natural key (layout.latest_only_sql), and for
   state tables only snapshots whose commit point exists (layout.COMMITTED_BY).
-- the derived relations of DERIVED (`stage_runs`, `execution_times`, `failed_steps`:
+- the derived relations of DERIVED (`stage_runs`, `execution_times`, `failed_executions`:
   `sql/_<name>.sql`), the macros of `sql/_macros.sql`, the deployment rule of
   `sql/_deploy_rule.sql` and the delivery table macros of `sql/_delivery.sql`
   (deployments, restores, waits).
@@ -37,7 +37,7 @@ SESSION_SQL = "SET TimeZone = 'UTC'; SET enable_progress_bar = false"
 # Relations derived from the tables, in the order they are built (each reads only the
 # tables and the ones before it): a view over the Parquet files, a table in the cache
 # (recomputed there for the executions a refresh touched). `sql/_<name>.sql` defines each.
-DERIVED = ("stage_runs", "action_runs", "execution_times", "failed_steps")
+DERIVED = ("stage_runs", "action_runs", "execution_times", "failed_executions")
 
 # What the cache stores beyond the derived relations, name -> parameters: the rows of
 # `compute_<name>` for the default rule (patterns empty) and the open window (since and

@@ -28,7 +28,7 @@ def answers(root, *, cache: bool, **window) -> dict[str, list[dict]]:
             for n in queries.named_queries()
         }
         # the derived relations, stored by the cache and computed by the views
-        for name in ["stage_runs", "execution_times", "failed_steps", "deploy_attempts([])"]:
+        for name in ["stage_runs", "execution_times", "failed_executions", "deploy_attempts([])"]:
             got = con.sql(f"SELECT * FROM {name} ORDER BY ALL").to_arrow_table().to_pylist()
             out[name] = [tuple(r.values()) for r in got]
         return out

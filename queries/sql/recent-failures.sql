@@ -4,22 +4,20 @@
 -- updated last (then started last): `step` says which ('action' or 'rule'), `action`
 -- holds the action's or the rule's name, with its error code and message. A rule that
 -- failed after the stage's actions succeeded is what failed the execution, so it wins
--- over an earlier failed action that a retry fixed (`failed_steps`). No step recorded:
+-- over an earlier failed action that a retry fixed (`failed_executions`). No step recorded:
 -- NULLs. region and account_id last (they locate the execution in the AWS console).
 SELECT
-    e.pipeline,
-    e.start_time,
-    e.execution_id,
-    s.stage,
-    s.step,
-    s.action,
-    s.error_code,
-    s.error_message,
-    e.region,
-    e.account_id
-FROM executions AS e
-LEFT JOIN failed_steps AS s USING (account_id, region, pipeline, execution_id)
-WHERE e.status = 'Failed'
-    AND in_window(e.start_time, $since, $until)
-    AND pipeline_matches(e.pipeline, $pipelines)
-ORDER BY e.start_time DESC, e.pipeline, e.execution_id;
+    pipeline,
+    start_time,
+    execution_id,
+    stage,
+    step,
+    action,
+    error_code,
+    error_message,
+    region,
+    account_id
+FROM failed_executions
+WHERE in_window(start_time, $since, $until)
+    AND pipeline_matches(pipeline, $pipelines)
+ORDER BY start_time DESC, pipeline, execution_id;
