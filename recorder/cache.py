@@ -81,7 +81,7 @@ CACHE_DIR = ".cache"
 CACHE_FILE = "cprec.duckdb"
 STALE_MARKER = "STALE"
 WRITING_MARKER = "WRITING"
-FORMAT = 3  # bumped when the cache's own layout changes: an older file is rebuilt
+FORMAT = 4  # bumped when the cache's own layout changes: an older file is rebuilt
 BATCH_FILES = 4000
 
 # Joins a table aliased {a} to the `touched` executions (t) on the execution key.
