@@ -319,20 +319,33 @@ def cron_rows(root: Path, pipelines: int) -> dict[tuple[str, str], list[dict]]:
 
 
 def _undo_cron(root: Path, written: list[Path]) -> None:
-    """Remove what `cron_rows` added, so the (expensive) cache is reusable next run."""
-    import duckdb
-
+    """Remove what `cron_rows` added, so the (expensive) cache is reusable next run: the
+    rows of the cron run go, and the derived and stored rows of their executions and
+    pipelines are recomputed (the cache's own refresh step, in one transaction)."""
     from recorder import cache
 
-    con = duckdb.connect(str(cache.cache_path(root)))
-    for table in CRON_TABLES:
-        con.execute(f"DELETE FROM cache.{table} WHERE run_id = ?", [CRON_RUN_ID])
-    con.execute("DELETE FROM cache.stage_runs WHERE starts_with(execution_id, ?)", [CRON_RUN_ID])
-    con.execute(
-        "DELETE FROM cache.files WHERE list_contains($p, path)", {"p": [str(p) for p in written]}
-    )
-    con.execute("CHECKPOINT")
-    con.close()
+    with cache.Cache(root) as c:
+        con = c.con
+        con.execute("BEGIN TRANSACTION")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT account_id, region, "
+            "pipeline, execution_id FROM cache.executions WHERE run_id = ?",
+            [CRON_RUN_ID],
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE touched_pipelines AS "
+            "SELECT DISTINCT account_id, region, pipeline FROM touched"
+        )
+        for table in CRON_TABLES:
+            con.execute(f"DELETE FROM cache.{table} WHERE run_id = ?", [CRON_RUN_ID])
+        con.execute(
+            "DELETE FROM cache.files WHERE list_contains($p, path)",
+            {"p": [str(p) for p in written]},
+        )
+        c.everything = False
+        c._refresh_derived()
+        con.execute("COMMIT")
+        con.execute("CHECKPOINT")
     for p in written:
         p.unlink()
 
@@ -383,11 +396,12 @@ def _cache_counts(root: Path) -> dict[str, int]:
     import duckdb
 
     from recorder import cache
+    from recorder.views import DERIVED, STORED
 
     con = duckdb.connect(str(cache.cache_path(root)), read_only=True)
     out = {
         t: con.execute(f"SELECT count(*) FROM cache.{t}").fetchone()[0]
-        for t in (*CRON_TABLES, "stage_runs", "files")
+        for t in (*CRON_TABLES, *DERIVED, *(f"stored_{n}" for n in STORED), "files")
     }
     con.close()
     return out
