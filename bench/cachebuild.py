@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 
 CHILD = """
 import json, sys, time
+sys.path.insert(0, sys.argv[2])  # the checkout, ahead of an editable install's finder
 from pathlib import Path
 from recorder import cache
 root = Path(sys.argv[1])
@@ -41,8 +42,9 @@ def build_once(code: Path, root: Path) -> dict:
     shutil.rmtree(root / ".cache", ignore_errors=True)
     env = dict(os.environ, PYTHONPATH=str(code))
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(root)],
+        [sys.executable, "-c", CHILD, str(root), str(code.resolve())],
         env=env,
+        cwd=code,
         check=True,
         capture_output=True,
         text=True,

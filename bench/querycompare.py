@@ -7,8 +7,9 @@ Each (query, checkout) pair runs in a fresh process with that checkout first on
 sys.path: `queries.connect(root, cache=True)` then `queries.run_query(...)`, best of
 `--runs` with a fresh connection each time (connect included), after one warm-up that
 brings the cache file into the OS page cache. The two checkouts alternate query by
-query, so load from other jobs falls on both. A run slower than `--cap` seconds is
-stopped and reported as "> cap". The roots may differ (a cache layout change needs a
+query, so load from other jobs falls on both. A run slower than `--cap` seconds, or
+one that fails (a DuckDB spill is capped at 8 GiB to keep the disk), is reported as
+"> cap". The roots may differ (a cache layout change needs a
 cache built by each checkout); both must hold the same rows.
 """
 
@@ -33,6 +34,7 @@ best, rows = None, None
 for i in range(runs + 1):  # the first is the warm-up
     t = time.perf_counter()
     con = queries.connect(root, cache=True)
+    con.execute("SET max_temp_directory_size = '8GiB'")  # a runaway spill fails, disk kept
     rows = queries.run_query(con, name, now=now).num_rows
     con.close()
     d = time.perf_counter() - t
@@ -51,6 +53,8 @@ def run(checkout: Path, root: Path, name: str, runs: int, cap: float) -> tuple[f
             cwd=checkout, check=True,
         ).stdout.split()  # fmt: skip
     except subprocess.TimeoutExpired:
+        return None, -1
+    except subprocess.CalledProcessError:  # e.g. the spill limit: reported like the cap
         return None, -1
     return float(out[0]), int(out[1])
 
