@@ -390,19 +390,27 @@ class Cache:
             for n, t in cols:  # schemas only ever add columns
                 if n not in have:
                     con.execute(f"ALTER TABLE cache.{table.name} ADD COLUMN {layout.ident(n)} {t}")
+        missing = [n for n in self._derived_sql() if not _has_table(con, n)]
+        self._sources(None)
+        macros = False
         for name, sql in self._derived_sql().items():
-            if not _has_table(con, name):
-                self._sources(None, macros=None if name in DERIVED else "computed")
-                # Columns spelled out, not `CREATE TABLE AS ... LIMIT 0`: DuckDB 2.0.0 keeps
-                # the empty result's statistics for a table created that way, and scans of
-                # rows inserted later in the same transaction come back empty (the derived
-                # tables are read by the next ones in the refresh's transaction).
-                cols = con.execute(f"DESCRIBE {sql}").fetchall()
-                con.execute(
-                    f"CREATE TABLE cache.{name} ("
-                    + ", ".join(f"{layout.ident(c[0])} {c[1]}" for c in cols)
-                    + ")"
-                )
+            if name not in missing:
+                continue
+            if name not in DERIVED and not macros:  # every derived relation exists now
+                self._sources(None, macros="computed")
+                macros = True
+            # Columns spelled out, not `CREATE TABLE AS ... LIMIT 0`: DuckDB 2.0.0 keeps
+            # the empty result's statistics for a table created that way, and scans of
+            # rows inserted later in the same transaction come back empty (the derived
+            # tables are read by the next ones in the refresh's transaction).
+            cols = con.execute(f"DESCRIBE {sql}").fetchall()
+            con.execute(
+                f"CREATE TABLE cache.{name} ("
+                + ", ".join(f"{layout.ident(c[0])} {c[1]}" for c in cols)
+                + ")"
+            )
+            if name in DERIVED:  # what the next ones read
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM cache.{name}")
 
     # -- refresh ---------------------------------------------------------------------
 
@@ -687,8 +695,10 @@ class Cache:
         if self.everything:
             for name in self._derived_sql():
                 con.execute(f"DELETE FROM cache.{name}")
+            # The views read the tables as they fill (each table reads the ones before it):
+            # created once, with the macros over the stored rows.
+            self._sources(None, macros="stored")
             for name, sql in self._derived_sql().items():
-                self._sources(None, macros=None if name in DERIVED else "stored")
                 con.execute(f"INSERT INTO cache.{name} {sql}")
             return
         con.execute("CREATE OR REPLACE TEMP TABLE t0 AS SELECT DISTINCT * FROM touched")
