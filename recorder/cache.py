@@ -43,6 +43,7 @@ machine holds WRITING (it refreshes the cache when it ends).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -154,22 +155,27 @@ def mark_stale(root: Path, why: str) -> None:
         os.fsync(fh.fileno())
 
 
-def open_reader(root: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | None]:
-    """A read-only connection whose views read the cache, or (None, why not).
+def _unusable(root: Path) -> str | None:
+    """Why a reader cannot use the cache of `root` before opening it (None: it can try).
     For an S3 root the cache is first brought up to date with the objects (`sync`)."""
     if isinstance(layout.as_root(root), S3Path):
         try:
             sync(root)
         except (duckdb.Error, UserError, OSError) as e:
-            return None, f"cannot bring it up to date ({first_line(e)})"
-    path = cache_path(root)
-    if not path.exists():
-        return None, "no cache"
-    why = behind_reason(root)
+            return f"cannot bring it up to date ({first_line(e)})"
+    if not cache_path(root).exists():
+        return "no cache"
+    return behind_reason(root)
+
+
+def open_reader(root: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | None]:
+    """A read-only connection whose views read the cache, or (None, why not).
+    For an S3 root the cache is first brought up to date with the objects (`sync`)."""
+    why = _unusable(root)
     if why:
         return None, why
     try:
-        con = duckdb.connect(str(path.resolve()), read_only=True)
+        con = duckdb.connect(str(cache_path(root).resolve()), read_only=True)
     except duckdb.Error as e:
         return None, f"cannot open it ({first_line(e)})"
     try:
@@ -188,19 +194,12 @@ def attach_current(con: duckdb.DuckDBPyConnection, root: Path, alias: str) -> st
     """Attach the cache of `root` read-only to `con` as `alias`, with its views (temporary,
     named like the tables), when a reader would use it (`open_reader`'s rules); else
     attach nothing and return why not."""
-    if isinstance(layout.as_root(root), S3Path):
-        try:
-            sync(root)
-        except (duckdb.Error, UserError, OSError) as e:
-            return f"cannot bring it up to date ({first_line(e)})"
-    path = cache_path(root)
-    if not path.exists():
-        return "no cache"
-    why = behind_reason(root)
+    why = _unusable(root)
     if why:
         return why
+    path = cache_path(root).resolve()
     try:
-        con.execute(f"ATTACH {layout.sql_string(str(path.resolve()))} AS {alias} (READ_ONLY)")
+        con.execute(f"ATTACH {layout.sql_string(str(path))} AS {alias} (READ_ONLY)")
     except duckdb.Error as e:
         return f"cannot open it ({first_line(e)})"
     done = con.execute(
@@ -390,10 +389,11 @@ class Cache:
             for n, t in cols:  # schemas only ever add columns
                 if n not in have:
                     con.execute(f"ALTER TABLE cache.{table.name} ADD COLUMN {layout.ident(n)} {t}")
-        missing = [n for n in self._derived_sql() if not _has_table(con, n)]
-        self._sources(None)
+        missing = [n for n in _derived_sql() if not _has_table(con, n)]
+        if missing:
+            self._sources(None)
         macros = False
-        for name, sql in self._derived_sql().items():
+        for name, sql in _derived_sql().items():
             if name not in missing:
                 continue
             if name not in DERIVED and not macros:  # every derived relation exists now
@@ -679,13 +679,6 @@ class Cache:
         if macros:
             create_stored_macros(con, temp=True, stored="temp.main" if macros == "stored" else None)
 
-    def _derived_sql(self) -> dict[str, str]:
-        """The SELECT of each table derived from the others, in the order they are built:
-        views.DERIVED, then views.STORED (as `stored_<name>`)."""
-        sql = {name: sql_file(f"_{name}.sql") for name in DERIVED}
-        sql |= {f"stored_{name}": stored_sql(name) for name in STORED}
-        return sql
-
     def _refresh_derived(self) -> None:
         """Recompute the derived tables' rows of the touched executions, in DERIVED order
         (each reads the rows the one before it just wrote), then the stored rows of
@@ -693,12 +686,12 @@ class Cache:
         touched execution), the others for every pipeline of their names."""
         con = self.con
         if self.everything:
-            for name in self._derived_sql():
+            for name in _derived_sql():
                 con.execute(f"DELETE FROM cache.{name}")
             # The views read the tables as they fill (each table reads the ones before it):
             # created once, with the macros over the stored rows.
             self._sources(None, macros="stored")
-            for name, sql in self._derived_sql().items():
+            for name, sql in _derived_sql().items():
                 con.execute(f"INSERT INTO cache.{name} {sql}")
             return
         con.execute("CREATE OR REPLACE TEMP TABLE t0 AS SELECT DISTINCT * FROM touched")
@@ -716,7 +709,7 @@ class Cache:
                     f"DELETE FROM cache.{name} s USING touched t "
                     f"WHERE {_SAME_EXECUTION.format(a='s')}"
                 )
-                con.execute(f"INSERT INTO cache.{name} {self._derived_sql()[name]}")
+                con.execute(f"INSERT INTO cache.{name} {_derived_sql()[name]}")
         if not con.execute("SELECT count(*) FROM touched_pipelines").fetchone()[0]:
             return
         current = None
@@ -730,7 +723,16 @@ class Cache:
             if scope != current:  # each stored table reads the ones before it, in its scope
                 self._sources(scope, macros="stored")
                 current = scope
-            con.execute(f"INSERT INTO cache.stored_{name} {stored_sql(name)}")
+            con.execute(f"INSERT INTO cache.stored_{name} {_derived_sql()[f'stored_{name}']}")
+
+
+@functools.cache
+def _derived_sql() -> dict[str, str]:
+    """The SELECT of each table derived from the others, in the order they are built:
+    views.DERIVED, then views.STORED (as `stored_<name>`). Read once per process."""
+    sql = {name: sql_file(f"_{name}.sql") for name in DERIVED}
+    sql |= {f"stored_{name}": stored_sql(name) for name in STORED}
+    return sql
 
 
 def build(root: Path, *, rebuild: bool = False) -> RefreshResult:

@@ -5,14 +5,14 @@ For every table in `recorder.schemas`:
   (recorder/layout.py reads them).
 - `<table>`: the latest recording per natural key (layout.latest_only_sql), and for
   state tables only snapshots whose commit point exists (layout.COMMITTED_BY).
-- the derived relations of DERIVED (`stage_runs`, `execution_times`, `failed_executions`:
-  `sql/_<name>.sql`), the macros of `sql/_macros.sql`, the deployment rule of
-  `sql/_deploy_rule.sql` and the delivery table macros of `sql/_delivery.sql`
-  (deployments, restores, waits).
+- the derived relations of DERIVED (`stage_runs`, `action_runs`, `execution_times`,
+  `failed_executions`: `sql/_<name>.sql`), the macros of `sql/_macros.sql`, and the
+  table macros of `sql/_deploy_rule.sql`, `_deploy_failures.sql`, `_delivery.sql` and
+  `_stats.sql` (deployments, restores, per-pipeline statistics: create_stored_macros).
 
-Both sources give the same relations: the cache stores each table deduplicated and
-the derived relations materialised (plus the default rule's `deploy_attempts` rows),
-so only the commit filter and where the derived rows come from differ. Before Parquet
+Both sources give the same relations: the cache stores each table deduplicated, the
+derived relations materialised and the rows of STORED for the default rule and the open
+window, so only the commit filter and where those rows come from differ. Before Parquet
 views are created every file is checked against its table's schema
 (layout.conformance_sql): a conflicting file is one line naming it, never rows counted
 under the wrong type.
@@ -165,17 +165,15 @@ def create_stored_macros(con: duckdb.DuckDBPyConnection, *, temp: bool, stored: 
     are filtered on the parameters, which are bound values when DuckDB plans the query,
     so it drops the other branch: stored rows are read, or computed, never both.
     """
-    files = {
-        "deploy_attempts": "_deploy_rule.sql",
-        "failure_restores": "_deploy_failures.sql",
-        "execution_stats": "_delivery.sql",  # the first of STORED after _delivery.sql
+    before = {  # the files whose macros a name of STORED (and those after it) builds on
+        "deploy_attempts": ("_deploy_rule.sql",),
+        "failure_restores": ("_deploy_failures.sql",),
+        "execution_stats": ("_delivery.sql", "_stats.sql"),
     }
     kind = "TEMP MACRO" if temp else "MACRO"
     for name, params in STORED.items():
-        if name in files:
-            create_macros(con, temp=temp, name=files[name])
-            if name == "execution_stats":
-                create_macros(con, temp=temp, name="_stats.sql")
+        for file in before.get(name, ()):
+            create_macros(con, temp=temp, name=file)
         stored_when = " AND ".join(_STORED_WHEN[p] for p in params)
         args = ", ".join(params)
         body = (
