@@ -10,7 +10,11 @@ cache can be deleted at any time and rebuilt with `cprec cache`.
 File: <cache dir>/cprec.duckdb, the cache dir being <root>/.cache for a local root,
 and for an S3 root a local directory under the user's cache directory, one per root
 (`--cache-dir` chooses another: `use_dir`). Inside, schema `cache` holds one table per
-Parquet table, `stage_runs`, `files` (every Parquet file loaded) and `meta`.
+Parquet table, the derived and stored tables (views.DERIVED, views.STORED), `files`
+(every Parquet file loaded), `meta` and `reader`; schema `main` holds the views and
+macros a reader queries (views.reader_sql over schema `cache`), written by the version
+whose fingerprint `reader` holds: a reader of that version opens the file and queries,
+one of another version creates its own, temporary, over the same tables.
 
 What makes it trustworthy:
 - Every change, the first build included (its tables are created in it), is one
@@ -72,6 +76,8 @@ from recorder.views import (
     create_cache_views,
     create_macros,
     create_stored_macros,
+    reader_fingerprint,
+    reader_sql,
     sql_file,
     stored_sql,
 )
@@ -183,7 +189,8 @@ def open_reader(root: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | Non
         if _format(con) != FORMAT:
             con.close()
             return None, "never completed a build (run `cprec cache`)"
-        create_cache_views(con, _catalog(con))
+        if not _holds_reader_sql(con):  # written by another version: this one's, temporary
+            create_cache_views(con, _catalog(con))
     except BaseException:
         con.close()
         raise
@@ -242,6 +249,15 @@ def _format(con: duckdb.DuckDBPyConnection) -> int | None:
         return None
     row = con.execute("SELECT max(format) FROM cache.meta").fetchone()
     return row[0] if row else None
+
+
+def _holds_reader_sql(con: duckdb.DuckDBPyConnection) -> bool:
+    """The file holds this version's reader views and macros (Cache._store_reader_sql)."""
+    return _has_table(con, "reader") and bool(
+        # fetchall: a result left unfinished would refuse the caller's next query
+        con.execute("SELECT count(*) FROM cache.reader WHERE fingerprint = $f",
+                    {"f": reader_fingerprint()}).fetchall()[0][0]
+    )  # fmt: skip
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -378,6 +394,7 @@ class Cache:
             "CREATE TABLE IF NOT EXISTS cache.meta "
             "(format INTEGER, refreshed_at TIMESTAMPTZ, files BIGINT)"
         )
+        con.execute("CREATE TABLE IF NOT EXISTS cache.reader (fingerprint VARCHAR)")
         for table in TABLES.values():
             cols = layout.columns(table)
             con.execute(
@@ -412,6 +429,33 @@ class Cache:
             if name in DERIVED:  # what the next ones read
                 con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM cache.{name}")
 
+    def _store_reader_sql(self) -> None:
+        """Store the readers' views and macros in the file (schema main), as
+        create_cache_views makes them, with this code's views.reader_fingerprint: a reader
+        of this version opens the file and queries, instead of binding ~50 ms of macros
+        per connection. Only when the file holds another fingerprint (a first build, or
+        the first refresh by another version), in the refresh's transaction; what the
+        file held before is dropped, so no object of another version is left."""
+        con = self.con
+        fingerprint = reader_fingerprint()
+        if con.execute("SELECT count(*) FROM cache.reader WHERE fingerprint = $f",
+                       {"f": fingerprint}).fetchone()[0]:  # fmt: skip
+            return
+        old = con.execute(
+            "SELECT 'VIEW', view_name FROM duckdb_views() "
+            "WHERE database_name = current_database() AND schema_name = 'main' AND NOT internal "
+            "UNION ALL SELECT DISTINCT CASE function_type WHEN 'table_macro' THEN 'MACRO TABLE' "
+            "ELSE 'MACRO' END, function_name FROM duckdb_functions() "
+            "WHERE database_name = current_database() AND schema_name = 'main' "
+            "AND function_type IN ('macro', 'table_macro') AND NOT internal"
+        ).fetchall()
+        for kind, name in old:
+            con.execute(f"DROP {kind} IF EXISTS main.{layout.ident(name)}")
+        for sql in reader_sql("cache", temp=False):
+            con.execute(sql)
+        con.execute("DELETE FROM cache.reader")
+        con.execute("INSERT INTO cache.reader VALUES ($f)", {"f": fingerprint})
+
     # -- refresh ---------------------------------------------------------------------
 
     def refresh(
@@ -430,6 +474,7 @@ class Cache:
                 raise UserError(f"the cache {cache_path(self.root)} was never built whole")
             self._ensure_schema()
             self._refresh(result, written, removed)
+            self._store_reader_sql()
             self.con.execute("DELETE FROM cache.meta")
             self.con.execute(
                 "INSERT INTO cache.meta SELECT $f, now(), count(*) FROM cache.files",

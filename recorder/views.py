@@ -20,6 +20,8 @@ under the wrong type.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from importlib import resources
 from pathlib import Path
 
@@ -142,19 +144,40 @@ def create_parquet_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
 
 def create_cache_views(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
     """Temporary views named like the tables over the cache attached as `catalog`."""
+    for sql in reader_sql(f"{catalog}.cache", temp=True):
+        con.execute(sql)
+
+
+def reader_sql(schema: str, *, temp: bool) -> list[str]:
+    """The statements that give a connection every relation over the cache's tables in
+    `schema`: views named like the tables (committed snapshots only) and the derived
+    relations, the macros of `sql/_macros.sql`, then create_stored_macros'. Temporary
+    (a reader's) or stored in the cache file (cache.Cache writes them there)."""
+    view = "TEMP VIEW" if temp else "VIEW"
+    sql = []
     for table in TABLES.values():
-        latest = f"SELECT * FROM {catalog}.cache.{table.name}"
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {table.name} AS "
-            f"{_committed(table, latest, f'{catalog}.cache')}"
-        )
+        latest = f"SELECT * FROM {schema}.{table.name}"
+        sql.append(f"CREATE OR REPLACE {view} {table.name} AS {_committed(table, latest, schema)}")
     for name in DERIVED:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {catalog}.cache.{name}")
-    create_macros(con, temp=True)
-    create_stored_macros(con, temp=True, stored=f"{catalog}.cache")
+        sql.append(f"CREATE OR REPLACE {view} {name} AS SELECT * FROM {schema}.{name}")
+    return [*sql, macros_sql(temp=temp), *stored_macros_sql(temp=temp, stored=schema)]
+
+
+@functools.cache
+def reader_fingerprint() -> str:
+    """What identifies this code's reader relations (reader_sql over the cache's own
+    schema): a cache file that holds them under another fingerprint holds another
+    version's, which a reader does not use."""
+    return hashlib.sha256("\n".join(reader_sql("cache", temp=False)).encode()).hexdigest()
 
 
 def create_stored_macros(con: duckdb.DuckDBPyConnection, *, temp: bool, stored: str | None) -> None:
+    """Execute stored_macros_sql."""
+    for sql in stored_macros_sql(temp=temp, stored=stored):
+        con.execute(sql)
+
+
+def stored_macros_sql(*, temp: bool, stored: str | None) -> list[str]:
     """The table macros of `sql/_deploy_rule.sql`, `_deploy_failures.sql`, `_delivery.sql`
     and `_stats.sql`, after every view, with the macros over what the cache stores.
 
@@ -171,9 +194,9 @@ def create_stored_macros(con: duckdb.DuckDBPyConnection, *, temp: bool, stored: 
         "execution_stats": ("_delivery.sql", "_stats.sql"),
     }
     kind = "TEMP MACRO" if temp else "MACRO"
+    sql = []
     for name, params in STORED.items():
-        for file in before.get(name, ()):
-            create_macros(con, temp=temp, name=file)
+        sql.extend(macros_sql(temp=temp, name=file) for file in before.get(name, ()))
         stored_when = " AND ".join(_STORED_WHEN[p] for p in params)
         args = ", ".join(params)
         body = (
@@ -182,14 +205,20 @@ def create_stored_macros(con: duckdb.DuckDBPyConnection, *, temp: bool, stored: 
             if stored
             else f"SELECT * FROM compute_{name}({args})"
         )
-        con.execute(f"CREATE OR REPLACE {kind} {name}({args}) AS TABLE {body}")
+        sql.append(f"CREATE OR REPLACE {kind} {name}({args}) AS TABLE {body}")
+    return sql
 
 
 def create_macros(con: duckdb.DuckDBPyConnection, *, temp: bool, name: str = "_macros.sql") -> None:
+    """Execute macros_sql."""
+    con.execute(macros_sql(temp=temp, name=name))
+
+
+def macros_sql(*, temp: bool, name: str = "_macros.sql") -> str:
     """The macros of `sql/<name>`: `_macros.sql` (scalar, needs no view), or
-    `_stats.sql`, `_deploy_rule.sql` and `_delivery.sql` (table macros, bound at creation:
-    after every view; create_stats_macros, create_delivery_macros)."""
+    `_stats.sql`, `_deploy_rule.sql`, `_deploy_failures.sql` and `_delivery.sql` (table
+    macros, bound at creation: after every view; stored_macros_sql)."""
     sql = sql_file(name)
     if temp:  # a read-only database takes temporary objects only
         sql = sql.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO")
-    con.execute(sql)
+    return sql

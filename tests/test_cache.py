@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from datetime import date, timedelta
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -192,3 +193,43 @@ def test_a_first_build_derives_every_row_of_a_table_larger_than_a_row_group(tmp_
     # total_s = i % 600 over 123,000 runs: 123,000 / 600 = 205 full cycles of 0..599,
     # each summing 599 * 600 / 2 = 179,700: 205 * 179,700 = 36,838,500
     assert got == [(n, 36_838_500.0, 1.0)]
+
+
+def temporary_objects(root) -> int:
+    """Views and macros a reader of `root` created for itself (temporary)."""
+    con = queries.connect(root, cache=True)
+    try:
+        return con.execute(
+            "SELECT (SELECT count(*) FROM duckdb_views() WHERE database_name = 'temp' "
+            "AND NOT internal) + (SELECT count(*) FROM duckdb_functions() "
+            "WHERE database_name = 'temp' AND function_type IN ('macro', 'table_macro'))"
+        ).fetchall()[0][0]
+    finally:
+        con.close()
+
+
+def test_a_reader_uses_the_views_and_macros_the_cache_file_holds(root):
+    """A refresh stores this version's reader views and macros in the file, and a reader
+    of this version creates none. A file holding another version's (another fingerprint)
+    is read through temporary ones, which shadow them; the next refresh replaces them and
+    leaves nothing of the other version."""
+    refresh(root)
+    parquet = answers(root, cache=False)
+    assert temporary_objects(root) == 0
+    assert answers(root, cache=True) == parquet
+
+    with duckdb.connect(str(cache_path(root))) as other_version:
+        other_version.execute("UPDATE cache.reader SET fingerprint = 'another version'")
+        # its relations differ from this version's: a window macro that keeps no row,
+        # and a view this version does not have
+        other_version.execute("CREATE OR REPLACE MACRO in_window(ts, since, until) AS false")
+        other_version.execute("CREATE VIEW gone AS SELECT 1 AS x")
+    assert temporary_objects(root) > 0
+    assert answers(root, cache=True) == parquet
+
+    refresh(root)
+    assert temporary_objects(root) == 0
+    assert answers(root, cache=True) == parquet
+    with duckdb.connect(str(cache_path(root)), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'gone'"
+                           ).fetchall() == [(0,)]  # fmt: skip
