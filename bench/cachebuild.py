@@ -90,8 +90,11 @@ def main() -> int:
     ap.add_argument("--sizes", default="20x90,50x365", help="PxD,PxD (hard-linked sizes)")
     ap.add_argument("--runs", type=int, default=3, help="builds per checkout and size (best)")
     ap.add_argument("--before", type=Path, help="another checkout to compare (e.g. main)")
-    ap.add_argument("--floor", action="store_true",
-                    help="also time FLOOR (the rows copied as they are: no build can be faster)")
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time FLOOR (the rows copied as they are: no build can be faster)",
+    )
     args = ap.parse_args()
     codes = {"after (this checkout)": HERE.parent}
     if args.before:
