@@ -437,7 +437,11 @@ def _in_child(target, args: tuple, timeout: float):
 
 def bench_peers(cfg: dict, sec: Section, store: Section) -> dict:
     """Every size of cfg: {"base": (pipelines, days), "rate", "copies": [1, k, ...],
-    "views_timeout", "budget_s"}. Returns {(size, query, engine): seconds or None}."""
+    "views_timeout", "budget_s"}, and optionally "engines" (the names of engines() and
+    "cprec (Parquet views)" to run; "cprec (cache)" always runs: it is the reference).
+    Returns {(size, query, engine): seconds or None}."""
+    wanted = cfg.get("engines")
+    run_views = not wanted or "cprec (Parquet views)" in wanted
     p, d = cfg["base"]
     base = build(p, d, cfg["rate"])
     results: dict = {}
@@ -450,6 +454,8 @@ def bench_peers(cfg: dict, sec: Section, store: Section) -> dict:
         print(f"  -- {label}", flush=True)
         pq_root = out / "parquet"
         for qname, engs in engines(out).items():
+            if wanted:
+                engs = {e: fn for e, fn in engs.items() if e == "cprec (cache)" or e in wanted}
             answers = {e: fn() for e, fn in engs.items()}  # also the warm-up
             ref = answers["cprec (cache)"]
             t_ref = None
@@ -475,6 +481,8 @@ def bench_peers(cfg: dict, sec: Section, store: Section) -> dict:
                         ratio(tc, t_ref),
                         "queries.connect(root, cache=True) + close",
                     )
+            if not run_views:
+                continue
             r = _in_child(_views_child, (pq_root, qname, 1), cfg["views_timeout"])
             if r is None:
                 cell, rat, check = f"> {cfg['views_timeout']:.0f} s (cap)", "-", "did not finish"
@@ -487,7 +495,10 @@ def bench_peers(cfg: dict, sec: Section, store: Section) -> dict:
                 check = f"{len(r[1]):,} rows equal" if same else "ANSWERS DIFFER"
                 results[(label, qname, "cprec (Parquet views)")] = r[0]
             sec.add(label, qname, "cprec (Parquet views)", cell, rat, check)
-        peaks = [pandas_peak_rss(out / "json", q) for q in QUERIES]
+        if wanted and "pandas (raw JSON)" not in wanted:
+            peaks = [None for _ in QUERIES]
+        else:
+            peaks = [pandas_peak_rss(out / "json", q) for q in QUERIES]
         files, pq_bytes = du(pq_root)
         json_files = list((out / "json").iterdir())
         json_bytes = sum(f.stat().st_size for f in json_files)

@@ -79,8 +79,15 @@ def main() -> int:
         help="markdown output (default bench/out/RESULTS[-quick].md; the tracked "
         "bench/RESULTS.md is written only when named here)",
     )
+    ap.add_argument(
+        "--peers-engines",
+        help="peers: only these engines beside cprec (cache), comma-separated names as "
+        "section 5a prints them (e.g. 'SQLite (covering index),SQLite (table scan)')",
+    )
     args = ap.parse_args()
     cfg = QUICK if args.quick else FULL
+    if args.peers_engines:
+        cfg = dict(cfg, peers=dict(cfg["peers"], engines=args.peers_engines.split(",")))
     if args.sizes:
         cfg = dict(cfg, sizes=[tuple(int(x) for x in s.split("x")) for s in args.sizes.split(",")])
     only = set(args.only.split(",")) if args.only else None

@@ -503,6 +503,15 @@ class Cache:
                 name: [p for p in files if str(p) not in known] for name, files in listing.items()
             }
             gone = [p for p in known if p not in on_disk]
+            if known and len(gone) == len(known):
+                # Nothing loaded is where it was (the root moved, or every file was
+                # compacted): the tables are emptied and the tree loaded as by a first
+                # build, not reloaded partition by partition into full tables (at
+                # 10×365: ~16 s instead of ~7 min, same rows).
+                for name in [*TABLES, "files"]:
+                    self.con.execute(f"DELETE FROM cache.{name}")
+                result.files_gone = len(gone)
+                known, gone = {}, []
         else:
             # Only the named files are looked up: the cost follows the change, not the cache.
             known = self._known_files([str(p) for p in [*written, *removed]])
@@ -511,7 +520,7 @@ class Cache:
                 if str(p) not in known:
                     new[layout.table_of(self.root, p)].append(p)
             gone = [str(p) for p in removed if str(p) in known]
-        result.files_gone = len(gone)
+        result.files_gone += len(gone)
 
         # Partitions that lost a file are reloaded whole from what is on disk now.
         reload: dict[str, set[tuple[str | None, str]]] = defaultdict(set)

@@ -233,3 +233,21 @@ def test_a_reader_uses_the_views_and_macros_the_cache_file_holds(root):
     with duckdb.connect(str(cache_path(root)), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'gone'"
                            ).fetchall() == [(0,)]  # fmt: skip
+
+
+def test_a_moved_root_is_loaded_again_as_by_a_first_build(root, tmp_path):
+    """The cache lists files by absolute path: after the root moves, none of them is where
+    it was, so the tables are emptied and every file loaded again (not reloaded partition
+    by partition into full tables); the answers are the same."""
+    before = refresh(root)
+    moved = tmp_path / "moved"
+    shutil.move(root, moved)
+
+    result = refresh(moved)
+
+    files = len(list(moved.rglob("part-*.parquet")))
+    assert (result.files_loaded, result.files_gone, result.partitions_reloaded) == (
+        files, files, 0
+    )  # fmt: skip
+    assert result.rows == before.rows
+    assert answers(moved, cache=True) == answers(moved, cache=False)
