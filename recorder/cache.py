@@ -11,10 +11,13 @@ File: <cache dir>/cprec.duckdb, the cache dir being <root>/.cache for a local ro
 and for an S3 root a local directory under the user's cache directory, one per root
 (`--cache-dir` chooses another: `use_dir`). Inside, schema `cache` holds one table per
 Parquet table, the derived and stored tables (views.DERIVED, views.STORED), `files`
-(every Parquet file loaded), `meta` and `reader`; schema `main` holds the views and
-macros a reader queries (views.reader_sql over schema `cache`), written by the version
-whose fingerprint `reader` holds: a reader of that version opens the file and queries,
-one of another version creates its own, temporary, over the same tables.
+(every Parquet file loaded), `meta` and `fingerprints`; schema `main` holds the views
+and macros a reader queries (views.reader_sql over schema `cache`). `fingerprints` says
+which version wrote what: "reader", the views and macros of `main` (a reader of that
+version opens the file and queries; one of another version creates its own, temporary,
+which shadow them; a refresh by another version replaces them), and "derived", the SQL
+that computed the derived and stored rows (a refresh by another version recomputes them
+all).
 
 What makes it trustworthy:
 - Every change, the first build included (its tables are created in it), is one
@@ -76,9 +79,12 @@ from recorder.views import (
     create_cache_views,
     create_macros,
     create_stored_macros,
+    fingerprint,
+    macros_sql,
     reader_fingerprint,
     reader_sql,
     sql_file,
+    stored_macros_sql,
     stored_sql,
 )
 
@@ -189,7 +195,8 @@ def open_reader(root: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | Non
         if _format(con) != FORMAT:
             con.close()
             return None, "never completed a build (run `cprec cache`)"
-        if not _holds_reader_sql(con):  # written by another version: this one's, temporary
+        if not _holds(con, "reader", reader_fingerprint()):
+            # another version's views and macros: this one's, temporary, shadow them
             create_cache_views(con, _catalog(con))
     except BaseException:
         con.close()
@@ -251,13 +258,19 @@ def _format(con: duckdb.DuckDBPyConnection) -> int | None:
     return row[0] if row else None
 
 
-def _holds_reader_sql(con: duckdb.DuckDBPyConnection) -> bool:
-    """The file holds this version's reader views and macros (Cache._store_reader_sql)."""
-    return _has_table(con, "reader") and bool(
+def _holds(con: duckdb.DuckDBPyConnection, what: str, value: str) -> bool:
+    """The file's `what` ("reader": its views and macros, Cache._store_reader_sql;
+    "derived": its derived and stored rows) has the fingerprint `value`."""
+    return _has_table(con, "fingerprints") and bool(
         # fetchall: a result left unfinished would refuse the caller's next query
-        con.execute("SELECT count(*) FROM cache.reader WHERE fingerprint = $f",
-                    {"f": reader_fingerprint()}).fetchall()[0][0]
+        con.execute("SELECT count(*) FROM cache.fingerprints WHERE what = $w AND fingerprint = $f",
+                    {"w": what, "f": value}).fetchall()[0][0]
     )  # fmt: skip
+
+
+def _set(con: duckdb.DuckDBPyConnection, what: str, value: str) -> None:
+    con.execute("DELETE FROM cache.fingerprints WHERE what = $w", {"w": what})
+    con.execute("INSERT INTO cache.fingerprints VALUES ($w, $f)", {"w": what, "f": value})
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -370,6 +383,7 @@ class Cache:
                 "`cprec cache --rebuild`)"
             ) from None
         self.con.execute(SESSION_SQL)  # UTC; no progress bar in a collector's log
+        self.rederive = False  # set by _ensure_schema
 
     def close(self) -> None:
         self.con.close()
@@ -394,7 +408,9 @@ class Cache:
             "CREATE TABLE IF NOT EXISTS cache.meta "
             "(format INTEGER, refreshed_at TIMESTAMPTZ, files BIGINT)"
         )
-        con.execute("CREATE TABLE IF NOT EXISTS cache.reader (fingerprint VARCHAR)")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS cache.fingerprints (what VARCHAR, fingerprint VARCHAR)"
+        )
         for table in TABLES.values():
             cols = layout.columns(table)
             con.execute(
@@ -406,6 +422,13 @@ class Cache:
             for n, t in cols:  # schemas only ever add columns
                 if n not in have:
                     con.execute(f"ALTER TABLE cache.{table.name} ADD COLUMN {layout.ident(n)} {t}")
+        # Rows derived by another version's SQL (or over other columns) are not this
+        # version's: its derived and stored tables are dropped, created again below and
+        # filled from every row by this refresh (_refresh_derived).
+        self.rederive = not _holds(con, "derived", _derived_fingerprint())
+        if self.rederive:
+            for name in [n for n in _derived_sql() if _has_table(con, n)]:
+                con.execute(f"DROP TABLE cache.{name}")
         missing = [n for n in _derived_sql() if not _has_table(con, n)]
         if missing:
             self._sources(None)
@@ -437,9 +460,7 @@ class Cache:
         the first refresh by another version), in the refresh's transaction; what the
         file held before is dropped, so no object of another version is left."""
         con = self.con
-        fingerprint = reader_fingerprint()
-        if con.execute("SELECT count(*) FROM cache.reader WHERE fingerprint = $f",
-                       {"f": fingerprint}).fetchone()[0]:  # fmt: skip
+        if _holds(con, "reader", reader_fingerprint()):
             return
         old = con.execute(
             "SELECT 'VIEW', view_name FROM duckdb_views() "
@@ -453,8 +474,7 @@ class Cache:
             con.execute(f"DROP {kind} IF EXISTS main.{layout.ident(name)}")
         for sql in reader_sql("cache", temp=False):
             con.execute(sql)
-        con.execute("DELETE FROM cache.reader")
-        con.execute("INSERT INTO cache.reader VALUES ($f)", {"f": fingerprint})
+        _set(con, "reader", reader_fingerprint())
 
     # -- refresh ---------------------------------------------------------------------
 
@@ -474,6 +494,7 @@ class Cache:
                 raise UserError(f"the cache {cache_path(self.root)} was never built whole")
             self._ensure_schema()
             self._refresh(result, written, removed)
+            _set(self.con, "derived", _derived_fingerprint())
             self._store_reader_sql()
             self.con.execute("DELETE FROM cache.meta")
             self.con.execute(
@@ -537,7 +558,9 @@ class Cache:
             "(account_id VARCHAR, region VARCHAR, pipeline VARCHAR)"
         )
         # A first build derives every row at the end, from whole tables.
-        self.everything = not self.con.execute("SELECT count(*) FROM cache.files").fetchone()[0]
+        self.everything = (
+            self.rederive or not self.con.execute("SELECT count(*) FROM cache.files").fetchone()[0]
+        )
         for name, parts in reload.items():
             for pipeline, dt in parts:
                 self._touch(TABLES[name], f"cache.{name}", self._partition_filter(TABLES[name]),
@@ -778,6 +801,14 @@ class Cache:
                 self._sources(scope, macros="stored")
                 current = scope
             con.execute(f"INSERT INTO cache.stored_{name} {_derived_sql()[f'stored_{name}']}")
+
+
+@functools.cache
+def _derived_fingerprint() -> str:
+    """What identifies the rows of the derived and stored tables: their SQL (with the
+    macros it calls) over the tables' columns."""
+    macros = [macros_sql(temp=True), *stored_macros_sql(temp=True, stored="temp.main")]
+    return fingerprint(_derived_sql(), macros)
 
 
 @functools.cache

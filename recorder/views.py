@@ -163,12 +163,21 @@ def reader_sql(schema: str, *, temp: bool) -> list[str]:
     return [*sql, macros_sql(temp=temp), *stored_macros_sql(temp=temp, stored=schema)]
 
 
+def fingerprint(*parts: object) -> str:
+    """A digest of `parts` and the tables' columns (layout.columns): what identifies the
+    objects a cache file stores beside its tables (recorder/cache.py)."""
+    columns = [(t.name, layout.columns(t)) for t in TABLES.values()]
+    return hashlib.sha256(repr([*parts, columns]).encode()).hexdigest()
+
+
 @functools.cache
 def reader_fingerprint() -> str:
-    """What identifies this code's reader relations (reader_sql over the cache's own
-    schema): a cache file that holds them under another fingerprint holds another
+    """What identifies this code's reader relations: reader_sql over the cache's own
+    schema, the tables' columns (a view of `SELECT *` stores the column types it was
+    created with, and DuckDB 1.4 refuses it once a column is added) and the DuckDB
+    version. A cache file that holds them under another fingerprint holds another
     version's, which a reader does not use."""
-    return hashlib.sha256("\n".join(reader_sql("cache", temp=False)).encode()).hexdigest()
+    return fingerprint(reader_sql("cache", temp=False), duckdb.__version__)
 
 
 def create_stored_macros(con: duckdb.DuckDBPyConnection, *, temp: bool, stored: str | None) -> None:

@@ -219,7 +219,9 @@ def test_a_reader_uses_the_views_and_macros_the_cache_file_holds(root):
     assert answers(root, cache=True) == parquet
 
     with duckdb.connect(str(cache_path(root))) as other_version:
-        other_version.execute("UPDATE cache.reader SET fingerprint = 'another version'")
+        other_version.execute(
+            "UPDATE cache.fingerprints SET fingerprint = 'another version' WHERE what = 'reader'"
+        )
         # its relations differ from this version's: a window macro that keeps no row,
         # and a view this version does not have
         other_version.execute("CREATE OR REPLACE MACRO in_window(ts, since, until) AS false")
@@ -251,3 +253,24 @@ def test_a_moved_root_is_loaded_again_as_by_a_first_build(root, tmp_path):
     )  # fmt: skip
     assert result.rows == before.rows
     assert answers(moved, cache=True) == answers(moved, cache=False)
+
+
+def test_rows_derived_by_another_version_are_derived_again(root):
+    """A cache whose derived and stored rows another version's SQL computed (another
+    "derived" fingerprint) gets every one of them recomputed by the next refresh, even
+    one that loads no file."""
+    refresh(root)
+    parquet = answers(root, cache=False)
+    with duckdb.connect(str(cache_path(root))) as other_version:
+        other_version.execute(
+            "UPDATE cache.fingerprints SET fingerprint = 'another version' WHERE what = 'derived'"
+        )
+        # what another version's SQL could have left: rows this version computes otherwise
+        other_version.execute("DELETE FROM cache.stored_stage_duration_stats")
+        other_version.execute("DELETE FROM cache.stage_runs WHERE stage = 'Build'")
+    assert answers(root, cache=True) != parquet
+
+    result = refresh(root)
+
+    assert result.files_loaded == 0
+    assert answers(root, cache=True) == parquet
