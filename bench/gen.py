@@ -270,6 +270,14 @@ def check_layout(root: Path) -> list[str]:
 # --- the 500 x 365 size, built as a cache directly -----------------------------------
 
 
+def cache_key() -> str:
+    """What a generated cache is kept under: the cache's FORMAT and the fingerprint of the
+    SQL that derived its rows (a reader of another derivation does not use the file)."""
+    from recorder import cache
+
+    return f"f{cache.FORMAT}-{cache._derived_fingerprint()[:8]}"
+
+
 def template_cache(tdir: Path) -> tuple[Path, float | None]:
     """The template's own query cache (recorder.cache.refresh over its tree), built once.
 
@@ -279,7 +287,7 @@ def template_cache(tdir: Path) -> tuple[Path, float | None]:
 
     root = tdir / "data"
     path = cache.cache_path(root)
-    marker = tdir / f"CACHE-DONE-f{cache.FORMAT}"  # a cache of another layout is rebuilt
+    marker = tdir / f"CACHE-DONE-{cache_key()}"  # a cache of another layout is rebuilt
     if path.exists() and marker.exists():
         return path, None
     path.unlink(missing_ok=True)
@@ -309,7 +317,7 @@ def replicated_cache(tdir: Path, copies: int) -> Path:
     src, _ = template_cache(tdir)
     days = _template_days(tdir)
     size = f"{len(meta_t['pipelines']) * copies}x{days}"
-    out = OUT / "sizes" / f"{size}-cache-f{cache.FORMAT}-replicated-from-{tdir.name}"
+    out = OUT / "sizes" / f"{size}-cache-{cache_key()}-replicated-from-{tdir.name}"
     root = (out / "data").resolve()
     done = out / "DONE.json"
     if done.exists():

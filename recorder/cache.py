@@ -192,9 +192,10 @@ def open_reader(root: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | Non
         return None, f"cannot open it ({first_line(e)})"
     try:
         con.execute(SESSION_SQL)
-        if _format(con) != FORMAT:
+        why = _not_current(con)
+        if why:
             con.close()
-            return None, "never completed a build (run `cprec cache`)"
+            return None, why
         if not _holds(con, "reader", reader_fingerprint()):
             # another version's views and macros: this one's, temporary, shadow them
             create_cache_views(con, _catalog(con))
@@ -216,18 +217,23 @@ def attach_current(con: duckdb.DuckDBPyConnection, root: Path, alias: str) -> st
         con.execute(f"ATTACH {layout.sql_string(str(path))} AS {alias} (READ_ONLY)")
     except duckdb.Error as e:
         return f"cannot open it ({first_line(e)})"
-    done = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = $a "
-        "AND schema_name = 'cache' AND table_name = 'meta'",
-        {"a": alias},
-    ).fetchone()[0]
-    if (
-        not done
-        or con.execute(f"SELECT max(format) FROM {alias}.cache.meta").fetchone()[0] != FORMAT
-    ):
+    why = _not_current(con, alias)
+    if why:
         con.execute(f"DETACH {alias}")
-        return "never completed a build (run `cprec cache`)"
+        return why
     create_cache_views(con, alias)
+    return None
+
+
+def _not_current(con: duckdb.DuckDBPyConnection, db: str | None = None) -> str | None:
+    """Why this version's readers cannot use the cache open in `con` (as database `db`,
+    default the connection's own), or None: a build never completed, or its derived and
+    stored rows were computed by another version's SQL (until a refresh by this version
+    recomputes them, the Parquet files answer)."""
+    if _format(con, db) != FORMAT:
+        return "never completed a build (run `cprec cache`)"
+    if not _holds(con, "derived", _derived_fingerprint(), db):
+        return "its derived rows were computed by another version of cprec (run `cprec cache`)"
     return None
 
 
@@ -249,21 +255,23 @@ def _catalog(con: duckdb.DuckDBPyConnection) -> str:
     return layout.ident(con.execute("SELECT current_database()").fetchone()[0])
 
 
-def _format(con: duckdb.DuckDBPyConnection) -> int | None:
+def _format(con: duckdb.DuckDBPyConnection, db: str | None = None) -> int | None:
     """The format of a completed build, None if none completed (a lookup, not a failing
-    query: a failed statement would abort the refresh's transaction)."""
-    if not _has_table(con, "meta"):
+    query: a failed statement would abort the refresh's transaction). `db`: the
+    database the cache is attached as (default the connection's own)."""
+    if not _has_table(con, "meta", db):
         return None
-    row = con.execute("SELECT max(format) FROM cache.meta").fetchone()
-    return row[0] if row else None
+    # fetchall: a result left unfinished would refuse the caller's next query
+    row = con.execute(f"SELECT max(format) FROM {_schema(db)}.meta").fetchall()
+    return row[0][0] if row else None
 
 
-def _holds(con: duckdb.DuckDBPyConnection, what: str, value: str) -> bool:
+def _holds(con: duckdb.DuckDBPyConnection, what: str, value: str, db: str | None = None) -> bool:
     """The file's `what` ("reader": its views and macros, Cache._store_reader_sql;
     "derived": its derived and stored rows) has the fingerprint `value`."""
-    return _has_table(con, "fingerprints") and bool(
-        # fetchall: a result left unfinished would refuse the caller's next query
-        con.execute("SELECT count(*) FROM cache.fingerprints WHERE what = $w AND fingerprint = $f",
+    return _has_table(con, "fingerprints", db) and bool(
+        con.execute(f"SELECT count(*) FROM {_schema(db)}.fingerprints "
+                    "WHERE what = $w AND fingerprint = $f",
                     {"w": what, "f": value}).fetchall()[0][0]
     )  # fmt: skip
 
@@ -273,13 +281,18 @@ def _set(con: duckdb.DuckDBPyConnection, what: str, value: str) -> None:
     con.execute("INSERT INTO cache.fingerprints VALUES ($w, $f)", {"w": what, "f": value})
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+def _schema(db: str | None) -> str:
+    return "cache" if db is None else f"{db}.cache"
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str, db: str | None = None) -> bool:
+    where = "current_database()" if db is None else layout.sql_string(db)
     return (
         con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            f"SELECT count(*) FROM duckdb_tables() WHERE database_name = {where} "
             "AND schema_name = 'cache' AND table_name = $n",
             {"n": name},
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         > 0
     )
 
