@@ -440,6 +440,8 @@ def bench_peers(cfg: dict, sec: Section, store: Section) -> dict:
     "views_timeout", "budget_s"}, and optionally "engines" (the names of engines() and
     "cprec (Parquet views)" to run; "cprec (cache)" always runs: it is the reference).
     Returns {(size, query, engine): seconds or None}."""
+    from recorder import cache
+
     wanted = cfg.get("engines")
     run_views = not wanted or "cprec (Parquet views)" in wanted
     p, d = cfg["base"]
@@ -453,6 +455,10 @@ def bench_peers(cfg: dict, sec: Section, store: Section) -> dict:
         )
         print(f"  -- {label}", flush=True)
         pq_root = out / "parquet"
+        # The cache was built with the size: brought up to date by this checkout (which
+        # derives its rows again when its SQL differs from the builder's: readers refuse
+        # rows another version derived).
+        cache.refresh(pq_root)
         for qname, engs in engines(out).items():
             if wanted:
                 engs = {e: fn for e, fn in engs.items() if e == "cprec (cache)" or e in wanted}
