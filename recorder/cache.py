@@ -64,6 +64,7 @@ from pathlib import Path
 
 import duckdb
 
+from recorder import head as head_mod
 from recorder import layout, s3
 from recorder.errors import LockedError, UserError, WriteError, first_line
 from recorder.lock import data_lock, held_by_someone, hold
@@ -95,6 +96,7 @@ CACHE_FILE = "cprec.duckdb"
 STALE_MARKER = "STALE"
 WRITING_MARKER = "WRITING"
 FORMAT = 4  # bumped when the cache's own layout changes: an older file is rebuilt
+KEEP = object()  # refresh(head=KEEP): the root head the cache records stays as it was
 BATCH_FILES = 4000
 
 # Joins a table aliased {a} to the `touched` executions (t) on the execution key.
@@ -251,6 +253,26 @@ def _complete(root: Path) -> bool:
         con.close()
 
 
+def _cache_head(root: Path) -> str | None:
+    """The root head (recorder/head.py `Head.token`) a completed cache file says it
+    reflects; None when there is no such file or it records none."""
+    if not cache_path(root).exists():
+        return None
+    try:
+        con = duckdb.connect(str(cache_path(root)), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        if _format(con) != FORMAT or not _has_table(con, "fingerprints"):
+            return None
+        row = con.execute(
+            "SELECT fingerprint FROM cache.fingerprints WHERE what = 'root'"
+        ).fetchall()
+        return row[0][0] if row else None
+    finally:
+        con.close()
+
+
 def _catalog(con: duckdb.DuckDBPyConnection) -> str:
     return layout.ident(con.execute("SELECT current_database()").fetchone()[0])
 
@@ -301,19 +323,36 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str, db: str | None = None)
 
 
 class Writing:
-    """A collector's claim on the cache, from before its first file to its refresh.
+    """A writer's claim on the cache: a collector's from before its first file to its
+    refresh (`run_id`), or `cprec cache`'s (no run id: it writes no data).
 
-    Call under the collector's data lock. `current`: the cache held every file written
-    so far, so it can stand in for them (watermarks) and be refreshed incrementally.
+    Call under the collector's data lock. A collector marks the root's head dirty with
+    its run id (recorder/head.py) before anything else. `current`: the cache has proven
+    that it reflects this root as it is (it records the head the collector found, and
+    that head is clean), so it can stand in for the files (the collector's cursor) and
+    be refreshed with just what the run writes. Anything else (another root's cache,
+    one of an earlier life of the bucket, an older copy, a crashed run) is not current:
+    the cursor is read from the files and the refresh walks the whole tree.
     """
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, run_id: str | None = None):
         self.root = layout.as_root(root)
         writing = _marker(root, WRITING_MARKER)
+        if run_id is None:  # `cprec cache`: the head stays as found
+            found = head_mod.read(self.root)
+            self.head = found.token if found and found.clean else None
+        else:
+            found, ended = head_mod.begin(self.root, run_id)
+            self.head = ended.token
         try:
             if writing.exists():  # we hold the data lock, so its writer is dead
                 mark_stale(root, "a collector stopped before refreshing the cache")
-            self.current = behind_reason(root) is None and _complete(root)
+            self.current = (
+                found is not None
+                and found.clean
+                and behind_reason(root) is None
+                and _cache_head(root) == found.token
+            )
             writing.parent.mkdir(parents=True, exist_ok=True)
             self._fd: int | None = hold(writing)
         except OSError as e:
@@ -322,7 +361,8 @@ class Writing:
     def finish(
         self, written: Iterable[Path] | None, *, build: bool = False
     ) -> RefreshResult | None:
-        """Refresh the cache with `written` (the whole tree if None or it was not current).
+        """Refresh the cache with `written` (the whole tree if None or it was not current),
+        recording the head it then reflects.
 
         No cache is built unless `build`. On failure the cache is marked stale and the
         error raised; the claim is released either way.
@@ -331,7 +371,7 @@ class Writing:
             if not build and not cache_path(self.root).exists():
                 return None
             try:
-                return refresh(self.root, written=written if self.current else None)
+                return refresh(self.root, written=written if self.current else None, head=self.head)
             except BaseException as e:
                 mark_stale(self.root, f"refresh after a collector run failed: {first_line(e)}")
                 raise
@@ -352,9 +392,9 @@ class Writing:
 
 
 @contextmanager
-def writing(root: Path) -> Iterator[Writing]:
+def writing(root: Path, run_id: str | None = None) -> Iterator[Writing]:
     """Claim the cache for a collector run; `finish` it, or it is abandoned on the way out."""
-    claim = Writing(root)
+    claim = Writing(root, run_id)
     try:
         yield claim
     finally:
@@ -495,8 +535,12 @@ class Cache:
         self,
         written: Iterable[Path] | None = None,
         removed: Iterable[Path] = (),
+        head: str | None | object = KEEP,
     ) -> RefreshResult:
-        """Bring the cache up to date in one transaction. Without `written`, walk the tree."""
+        """Bring the cache up to date in one transaction. Without `written`, walk the tree.
+        `head`: the root head (recorder/head.py) the cache reflects afterwards, recorded
+        in the same transaction (None: none it can prove; KEEP: as it was, for a change
+        that alters no row, compaction)."""
         started = time.monotonic()
         result = RefreshResult()
         self.con.execute("BEGIN TRANSACTION")
@@ -508,6 +552,10 @@ class Cache:
             self._ensure_schema()
             self._refresh(result, written, removed)
             _set(self.con, "derived", _derived_fingerprint())
+            if head is None:
+                self.con.execute("DELETE FROM cache.fingerprints WHERE what = 'root'")
+            elif head is not KEEP:
+                _set(self.con, "root", head)
             self._store_reader_sql()
             self.con.execute("DELETE FROM cache.meta")
             self.con.execute(
@@ -872,7 +920,8 @@ def sync(root: Path) -> None:
     while True:
         try:
             with data_lock(directory, holder="cache refresh"):
-                refresh(root)
+                found = head_mod.read(root)  # before the listing: what it then reflects
+                refresh(root, head=found.token if found and found.clean else None)
                 return
         except LockedError:
             if time.monotonic() > deadline:
@@ -881,15 +930,20 @@ def sync(root: Path) -> None:
 
 
 def refresh(
-    root: Path, written: Iterable[Path] | None = None, removed: Iterable[Path] = ()
+    root: Path,
+    written: Iterable[Path] | None = None,
+    removed: Iterable[Path] = (),
+    *,
+    head: str | None | object = KEEP,
 ) -> RefreshResult:
     """Refresh the cache; without `written` (a whole-tree walk) it is current afterwards.
+    `head`: see Cache.refresh.
 
     A whole-tree refresh clears STALE: call it only under the collector's lock.
     """
     try:
         with Cache(root) as cache:
-            result = cache.refresh(written, removed)
+            result = cache.refresh(written, removed, head)
     except (duckdb.IOException, duckdb.FatalException) as e:
         # a full disk, an I/O error: the transaction was not committed
         raise WriteError(f"cannot write the cache {cache_path(root)}: {first_line(e)}") from None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import pickle
 import re
 import sqlite3
 import sys
@@ -52,7 +53,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
-from recorder import __version__, fetch
+from recorder import __version__, fetch, head
 from recorder import cache as cache_mod
 from recorder.accounts import Role, assumed_credentials, parse_roles, session_with
 from recorder.client import CallStats, default_region, make_client
@@ -84,12 +85,10 @@ from recorder.timeparse import utcnow
 
 HEARTBEAT_S = 30
 FLUSH_ROWS = 2_500  # rows buffered per pipeline worker: bounds memory, whatever the history
-EXECUTION_CHILDREN = (
-    "action_executions",
-    "rule_executions",
-    "execution_revisions",
-    "execution_variables",
-)
+# A worker publishes what it buffered at least this often (at the next whole execution):
+# a run killed by its scheduler (`timeout 300 cprec collect`, a container's or a
+# Lambda's limit) keeps the executions it fetched until shortly before the kill.
+FLUSH_SECONDS = 30.0
 # AWS region names: lower case, e.g. us-east-1, us-gov-west-1, eusc-de-east-1.
 REGION = re.compile(r"[a-z]{2,}(-[a-z]+)+-[0-9]+")
 VANISHED = frozenset({"PipelineNotFoundException"})
@@ -136,10 +135,19 @@ class Run:
     workers: int
     progress: bool
     cache_current: bool  # the query cache holds every file: read watermarks from it
+    deadline: float | None = None  # time.monotonic() after which no new work starts
 
     @property
     def account_id(self) -> str:
         return self.account.account_id
+
+    def check_deadline(self) -> None:
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise OutOfTime
+
+
+class OutOfTime(Exception):
+    """--max-duration passed: a worker stops at the next whole execution."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,7 @@ class PipelineOutcome:
     error_code: str | None = None
     error: str | None = None
     vanished: bool = False
+    unfinished: bool = False  # stopped at --max-duration; the next run continues it
 
 
 @dataclass(frozen=True)
@@ -168,7 +177,11 @@ class RegionOutcome:
 
     @property
     def recorded(self) -> list[PipelineOutcome]:
-        return [o for o in self.pipelines if not o.error and not o.vanished]
+        return [o for o in self.pipelines if not o.error and not o.vanished and not o.unfinished]
+
+    @property
+    def unfinished(self) -> list[PipelineOutcome]:
+        return [o for o in self.pipelines if o.unfinished]
 
     @property
     def failed(self) -> list[PipelineOutcome]:
@@ -232,6 +245,10 @@ class CollectResult:
         return {f"{r.where}/{o.name}": o.error for r in self.regions for o in r.failed}
 
     @property
+    def pipelines_unfinished(self) -> list[str]:
+        return [f"{r.where}/{o.name}" for r in self.regions for o in r.unfinished]
+
+    @property
     def pipelines_vanished(self) -> list[str]:
         return [f"{r.where}/{o.name}" for r in self.regions for o in r.vanished]
 
@@ -286,6 +303,7 @@ def collect(
     role_arns: tuple[str, ...] | list[str] = (),
     external_id: str | None = None,
     build_cache: bool = False,
+    max_duration: float | None = None,
 ) -> CollectResult:
     """Record every selected pipeline of every region into `data_root`: of the caller's
     account, or of each account of `role_arns` (assumed with `external_id`, if given).
@@ -293,6 +311,11 @@ def collect(
     The query cache is refreshed with what the run wrote when one exists; with
     `build_cache` (`cprec collect` without --no-cache) a local root without one gets one
     built from the whole tree at the end of the run.
+
+    `max_duration` (seconds): no new execution is fetched after that long; what was
+    fetched is published whole and the run ends normally, the pipelines it did not
+    finish counted as unfinished (the next run continues them). The cache refresh and
+    the run rows come after it.
 
     Raises UserError (exit 2) for configuration errors and LockedError (exit 75) when
     another collector holds the data root; otherwise the result carries exit code 0
@@ -306,13 +329,14 @@ def collect(
         since = (since or (now or utcnow()) - RETENTION).astimezone(UTC)
         _check_endpoint(endpoint_url)
         run_id = _run_id()
+        deadline = None if max_duration is None else time.monotonic() + max_duration
         # Arrow's default allocator (mimalloc) keeps freed segments per thread: with a
         # pool of workers each converting its own batches, that held ~45 MB more at peak
         # than the C library's allocator, which reuses memory across threads.
         pa.set_memory_pool(pa.system_memory_pool())
         # Asked before the lock is taken: no credentials, no trace left in the data root.
         accounts = _accounts(regions, profile, endpoint_url, roles, external_id)
-        with data_lock(data_root), cache_mod.writing(data_root) as claim:
+        with data_lock(data_root), cache_mod.writing(data_root, run_id) as claim:
             clean_tmp(data_root)
             run = Run(
                 root=data_root,
@@ -326,6 +350,7 @@ def collect(
                 workers=workers,
                 progress=not quiet and _is_tty(),
                 cache_current=claim.current,
+                deadline=deadline,
             )
             outcomes, files = [], []
             for account in accounts:
@@ -339,6 +364,7 @@ def collect(
                     files += [f for o in outcome.pipelines for f in o.files]
                     files += _write_run_row(run, outcome)
             _refresh_cache(claim, files, build=build_cache)
+            head.end(data_root, run_id)  # after the last write: the root is whole again
         return CollectResult(run_id, outcomes, files)
 
 
@@ -578,18 +604,26 @@ def _record_pipeline(ctx: _Region, summary: dict) -> PipelineOutcome:
         "run_id": run.run_id,
         "recorded_at": ctx.recorded_at,
     }
-    batch = Batch(run.root, name, run.run_id, common, WRITE_ORDER, FLUSH_ROWS)
+    batch = Batch(run.root, name, run.run_id, common, WRITE_ORDER, FLUSH_ROWS, FLUSH_SECONDS)
     failure: dict = {}
     try:
+        run.check_deadline()
         _record_state(ctx, name, known, batch)
         if summary.get("version") != known.version:
             definition = fetch.get_pipeline(ctx.client, name)
             row, actions = flatten_pipeline(definition)
-            batch.add("pipelines", [row], ctx.recorded_at.date())
-            batch.add("pipeline_actions", actions, ctx.recorded_at.date())
+            batch.add({"pipelines": [row], "pipeline_actions": actions}, ctx.recorded_at.date())
             known = replace(known, has_conditions=has_stage_conditions(definition["pipeline"]))
         _record_executions(ctx, name, Cursor(known, run.since), batch, log)
         batch.flush()
+    except OutOfTime:
+        # --max-duration: what is buffered is whole executions, oldest first; publish it
+        # and leave the rest to the next run (its cursor starts after what was written).
+        failure = {"unfinished": True}
+        try:
+            batch.flush()
+        except OSError as e:
+            failure = {"error_code": type(e).__name__, "error": _describe(e)}
     except (ClientError, BotoCoreError, ResponseParserError, OSError) as e:
         # AWS said no, or did not answer, or the disk is full: one line, not a traceback
         if isinstance(e, ClientError):
@@ -601,13 +635,8 @@ def _record_pipeline(ctx: _Region, summary: dict) -> PipelineOutcome:
             log.warning("pipeline deleted during the run; skipped (%s)", _describe(e))
         else:
             failure = {"error_code": code, "error": _describe(e)}
-        # What was fetched is buffered in crash-safe order (children first, executions
-        # oldest first): keeping it is as safe as a crash here, and saves the next run.
-        # Children of executions not fetched yet are dropped: the next run lists them
-        # again with their execution, so writing them now would only write them twice.
-        fetched = {r["execution_id"] for r in batch.rows.get("executions", [])}
-        for table in EXECUTION_CHILDREN:
-            batch.retain(table, lambda row: row["execution_id"] in fetched)
+        # What is buffered is whole groups (an execution with every row under it, oldest
+        # first): publishing it is as safe as a crash here, and saves the next run.
         try:
             batch.flush()
         except OSError:
@@ -623,8 +652,7 @@ def _record_state(ctx: _Region, name: str, known: Known, batch: Batch) -> None:
     if state_hash(state) == known.state_hash:
         return
     snapshot_at = ctx.snapshot_time()
-    for table, rows in flatten_pipeline_state(state, snapshot_at).items():
-        batch.add(table, rows, snapshot_at.date())
+    batch.add(flatten_pipeline_state(state, snapshot_at), snapshot_at.date())
 
 
 def _record_executions(ctx: _Region, name: str, cursor: Cursor, batch: Batch, log) -> None:
@@ -637,37 +665,35 @@ def _record_executions(ctx: _Region, name: str, cursor: Cursor, batch: Batch, lo
         if not listing:
             return
 
-        def keep(table: str, flatten, items) -> None:
-            for item in items:
-                batch.add(table, [flatten(item)], listing.day(item["pipelineExecutionId"]))
-
         listers = [("action_executions", flatten_action_execution, fetch.list_action_executions)]
         if cursor.known.has_conditions is not False:  # rule executions come from conditions only
             listers.append(("rule_executions", flatten_rule_execution, fetch.list_rule_executions))
         for table, flatten, lister in listers:
             if listing.has_recent:
                 # pipeline-wide, newest first, back to the oldest recent changed execution
-                listed = lister(ctx.client, name, bound=listing.oldest_recent())
-                keep(
-                    table,
-                    flatten,
-                    (d for d in listed if listing.is_recent(d["pipelineExecutionId"])),
-                )
+                for d in lister(ctx.client, name, bound=listing.oldest_recent()):
+                    if listing.is_recent(d["pipelineExecutionId"]):
+                        listing.add_child(table, d["pipelineExecutionId"], flatten(d))
             for execution_id in listing.older():  # re-polls from before the window
-                keep(table, flatten, lister(ctx.client, name, execution_id=execution_id))
+                for d in lister(ctx.client, name, execution_id=execution_id):
+                    listing.add_child(table, execution_id, flatten(d))
 
-        # Oldest first, so that a crash never leaves the watermark ahead of a gap.
+        # Oldest first, each execution with every row under it as one group (the batch
+        # publishes a group whole, children before the execution): a crash or a deadline
+        # never leaves the watermark ahead of a gap, nor an execution without its rows.
         for s in listing.oldest_first():
+            ctx.run.check_deadline()
             execution_id = s["pipelineExecutionId"]
+            children = listing.children(execution_id)
             try:
                 detail = fetch.get_pipeline_execution(ctx.client, name, execution_id)
             except ClientError as e:
                 if e.response.get("Error", {}).get("Code") != "PipelineExecutionNotFoundException":
                     raise
                 log.warning("execution %s no longer exists; skipped", execution_id)
+                batch.add(children, listing.day(execution_id))  # what AWS did return of it
                 continue
-            for table, rows in flatten_execution(detail, s).items():
-                batch.add(table, rows, listing.day(execution_id))
+            batch.add({**children, **flatten_execution(detail, s)}, listing.day(execution_id))
 
 
 class _Listing:
@@ -688,6 +714,11 @@ class _Listing:
             "CREATE TABLE listed (id TEXT PRIMARY KEY, start_us INTEGER, recent INTEGER, "
             "summary TEXT)"
         )
+        # Rows under the listed executions (action and rule executions), held until their
+        # execution is fetched, so it is published with them. Pickled: these are our own
+        # flattened rows in a private file, and pickle keeps their datetimes exactly.
+        self.db.execute("CREATE TABLE children (id TEXT, tbl TEXT, row BLOB)")
+        self.db.execute("CREATE INDEX children_id ON children (id)")
         self.count = self.recent = 0
         self.recent_without_start = False
 
@@ -709,6 +740,20 @@ class _Listing:
         self.count += cur.rowcount > 0
         self.recent += recent
         self.recent_without_start |= recent and start is None
+
+    def add_child(self, table: str, execution_id: str, row: dict) -> None:
+        self.db.execute(
+            "INSERT INTO children VALUES (?, ?, ?)", (execution_id, table, pickle.dumps(row))
+        )
+
+    def children(self, execution_id: str) -> dict[str, list[dict]]:
+        """The rows held for one execution, by table, in the order they were listed."""
+        rows: dict[str, list[dict]] = defaultdict(list)
+        for table, row in self.db.execute(
+            "SELECT tbl, row FROM children WHERE id = ? ORDER BY rowid", (execution_id,)
+        ):
+            rows[table].append(pickle.loads(row))
+        return dict(rows)
 
     @property
     def has_recent(self) -> bool:
@@ -763,6 +808,13 @@ def _report(outcome: RegionOutcome, log) -> None:
         names = sorted(o.name for o in group)
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         log.error("%d pipeline(s) failed (%s): %s", len(group), shown, group[0].error)
+    if outcome.unfinished:
+        log.warning(
+            "stopped at --max-duration: %d of %d pipelines unfinished (the next run "
+            "continues them, oldest executions first)",
+            len(outcome.unfinished),
+            len(outcome.pipelines),
+        )
     log.info(
         "recorded %d of %d pipelines: %d rows, %d API calls, %d throttled",
         len(outcome.recorded),
@@ -771,6 +823,14 @@ def _report(outcome: RegionOutcome, log) -> None:
         outcome.stats.calls.total(),
         outcome.stats.throttles.total(),
     )
+
+
+def _status(outcome: RegionOutcome) -> str:
+    if outcome.error:
+        return "failed"
+    if outcome.failed:
+        return "partial"
+    return "stopped" if outcome.unfinished else "succeeded"
 
 
 def _write_run_row(run: Run, outcome: RegionOutcome) -> list[Path]:
@@ -795,7 +855,7 @@ def _run_row(run: Run, outcome: RegionOutcome) -> list[Path]:
         "recorded_at": started,
         "started_at": started,
         "finished_at": utcnow(),
-        "status": "failed" if outcome.error else ("partial" if outcome.failed else "succeeded"),
+        "status": _status(outcome),
         "cprec_version": __version__,
         "since": run.since,
         "pipelines_listed": outcome.listed,
@@ -808,6 +868,7 @@ def _run_row(run: Run, outcome: RegionOutcome) -> list[Path]:
         "throttles": stats.throttles.total(),
         "retries": stats.retries,
         "transient_errors": stats.transient.total(),
+        "pipelines_unfinished": len(outcome.unfinished),
         "rows_written_json": json.dumps(dict(sorted(outcome.written.items()))),
         "errors_json": json.dumps(errors),
         "dt": started.date(),

@@ -283,7 +283,7 @@ TABLES: dict[str, Table] = {
             [
                 ("started_at", TS),
                 ("finished_at", TS),
-                ("status", S),  # succeeded | partial | failed
+                ("status", S),  # succeeded | partial | failed | stopped (--max-duration)
                 ("cprec_version", S),
                 ("since", TS),
                 ("pipelines_listed", I),
@@ -299,6 +299,7 @@ TABLES: dict[str, Table] = {
                 # added by the collector (nullable, appended)
                 ("api_attempts_json", S),  # HTTP requests by operation, retries included
                 ("transient_errors", I),  # 5xx answers and broken connections retried
+                ("pipelines_unfinished", I),  # stopped at --max-duration, continued next run
             ],
             per_pipeline=False,
         ),

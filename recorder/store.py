@@ -13,7 +13,7 @@ import os
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
 
@@ -166,9 +166,17 @@ def clean_tmp(root: Path, tmp_name: str = TMP_DIR) -> int:
 class Batch:
     """Rows of one pipeline buffered per table, written one file per (table, dt).
 
-    `flush` writes tables in `order`, so a reader (or the next run, after a crash) never
-    sees a row whose dependants are missing: children before the execution that lists
-    them, the rest of a snapshot before the stage_states rows that carry its hash.
+    Rows arrive in groups (`add`): the rows that belong together, such as an execution
+    and every row under it, or a state snapshot. A group is never split across two
+    flushes, and `flush` writes tables in `order`, dependants first, so whatever the
+    flush bound, the worker count or the order of a group's tables, a reader (or the
+    next run, after a crash at any publish) never sees a row whose dependants are
+    missing: the execution after its children, the stage_states rows that carry a
+    snapshot's hash after the rest of the snapshot, the definition after its actions.
+
+    A flush also happens when the oldest buffered row has waited `max_age_s`, so a run
+    that is killed (a scheduler's timeout) has published what it fetched until shortly
+    before.
     """
 
     def __init__(
@@ -179,27 +187,44 @@ class Batch:
         common: dict,
         order: Iterable[str],
         limit: int = 50_000,
+        max_age_s: float | None = None,
     ) -> None:
         self.root, self.pipeline, self.run_id = root, pipeline, run_id
         self.common, self.order, self.limit = common, tuple(order), limit
+        self.max_age_s = max_age_s
         self.rows: dict[str, list[dict]] = defaultdict(list)
         self.buffered = 0
+        self.since: float | None = None  # when the oldest buffered row was added
         self.peak = 0  # the most rows ever buffered at once
         self.written: dict[str, int] = defaultdict(int)
         self.files: list[Path] = []  # every file written, for the query cache
         self.broken = False  # a write failed: nothing more is written
 
-    def add(self, table: str, rows: Iterable[dict], dt: date) -> None:
-        """Buffer rows, first writing what is buffered if they would not fit under the
-        limit: callers add children before the execution that lists them, so a flush at
-        any add keeps the write order safe, and at most `limit` rows are ever held (more
-        only when a single add is larger)."""
-        rows = [{**self.common, **row, "dt": dt} for row in rows]
-        if self.buffered and self.buffered + len(rows) > self.limit:
+    def add(self, group: Mapping[str, Iterable[dict]], dt: date) -> None:
+        """Buffer one group of rows ({table: rows}, all of partition day `dt`), first
+        writing what is buffered if the group would not fit under the limit or the
+        buffer is older than `max_age_s`: at most `limit` rows are ever held (more only
+        when a single group is larger)."""
+        unknown = set(group) - set(self.order)
+        if unknown:
+            raise ValueError(f"no write order for {sorted(unknown)}")
+        rows = {t: [{**self.common, **row, "dt": dt} for row in rs] for t, rs in group.items()}
+        size = sum(map(len, rows.values()))
+        if self.buffered and (self.buffered + size > self.limit or self._expired()):
             self.flush()
-        self.rows[table].extend(rows)
-        self.buffered += len(rows)
+        for table, rs in rows.items():
+            self.rows[table].extend(rs)
+        if size and self.since is None:
+            self.since = time.monotonic()
+        self.buffered += size
         self.peak = max(self.peak, self.buffered)
+
+    def _expired(self) -> bool:
+        return (
+            self.max_age_s is not None
+            and self.since is not None
+            and time.monotonic() - self.since >= self.max_age_s
+        )
 
     def retain(self, table: str, keep) -> None:
         """Keep only the buffered rows of `table` for which `keep(row)` is true."""
@@ -213,9 +238,7 @@ class Batch:
         still buffered (the rows that depend on the ones not written) is dropped and
         every later flush writes nothing, so no execution is ever published without
         its children."""
-        unknown = set(self.rows) - set(self.order)
-        if unknown:
-            raise ValueError(f"no write order for {sorted(unknown)}")
+        self.since = None
         if self.broken:
             self.rows.clear()
             self.buffered = 0

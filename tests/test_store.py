@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from recorder import store
+from recorder.collect import WRITE_ORDER
 from recorder.errors import EXIT_LOCKED, UserError
 from recorder.known import Known, load_known, to_us
 from recorder.lock import LockedError, data_lock
@@ -123,11 +125,10 @@ def test_batch_writes_in_order_and_never_holds_more_than_its_limit(tmp_path, mon
     def action(n):
         return [{"execution_id": "e1", "action_execution_id": f"a{n}"}]
 
-    batch.add("action_executions", action(1), T0.date())
-    batch.add("action_executions", action(2), T0.date())
-    batch.add("executions", [row], T0.date())
+    batch.add({"action_executions": action(1)}, T0.date())
+    batch.add({"executions": [row], "action_executions": action(2)}, T0.date())
     assert seen == [] and batch.buffered == 3  # exactly the limit: nothing written yet
-    batch.add("action_executions", action(3), T0.date())  # 3 + 1 > 3: flush first
+    batch.add({"action_executions": action(3)}, T0.date())  # 3 + 1 > 3: flush first
     # children before their execution, whatever order they were added in
     assert seen == [("action_executions", 2), ("executions", 1)]
     assert batch.buffered == 1 and batch.peak == 3
@@ -135,9 +136,53 @@ def test_batch_writes_in_order_and_never_holds_more_than_its_limit(tmp_path, mon
     assert seen[-1] == ("action_executions", 1)
     assert dict(batch.written) == {"action_executions": 3, "executions": 1}
     assert batch.buffered == 0 and batch.peak == 3
-    batch.add("stage_states", [{"stage": "x"}], T0.date())
     with pytest.raises(ValueError, match="no write order"):
-        batch.flush()
+        batch.add({"stage_states": [{"stage": "x"}]}, T0.date())
+
+
+EXECUTION_GROUP = ("executions", "execution_revisions", "execution_variables", "action_executions")
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 4, 5, 7, 100])
+@pytest.mark.parametrize("order", list(itertools.permutations(EXECUTION_GROUP)))
+def test_no_execution_is_published_before_any_of_its_children(tmp_path, monkeypatch, order, limit):
+    """Whatever the flush bound and the order of a group's tables: at every publish, each
+    published execution row has every one of its children published already (what a
+    crash at that publish leaves; issue "Never lose history", the 568 -> 566 loss)."""
+    published: dict[str, set] = {t: set() for t in EXECUTION_GROUP}
+    checked = []
+
+    def spy(root, table, rows, **kw):
+        for r in rows:
+            if table == "executions":
+                # its children, every one, are already out
+                for child, ids in expected[r["execution_id"]].items():
+                    assert ids <= published[child], (table, r["execution_id"], child)
+                checked.append(r["execution_id"])
+            published[table].add(r.get("action_execution_id") or (r["execution_id"], r.get("name")))
+        return []
+
+    monkeypatch.setattr(store, "write_rows", spy)
+    batch = Batch(tmp_path, "p", "r1", dict(COMMON), WRITE_ORDER, limit=limit)
+    expected = {}
+    for i in range(4):  # executions with 0..3 rows of each child table
+        e = f"e{i}"
+        group = {
+            "executions": [{"execution_id": e}],
+            "execution_revisions": [{"execution_id": e, "name": f"r{j}"} for j in range(i)],
+            "execution_variables": [{"execution_id": e, "name": f"v{j}"} for j in range(3 - i)],
+            "action_executions": [
+                {"execution_id": e, "action_execution_id": f"{e}a{j}"} for j in range(i % 2 + 1)
+            ],
+        }
+        expected[e] = {
+            "execution_revisions": {(e, f"r{j}") for j in range(i)},
+            "execution_variables": {(e, f"v{j}") for j in range(3 - i)},
+            "action_executions": {f"{e}a{j}" for j in range(i % 2 + 1)},
+        }
+        batch.add({t: group[t] for t in order}, T0.date())
+    batch.flush()
+    assert checked == ["e0", "e1", "e2", "e3"]
 
 
 def test_lock_is_exclusive_and_released(tmp_path):

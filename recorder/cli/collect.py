@@ -82,6 +82,15 @@ Exit codes:
     help="Backfill lower bound for pipelines with no recorded history [default: 12 months].",
 )
 @click.option(
+    "--max-duration",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    envvar="CPREC_MAX_DURATION",
+    show_envvar=True,
+    help="Stop fetching after SECONDS: what was fetched is written whole, the rest is left "
+    "to the next run (exit 0). For schedulers that kill a job at a time limit.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(1, 64),
     default=8,
@@ -124,6 +133,7 @@ def collect_command(
     include,
     exclude,
     since,
+    max_duration,
     workers,
     build_cache,
     quiet,
@@ -149,5 +159,6 @@ def collect_command(
         role_arns=role_arns,
         external_id=external_id,
         build_cache=build_cache,
+        max_duration=max_duration,
     )
     sys.exit(result.exit_code)

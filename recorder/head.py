@@ -1,0 +1,120 @@
+"""The data root's head: which root this is, and whether its last collector run ended.
+
+Why: the collector decides what it need not fetch again from what the root holds. It
+may read that from the query cache instead of every file (at a year of 500 pipelines
+the files take minutes to read), but only from a cache that has *proven* it reflects
+this very root as it is now. A cache of another root (`--cache-dir`, a copied or
+restored cache), of an earlier life of the same bucket (recreated, restored from a
+backup) or one that is behind would otherwise make the collector skip executions the
+root does not hold, and AWS deletes them after 12 months: history lost for good.
+
+`<root>/.head.json` holds:
+- `root_id`: a random id written once, when the first collector of this version finds
+  no head (a new root, a recreated bucket, or a root of an older cprec);
+- `run_id`: the last collector run that began writing to the root, and `clean`: whether
+  it ended (False from before its first file until after its cache refresh).
+
+A collector marks the head dirty with its own run id before it writes anything, and
+clean after its last write; a cache records in its refresh transaction the head it
+reflects (`token`). The proof is equality: the head the collector finds is clean and
+its token is the cache's. A crash, a concurrent writer elsewhere, another root, a new
+bucket or an old cache all break it, and the collector then reads the root's files.
+The run id is unique, so two copies of a root that both moved on never share a token.
+
+Written under the collector's lock (an flock, or the S3 lease) only; replaced whole
+(an atomic rename, or one S3 PUT).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from recorder import s3
+from recorder.errors import UserError
+from recorder.layout import as_root
+from recorder.s3 import S3Path
+
+HEAD_FILE = ".head.json"
+
+
+@dataclass(frozen=True)
+class Head:
+    root_id: str
+    run_id: str | None
+    clean: bool
+
+    @property
+    def token(self) -> str:
+        """What a cache records as the state it reflects."""
+        return f"{self.root_id}/{self.run_id}"
+
+
+def path(root: Path) -> Path:
+    return as_root(root) / HEAD_FILE
+
+
+def read(root: Path) -> Head | None:
+    """The root's head, None when it has none; one line when the file is not one."""
+    p = path(root)
+    try:
+        text = p.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise UserError(f"cannot read {p}: {e.strerror or e}") from None
+    except Exception as e:  # an S3 error: botocore is imported only for S3 roots
+        if s3.describe(e).startswith("NoSuchKey"):
+            return None
+        raise UserError(f"cannot read {p}: {s3.describe(e)}") from None
+    try:
+        held = json.loads(text)
+        return Head(str(held["root_id"]), held.get("run_id"), bool(held["clean"]))
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{p} is not a cprec head file; move it away and run again") from None
+
+
+def write(root: Path, head: Head) -> None:
+    p = path(root)
+    data = json.dumps({"root_id": head.root_id, "run_id": head.run_id, "clean": head.clean})
+    data = (data + "\n").encode()
+    if isinstance(p, S3Path):
+        try:
+            p.write_bytes(data)  # one PUT: S3 publishes it whole or not at all
+        except Exception as e:  # noqa: BLE001 - botocore's errors, imported only for S3
+            raise UserError(f"cannot write {p}: {s3.describe(e)}") from None
+        return
+    tmp = p.with_name(f"{HEAD_FILE}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except OSError as e:  # a full disk, a read-only root: nothing was written
+        raise UserError(f"cannot write {p}: {e.strerror or e}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def begin(root: Path, run_id: str) -> tuple[Head | None, Head]:
+    """Mark the root as being written by `run_id` (call under the collector's lock, before
+    the first write); returns the head found (None when the root had none) and the head
+    the root will have when the run ends."""
+    before = read(root)
+    root_id = before.root_id if before else uuid.uuid4().hex
+    write(root, Head(root_id, run_id, clean=False))
+    return before, Head(root_id, run_id, clean=True)
+
+
+def end(root: Path, run_id: str) -> Head:
+    """Mark the root's last run `run_id` as ended (after its last write)."""
+    current = read(root)
+    if current is None or current.run_id != run_id:  # our head was replaced: not ours to end
+        raise UserError(f"{path(root)} was changed by another writer during this run")
+    done = Head(current.root_id, run_id, clean=True)
+    write(root, done)
+    return done
