@@ -550,7 +550,9 @@ class Cache:
                 # make it look complete.
                 raise UserError(f"the cache {cache_path(self.root)} was never built whole")
             self._ensure_schema()
+            checkpoint("cache-step")
             self._refresh(result, written, removed)
+            checkpoint("cache-step")
             _set(self.con, "derived", _derived_fingerprint())
             if head is None:
                 self.con.execute("DELETE FROM cache.fingerprints WHERE what = 'root'")
@@ -562,7 +564,9 @@ class Cache:
                 "INSERT INTO cache.meta SELECT $f, now(), count(*) FROM cache.files",
                 {"f": FORMAT},
             )
+            checkpoint("cache-step")
             self.con.execute("COMMIT")
+            checkpoint("cache-step")
         except BaseException:
             try:
                 self.con.execute("ROLLBACK")
@@ -947,6 +951,7 @@ def refresh(
     except (duckdb.IOException, duckdb.FatalException) as e:
         # a full disk, an I/O error: the transaction was not committed
         raise WriteError(f"cannot write the cache {cache_path(root)}: {first_line(e)}") from None
+    checkpoint("cache-step")
     if written is None:
         _marker(root, STALE_MARKER).unlink(missing_ok=True)
     return result

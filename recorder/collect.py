@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import pickle
 import re
 import sqlite3
@@ -81,10 +82,12 @@ from recorder.lock import data_lock
 from recorder.logs import configure_logging, logger_for
 from recorder.s3 import S3Path
 from recorder.store import Batch, clean_tmp, write_rows
+from recorder.testhooks import checkpoint
 from recorder.timeparse import utcnow
 
 HEARTBEAT_S = 30
 FLUSH_ROWS = 2_500  # rows buffered per pipeline worker: bounds memory, whatever the history
+FLUSH_ROWS_ENV = "CPREC_TEST_FLUSH_ROWS"  # a crash matrix flushes more often
 # A worker publishes what it buffered at least this often (at the next whole execution):
 # a run killed by its scheduler (`timeout 300 cprec collect`, a container's or a
 # Lambda's limit) keeps the executions it fetched until shortly before the kill.
@@ -364,6 +367,7 @@ def collect(
                     files += [f for o in outcome.pipelines for f in o.files]
                     files += _write_run_row(run, outcome)
             _refresh_cache(claim, files, build=build_cache)
+            checkpoint("end-step")
             head.end(data_root, run_id)  # after the last write: the root is whole again
         return CollectResult(run_id, outcomes, files)
 
@@ -604,7 +608,8 @@ def _record_pipeline(ctx: _Region, summary: dict) -> PipelineOutcome:
         "run_id": run.run_id,
         "recorded_at": ctx.recorded_at,
     }
-    batch = Batch(run.root, name, run.run_id, common, WRITE_ORDER, FLUSH_ROWS, FLUSH_SECONDS)
+    limit = int(os.environ.get(FLUSH_ROWS_ENV) or FLUSH_ROWS)
+    batch = Batch(run.root, name, run.run_id, common, WRITE_ORDER, limit, FLUSH_SECONDS)
     failure: dict = {}
     try:
         run.check_deadline()
@@ -659,6 +664,7 @@ def _record_executions(ctx: _Region, name: str, cursor: Cursor, batch: Batch, lo
     """Fetch what changed since the cursor, flatten it, write it (crash-safe order)."""
     with _Listing(ctx.recorded_at) as listing:
         for s in fetch.list_executions(ctx.client, name, cursor.bound):
+            ctx.run.check_deadline()
             if cursor.is_changed(s):
                 start = ts(s.get("startTime"))
                 listing.add(s, start, recent=cursor.in_window(start))
@@ -672,10 +678,12 @@ def _record_executions(ctx: _Region, name: str, cursor: Cursor, batch: Batch, lo
             if listing.has_recent:
                 # pipeline-wide, newest first, back to the oldest recent changed execution
                 for d in lister(ctx.client, name, bound=listing.oldest_recent()):
+                    ctx.run.check_deadline()
                     if listing.is_recent(d["pipelineExecutionId"]):
                         listing.add_child(table, d["pipelineExecutionId"], flatten(d))
             for execution_id in listing.older():  # re-polls from before the window
                 for d in lister(ctx.client, name, execution_id=execution_id):
+                    ctx.run.check_deadline()
                     listing.add_child(table, execution_id, flatten(d))
 
         # Oldest first, each execution with every row under it as one group (the batch

@@ -1,0 +1,274 @@
+"""Never lose history: what the collector counts as recorded is exactly what the root holds.
+
+Each test compares a root with a clean collect of the same simulated account, table by
+table and row for row (the columns that name the run aside): the two losses of the
+issue "Never lose history", a run stopped by --max-duration, and the crash matrix, a
+kill at every publish and every step of the cache refresh (slow: .ci/run runs it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import SIM_NOW as NOW
+from conftest import run
+
+import queries
+from recorder import cache as cache_mod
+from recorder import head
+from recorder.collect import FLUSH_ROWS_ENV
+from recorder.schemas import TABLES
+from recorder.simulator import Account, Faults, SimulatorServer
+from recorder.store import Batch
+from recorder.testhooks import KILL_ENV, TRACE_ENV
+
+IGNORED = ("run_id", "recorded_at")  # differ between two collections of the same history
+COMPARED = [t for t in TABLES if t != "collection_runs"]  # one row per run: never equal
+
+# The collector in a child process at the simulated account's clock (the CLI takes the
+# wall clock for snapshots), so that a kill hook can end it.
+CHILD = """
+import sys
+from datetime import datetime
+from recorder.collect import collect
+r = collect(sys.argv[1], endpoint_url=sys.argv[2], now=datetime.fromisoformat(sys.argv[3]),
+            workers=int(sys.argv[4]), include=tuple(sys.argv[5:]), build_cache=True)
+sys.exit(r.exit_code)
+"""
+
+
+def child(root, srv, acct, env: dict, *, workers: int = 1, include: tuple = ()) -> int:
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(root), srv.endpoint_url, acct.now.isoformat(),
+         str(workers), *include],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    return proc.returncode
+
+
+def table_rows(con, table: str, where: str = "", params=None) -> list[tuple]:
+    """Every row of a view, sorted, without the columns that name the run."""
+    cols = [c for c in con.sql(f"SELECT * FROM {table} LIMIT 0").columns if c not in IGNORED]
+    return con.execute(
+        f"SELECT {', '.join(cols)} FROM {table} {where} ORDER BY ALL", params
+    ).fetchall()
+
+
+def every_table(root, *, cache: bool | None = False) -> dict[str, list[tuple]]:
+    """Each compared table's rows, through one connection (binding the views over the
+    files is most of a connection's cost)."""
+    con = queries.connect(root, cache=cache)
+    try:
+        return {t: table_rows(con, t) for t in COMPARED}
+    finally:
+        con.close()
+
+
+def assert_equal(root, reference: dict, *, cache: bool | None = False, where: str = "") -> None:
+    got = every_table(root, cache=cache)
+    for table in COMPARED:
+        assert got[table] == reference[table], (where, table)
+
+
+# 1. A cache that is not the root's ------------------------------------------------
+
+
+def test_a_cache_of_an_earlier_life_of_the_root_is_never_used_for_the_cursor(tmp_path):
+    """The issue's first loss, on a directory root whose cache lives elsewhere
+    (--cache-dir), as an S3 root's does: the root is recreated empty, the cache stays.
+    On the code before the fix the next runs recorded only what the old cache did not
+    know (the new executions' window): every table short, for good."""
+    acct = Account(pipelines=3, days=4, seed=7, now=NOW)
+    root, elsewhere, clean = tmp_path / "root", tmp_path / "cache", tmp_path / "clean"
+    cache_mod.use_dir(root, elsewhere)
+    try:
+        with SimulatorServer(acct) as srv:
+            assert run(root, srv, acct, build_cache=True).exit_code == 0
+            first = head.read(root)
+            shutil.rmtree(root)  # the bucket recreated (or restored empty)
+            again = run(root, srv, acct, build_cache=True)
+            later = run(root, srv, acct, build_cache=True)
+            assert run(clean, srv, acct).exit_code == 0
+        assert again.exit_code == later.exit_code == 0
+        # a new root: a new identity, and its first run backfilled everything
+        assert head.read(root).root_id != first.root_id
+        assert again.rows_written == run_counts(clean)
+        reference = every_table(clean)
+        assert_equal(root, reference)
+        assert_equal(root, reference, cache=True)
+    finally:
+        cache_mod.use_dir(root, None)
+
+
+def run_counts(root) -> dict[str, int]:
+    """Rows per table in the root's files (every recording; one clean run: no repeats)."""
+    con = queries.connect(root, cache=False)
+    try:
+        got = {t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchall()[0][0] for t in COMPARED}
+    finally:
+        con.close()
+    return {t: n for t, n in got.items() if n}
+
+
+def test_a_cache_of_another_root_or_an_older_copy_is_not_current(tmp_path):
+    acct = Account(pipelines=2, days=2, seed=3, now=NOW)
+    a, b = tmp_path / "a", tmp_path / "b"
+    with SimulatorServer(acct) as srv:
+        assert run(a, srv, acct, build_cache=True).exit_code == 0
+        old = tmp_path / "old.duckdb"
+        shutil.copy(cache_mod.cache_path(a), old)
+        acct.advance(minutes=600)
+        assert run(a, srv, acct).exit_code == 0
+        # a's own cache, after a's last run: current
+        with cache_mod.writing(a, "probe-1") as claim:
+            assert claim.current
+        # the head now names probe-1, which never ended: not current until a run ends
+        with cache_mod.writing(a, "probe-2") as claim:
+            assert not claim.current
+        assert run(a, srv, acct).exit_code == 0
+        # an older copy of a's cache put back: behind, not current
+        shutil.copy(old, cache_mod.cache_path(a))
+        with cache_mod.writing(a, "probe-3") as claim:
+            assert not claim.current
+        # a's cache given to b (another root): not current either
+        assert run(b, srv, acct).exit_code == 0
+        cache_mod.use_dir(b, cache_mod.cache_dir(a))
+        try:
+            with cache_mod.writing(b, "probe-4") as claim:
+                assert not claim.current
+        finally:
+            cache_mod.use_dir(b, None)
+
+
+def test_a_head_file_that_is_not_one_is_one_line(tmp_path):
+    (tmp_path / ".head.json").write_text("not json")
+    with pytest.raises(Exception) as err:
+        head.read(tmp_path)
+    assert (
+        str(err.value)
+        == f"{tmp_path}/.head.json is not a cprec head file; move it away and run again"
+    )
+
+
+# 2. A parent published before its children ----------------------------------------
+
+
+def test_an_execution_killed_between_its_rows_loses_none_of_them(tmp_path):
+    """The issue's reproduction of the second loss: the kill at the 29th publish of
+    execution_revisions left an execution recorded without its variables, for good
+    (568 -> 566 execution_variables at the issue's wall clock; here, at the simulated
+    clock, 498 on a clean collect, 496 on the code before the fix)."""
+    acct = Account(pipelines=10, days=40, seed=11, now=NOW)
+    only = ("growth-mobile-bff-dev",)
+    root, clean = tmp_path / "root", tmp_path / "clean"
+    with SimulatorServer(acct) as srv:
+        killed = child(root, srv, acct, {KILL_ENV: "publish:execution_revisions:29"},
+                       include=only)  # fmt: skip
+        assert killed == -signal.SIGKILL
+        for _ in range(2):
+            assert run(root, srv, acct, include=only).exit_code == 0
+        assert run(clean, srv, acct, include=only).exit_code == 0
+    reference = every_table(clean)
+    assert len(reference["execution_variables"]) == 498
+    assert_equal(root, reference)
+
+
+def test_a_batch_publishes_what_waited_too_long_at_the_next_group(tmp_path, monkeypatch):
+    from recorder import store
+
+    seen = []
+    monkeypatch.setattr(store, "write_rows", lambda root, table, rows, **kw: seen.append(table))
+    batch = Batch(tmp_path, "p", "r1", {}, ("action_executions", "executions"), 100, 0.2)
+    day = NOW.date()
+    batch.add({"executions": [{"execution_id": "e1"}]}, day)
+    batch.add({"executions": [{"execution_id": "e2"}]}, day)
+    assert seen == []  # young and under the bound
+    time.sleep(0.25)
+    batch.add({"executions": [{"execution_id": "e3"}]}, day)  # e1 waited 0.25 s
+    assert seen == ["executions"] and batch.buffered == 1
+
+
+# 3. Progress that a time-limited job keeps ----------------------------------------
+
+
+def test_max_duration_commits_whole_executions_and_the_next_run_completes(tmp_path):
+    """Under sustained latency, a run capped at 2 s stops cleanly (exit 0) having
+    published whole executions, oldest first; the next run completes the history."""
+    acct = Account(pipelines=3, days=10, seed=5, now=NOW)
+    root, clean = tmp_path / "root", tmp_path / "clean"
+    with SimulatorServer(acct, Faults(latency_ms=40)) as srv:
+        capped = run(root, srv, acct, max_duration=2.0, workers=2)
+    assert capped.exit_code == 0
+    assert capped.pipelines_unfinished  # it did stop early
+    con = queries.connect(root, cache=False)
+    try:
+        recorded = table_rows(con, "executions")
+        statuses = con.execute("SELECT status FROM collection_runs").fetchall()
+    finally:
+        con.close()
+    assert len(recorded) > 0  # and kept what it fetched
+    assert statuses == [("stopped",)]
+    with SimulatorServer(acct) as srv:
+        assert run(clean, srv, acct).exit_code == 0
+        reference = every_table(clean)
+        # every execution recorded by the capped run has every row under it
+        ids = {r[0] for r in recorded}
+        for table in ("action_executions", "execution_revisions", "execution_variables"):
+            got = execution_rows(root, table, ids)
+            assert got == execution_rows(clean, table, ids), table
+        assert run(root, srv, acct).exit_code == 0
+    assert_equal(root, reference)
+
+
+def execution_rows(root, table: str, ids: set) -> list[tuple]:
+    con = queries.connect(root, cache=False)
+    try:
+        return table_rows(con, table, "WHERE execution_id IN (SELECT unnest($i))",
+                          {"i": sorted(ids)})  # fmt: skip
+    finally:
+        con.close()
+
+
+# 4. The crash matrix ---------------------------------------------------------------
+
+MATRIX_ACCOUNT = {"pipelines": 2, "days": 2, "seed": 5}
+MATRIX_FLUSH_ROWS = "30"  # several flushes per pipeline, groups crossing the bound
+
+
+def crash_matrix(tmp_path: Path, make_root, srv, acct) -> Counter:
+    """Kill a first collection (which also builds the cache) at every point it passes,
+    then run the collector normally: every table, through the files and through the
+    cache, equals a clean collect. Returns the kill points, by name."""
+    flush = {FLUSH_ROWS_ENV: MATRIX_FLUSH_ROWS}
+    clean = make_root("clean")
+    assert child(clean, srv, acct, flush) == 0
+    reference = every_table(clean)
+    trace = tmp_path / "trace"
+    assert child(make_root("traced"), srv, acct, {**flush, TRACE_ENV: str(trace)}) == 0
+    points = Counter(trace.read_text().split())
+    assert points["publish:executions"] and points["cache-step"] and points["end-step"]
+    for i, (point, n) in enumerate(
+        (p, n) for p, c in sorted(points.items()) for n in range(1, c + 1)
+    ):
+        root = make_root(f"k{i}")
+        assert child(root, srv, acct, {**flush, KILL_ENV: f"{point}:{n}"}) == -signal.SIGKILL
+        assert run(root, srv, acct, build_cache=True).exit_code == 0, (point, n)
+        assert_equal(root, reference, where=f"{point}:{n}")
+        assert_equal(root, reference, cache=True, where=f"{point}:{n} cache")
+    return points
+
+
+@pytest.mark.slow
+def test_crash_matrix_directory_root(tmp_path):
+    acct = Account(**MATRIX_ACCOUNT, now=NOW)
+    with SimulatorServer(acct) as srv:
+        points = crash_matrix(tmp_path, lambda name: tmp_path / name, srv, acct)
+    print(f"crash matrix (directory root): {points.total()} kill points {dict(points)}")
