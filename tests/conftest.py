@@ -37,15 +37,22 @@ recorded twice.
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 import queries
+from recorder import s3
 from recorder.collect import collect
 from recorder.schemas import TABLES
 from recorder.simulator import Account, SimulatorServer
@@ -328,3 +335,50 @@ def write_old_schema_files(root: Path) -> None:
         d = root / name / "pipeline=legacy" / "dt=2025-12-01"
         d.mkdir(parents=True)
         pq.write_table(pa.Table.from_pylist([row], schema=old), d / "part-old.parquet")
+
+
+# -- an S3-protocol server on loopback (tests/test_s3.py, tests/test_history.py) --
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """moto's S3 server in a process of its own, as S3 is to a user: a server in this
+    process would need this process's GIL to answer the requests DuckDB's threads make
+    through Python's filesystem callbacks while another thread holds it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(endpoint), timeout=30)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _answers(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(endpoint + "/moto-api/", timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def bucket(s3_endpoint, monkeypatch, tmp_path):
+    """A fresh bucket on the loopback server; S3 clients of this process and its children
+    point there through the standard variable, and the user cache dir is the test's."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    for f in (s3.client, s3.filesystem, s3._session):
+        f.cache_clear()
+    name = f"cprec-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    yield name
+    for f in (s3.client, s3.filesystem, s3._session):
+        f.cache_clear()

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import boto3
 import pytest
 from conftest import SIM_NOW as NOW
 from conftest import run
@@ -25,6 +26,7 @@ import queries
 from recorder import cache as cache_mod
 from recorder import head
 from recorder.collect import FLUSH_ROWS_ENV
+from recorder.lock import LEASE_TTL_ENV
 from recorder.schemas import TABLES
 from recorder.simulator import Account, Faults, SimulatorServer
 from recorder.store import Batch
@@ -162,15 +164,16 @@ def test_a_head_file_that_is_not_one_is_one_line(tmp_path):
 
 
 def test_an_execution_killed_between_its_rows_loses_none_of_them(tmp_path):
-    """The issue's reproduction of the second loss: the kill at the 29th publish of
-    execution_revisions left an execution recorded without its variables, for good
-    (568 -> 566 execution_variables at the issue's wall clock; here, at the simulated
-    clock, 498 on a clean collect, 496 on the code before the fix)."""
+    """The issue's reproduction of the second loss: a kill at a publish of
+    execution_revisions left an execution recorded without its variables, for good (the
+    29th at the issue's wall clock: 568 -> 566). At the simulated clock here the 36th to
+    39th publish do it on the code before the fix: 496 execution_variables after two
+    more runs, where a clean collect has 498."""
     acct = Account(pipelines=10, days=40, seed=11, now=NOW)
     only = ("growth-mobile-bff-dev",)
     root, clean = tmp_path / "root", tmp_path / "clean"
     with SimulatorServer(acct) as srv:
-        killed = child(root, srv, acct, {KILL_ENV: "publish:execution_revisions:29"},
+        killed = child(root, srv, acct, {KILL_ENV: "publish:execution_revisions:37"},
                        include=only)  # fmt: skip
         assert killed == -signal.SIGKILL
         for _ in range(2):
@@ -243,32 +246,118 @@ MATRIX_ACCOUNT = {"pipelines": 2, "days": 2, "seed": 5}
 MATRIX_FLUSH_ROWS = "30"  # several flushes per pipeline, groups crossing the bound
 
 
-def crash_matrix(tmp_path: Path, make_root, srv, acct) -> Counter:
+def kill_points(root, srv, acct, trace: Path, env: dict) -> Counter:
+    """Every checkpoint (recorder/testhooks.py) a whole run passes, by name."""
+    assert child(root, srv, acct, {**env, TRACE_ENV: str(trace)}) == 0
+    points = Counter(trace.read_text().split())
+    trace.unlink()
+    return points
+
+
+def each_kill(points: Counter):
+    return [(p, n) for p, c in sorted(points.items()) for n in range(1, c + 1)]
+
+
+def crash_matrix(
+    tmp_path: Path, make_root, srv, acct, *, copy_root=None, lapse: float = 0.0
+) -> Counter:
     """Kill a first collection (which also builds the cache) at every point it passes,
     then run the collector normally: every table, through the files and through the
-    cache, equals a clean collect. Returns the kill points, by name."""
+    cache, equals a clean collect. With `copy_root(src, name)`, then the same for a
+    second collection after the account moved on (its refresh is incremental), each
+    starting from a copy of the first's root. `lapse`: how long a killed collector's
+    lock outlives it (an S3 lease). Returns the kill points, by name."""
     flush = {FLUSH_ROWS_ENV: MATRIX_FLUSH_ROWS}
     clean = make_root("clean")
     assert child(clean, srv, acct, flush) == 0
     reference = every_table(clean)
-    trace = tmp_path / "trace"
-    assert child(make_root("traced"), srv, acct, {**flush, TRACE_ENV: str(trace)}) == 0
-    points = Counter(trace.read_text().split())
-    assert points["publish:executions"] and points["cache-step"] and points["end-step"]
-    for i, (point, n) in enumerate(
-        (p, n) for p, c in sorted(points.items()) for n in range(1, c + 1)
-    ):
+    points = kill_points(make_root("traced"), srv, acct, tmp_path / "trace", flush)
+    assert points["publish:executions"] and points["end-step"]
+    for i, (point, n) in enumerate(each_kill(points)):
         root = make_root(f"k{i}")
         assert child(root, srv, acct, {**flush, KILL_ENV: f"{point}:{n}"}) == -signal.SIGKILL
+        time.sleep(lapse)
         assert run(root, srv, acct, build_cache=True).exit_code == 0, (point, n)
         assert_equal(root, reference, where=f"{point}:{n}")
         assert_equal(root, reference, cache=True, where=f"{point}:{n} cache")
-    return points
+    if copy_root is None:
+        return points
+    acct.advance(minutes=600)
+    copy_root(clean, "clean2")
+    assert child(make_root("clean2"), srv, acct, flush) == 0
+    reference = every_table(make_root("clean2"))
+    copy_root(clean, "traced2")
+    second = kill_points(make_root("traced2"), srv, acct, tmp_path / "trace", flush)
+    assert second["cache-step"] and not second["cache-load"] or second["publish:executions"]
+    for i, (point, n) in enumerate(each_kill(second)):
+        root = copy_root(clean, f"j{i}")
+        assert child(root, srv, acct, {**flush, KILL_ENV: f"{point}:{n}"}) == -signal.SIGKILL
+        assert run(root, srv, acct, build_cache=True).exit_code == 0, (point, n)
+        assert_equal(root, reference, where=f"second run {point}:{n}")
+        assert_equal(root, reference, cache=True, where=f"second run {point}:{n} cache")
+    return points + Counter({f"second {k}": v for k, v in second.items()})
 
 
 @pytest.mark.slow
 def test_crash_matrix_directory_root(tmp_path):
     acct = Account(**MATRIX_ACCOUNT, now=NOW)
+
+    def copy_root(src: Path, name: str) -> Path:
+        shutil.copytree(src, tmp_path / name)  # the cache (.cache) and the head with it
+        return tmp_path / name
+
     with SimulatorServer(acct) as srv:
-        points = crash_matrix(tmp_path, lambda name: tmp_path / name, srv, acct)
+        points = crash_matrix(tmp_path, lambda name: tmp_path / name, srv, acct,
+                              copy_root=copy_root)  # fmt: skip
     print(f"crash matrix (directory root): {points.total()} kill points {dict(points)}")
+
+
+@pytest.mark.slow
+def test_crash_matrix_s3_root(bucket, tmp_path, monkeypatch):
+    """An S3 root's collector builds no cache (its readers do: `sync`), so the cache steps
+    are a reader's: killed at each while it builds its cache, then read again."""
+    monkeypatch.setenv(LEASE_TTL_ENV, "1")  # a killed collector's lease lapses in 1 s
+    acct = Account(**MATRIX_ACCOUNT, now=NOW)
+    with SimulatorServer(acct) as srv:
+        points = crash_matrix(tmp_path, lambda name: f"s3://{bucket}/{name}", srv, acct,
+                              lapse=1.2)  # fmt: skip
+    remote = f"s3://{bucket}/clean"
+    reference = every_table(remote)
+    shutil.rmtree(cache_mod.cache_dir(remote))
+    reader = [sys.executable, "-m", "recorder.cli", "sql", "SELECT 1", "--data", remote]
+    trace = tmp_path / "trace"
+    subprocess.run(reader, env={**os.environ, TRACE_ENV: str(trace)}, check=True,
+                   capture_output=True, timeout=300)  # fmt: skip
+    steps = Counter(p for p in trace.read_text().split() if p.startswith("cache-"))
+    assert steps["cache-step"] and steps["cache-load"]
+    for point, n in each_kill(steps):
+        shutil.rmtree(cache_mod.cache_dir(remote), ignore_errors=True)
+        killed = subprocess.run(reader, env={**os.environ, KILL_ENV: f"{point}:{n}"},
+                                capture_output=True, timeout=300)  # fmt: skip
+        assert killed.returncode == -signal.SIGKILL, (point, n)
+        assert_equal(remote, reference, cache=True, where=f"reader {point}:{n}")
+    total = points + Counter({f"reader {k}": v for k, v in steps.items()})
+    print(f"crash matrix (S3 root): {total.total()} kill points {dict(total)}")
+
+
+@pytest.mark.slow
+def test_a_recreated_bucket_is_backfilled_whole(bucket, tmp_path):
+    """The issue's first loss as a user met it: collect into s3://b/history and query it
+    (this machine's cache of it is built); the bucket's objects go (recreated, expired,
+    restored empty); the same command runs again, twice. On the code before the fix the
+    first of those recorded 88 of 109 rows and the later ones never fetched the rest."""
+    acct = Account(pipelines=4, days=3, seed=19, now=NOW)
+    remote, clean = f"s3://{bucket}/history", tmp_path / "clean"
+    with SimulatorServer(acct) as srv:
+        assert run(remote, srv, acct).exit_code == 0
+        every_table(remote, cache=True)  # a reader builds and syncs its local cache
+        s3_client = boto3.client("s3")
+        for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for o in page.get("Contents", []):
+                s3_client.delete_object(Bucket=bucket, Key=o["Key"])
+        for _ in range(2):
+            assert run(remote, srv, acct).exit_code == 0
+        assert run(clean, srv, acct).exit_code == 0
+    reference = every_table(clean)
+    assert_equal(remote, reference)
+    assert_equal(remote, reference, cache=True)
