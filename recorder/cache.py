@@ -23,6 +23,8 @@ What makes it trustworthy:
 - Every change, the first build included (its tables are created in it), is one
   DuckDB transaction that also writes `files` and `meta`. An interrupted build or
   refresh leaves the previous state, or a file without `meta`, which no reader uses.
+- A rebuild (`cprec cache --rebuild`) builds a new file beside the cache and renames it
+  over the cache only once committed: until then, and if it fails, readers use the old.
 - Readers open it read-only (the whole DuckDB instance is read-only, so SQL run in
   it cannot attach the file again for writing).
 - Whether it is behind the files is never guessed from a pid. A collector holds an
@@ -95,6 +97,7 @@ CACHE_DIR = ".cache"
 CACHE_FILE = "cprec.duckdb"
 STALE_MARKER = "STALE"
 WRITING_MARKER = "WRITING"
+NEW_SUFFIX = ".new"  # a rebuild's file, beside the cache file until it is renamed over it
 FORMAT = 4  # bumped when the cache's own layout changes: an older file is rebuilt
 KEEP = object()  # refresh(head=KEEP): the root head the cache records stays as it was
 BATCH_FILES = 4000
@@ -413,9 +416,10 @@ class RefreshResult:
 class Cache:
     """A read-write handle on the cache file (one writer at a time; DuckDB locks the file)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, path: Path | None = None):
+        """`path`: the file to write (default the cache file; a rebuild writes another)."""
         self.root = layout.as_root(root).resolve()
-        path = cache_path(self.root)
+        self.path = path = path or cache_path(self.root)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.con = duckdb.connect(str(path))
@@ -548,7 +552,7 @@ class Cache:
             if written is not None and _format(self.con) != FORMAT:
                 # Adding a few files to a cache that never completed a build would
                 # make it look complete.
-                raise UserError(f"the cache {cache_path(self.root)} was never built whole")
+                raise UserError(f"the cache {self.path} was never built whole")
             self._ensure_schema()
             checkpoint("cache-step")
             self._refresh(result, written, removed)
@@ -893,11 +897,52 @@ def build(root: Path, *, rebuild: bool = False) -> RefreshResult:
     the lock of the local cache directory instead.
     """
     with _builder_lock(root):
-        if rebuild:
-            for p in cache_path(root).parent.glob(CACHE_FILE + "*"):  # the file and its WAL
-                p.unlink()
         with writing(root) as claim:
+            if rebuild:
+                return _rebuild(root, claim)
             return claim.finish(None, build=True)
+
+
+def _rebuild(root: Path, claim: Writing) -> RefreshResult:
+    """Build the cache from scratch in a file beside it, then rename that over it.
+
+    Until the rename the old file is not written: readers keep using it (the claim says a
+    writer is at work), and a build that fails leaves it exactly as it was, so the claim
+    is released, not abandoned (which would send readers to the Parquet files).
+    """
+    path = cache_path(root)
+    new = path.with_name(path.name + NEW_SUFFIX)
+    try:
+        try:
+            _remove_database(new)  # left by a rebuild that was killed
+            result = _refresh_file(root, new, checkpointed=True, head=claim.head)
+            # Only the file is renamed: a WAL beside it would hold committed rows the
+            # renamed file lacks.
+            if _wal(new).exists():
+                raise WriteError(f"the cache {new} kept a write-ahead log after its checkpoint")
+            # A WAL beside the old file is that file's (its writer crashed), and DuckDB
+            # refuses to open the new file beside it. Until the rename a reader finds the
+            # old file as of its last checkpoint, a state it held before.
+            _wal(path).unlink(missing_ok=True)
+            os.replace(new, path)
+        except BaseException:
+            _remove_database(new)
+            raise
+        _marker(root, STALE_MARKER).unlink(missing_ok=True)
+        return result
+    except OSError as e:
+        raise WriteError(f"cannot rebuild the cache {path}: {e.strerror}") from None
+    finally:
+        claim.release()
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
+
+
+def _remove_database(path: Path) -> None:
+    for p in (path, _wal(path)):
+        p.unlink(missing_ok=True)
 
 
 def _builder_lock(root: Path):
@@ -945,13 +990,31 @@ def refresh(
 
     A whole-tree refresh clears STALE: call it only under the collector's lock.
     """
-    try:
-        with Cache(root) as cache:
-            result = cache.refresh(written, removed, head)
-    except (duckdb.IOException, duckdb.FatalException) as e:
-        # a full disk, an I/O error: the transaction was not committed
-        raise WriteError(f"cannot write the cache {cache_path(root)}: {first_line(e)}") from None
+    result = _refresh_file(root, cache_path(root), written, removed, head=head)
     checkpoint("cache-step")
     if written is None:
         _marker(root, STALE_MARKER).unlink(missing_ok=True)
+    return result
+
+
+def _refresh_file(
+    root: Path,
+    path: Path,
+    written: Iterable[Path] | None = None,
+    removed: Iterable[Path] = (),
+    *,
+    checkpointed: bool = False,
+    head: str | None | object = KEEP,
+) -> RefreshResult:
+    """Refresh the cache file `path` of `root`; `checkpointed`: write every committed
+    change into the file itself before closing it (no WAL left beside it). `head`: see
+    Cache.refresh."""
+    try:
+        with Cache(root, path) as cache:
+            result = cache.refresh(written, removed, head)
+            if checkpointed:
+                cache.con.execute("CHECKPOINT")
+    except (duckdb.IOException, duckdb.FatalException) as e:
+        # a full disk, an I/O error: the transaction was not committed
+        raise WriteError(f"cannot write the cache {path}: {first_line(e)}") from None
     return result

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import SIM_NOW as NOW
-from conftest import pending, run, views_read_cache, wait_for, write_foreign_file
+from conftest import build_scenario, pending, run, views_read_cache, wait_for, write_foreign_file
 
 import queries
 from recorder import compact as compact_mod
@@ -300,3 +300,27 @@ def test_sql_cannot_write_to_the_cache(tmp_path, acct):
         result = CliRunner().invoke(main, ["sql", sql, "--data", str(tmp_path)])
         assert "read-only" in one_line_error(result), sql
     assert rows(tmp_path, "executions", cache=True) == reference
+
+
+# 11 ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["in-root", "cache-dir"])
+def test_a_failed_rebuild_leaves_the_cache_it_would_replace(tmp_path, elsewhere):
+    root = build_scenario(tmp_path / "data")
+    where = ["--data", str(root)] + (["--cache-dir", str(tmp_path / "c")] if elsewhere else [])
+    built = CliRunner().invoke(main, ["cache", *where])
+    assert built.exit_code == 0, built.output
+    path = cache_path(root)
+    assert path.parent == (tmp_path / "c" if elsewhere else root / ".cache")
+    before = path.read_bytes()
+    reference = rows(root, "executions", cache=True)
+    foreign = write_foreign_file(root)
+
+    err = one_line_error(CliRunner().invoke(main, ["cache", "--rebuild", *where]))
+
+    assert str(foreign) in err and "execution_id is BIGINT" in err
+    assert sorted(p.name for p in path.parent.iterdir()) == ["cprec.duckdb"]  # no new file
+    assert path.read_bytes() == before
+    assert reads_cache(root)  # not marked stale: it holds what it held
+    assert rows(root, "executions") == reference

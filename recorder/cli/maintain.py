@@ -67,7 +67,12 @@ def compact_cmd(min_age_days: int, tables: tuple[str, ...], grace_minutes: int, 
 
 
 @click.command("cache")
-@click.option("--rebuild", is_flag=True, help="Delete the cache and build it from scratch.")
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Build the cache from scratch, then replace the old one with it "
+    "(which serves queries until then and stays if the build fails).",
+)
 @data_option
 def cache_cmd(rebuild: bool, data: Path) -> None:
     """Build or refresh the query cache that makes queries fast."""
