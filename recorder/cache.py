@@ -2,8 +2,8 @@
 
 Why: at a year of a 500-pipeline organisation the daily partitions hold hundreds of
 thousands of files, and every query over Parquet views lists, opens and
-deduplicates all of them. The cache keeps each table deduplicated (latest
-`recorded_at` per natural key) plus a materialised `stage_runs`, so named queries
+deduplicates all of them. The cache keeps each table deduplicated (the latest
+recording per natural key) plus a materialised `stage_runs`, so named queries
 read columnar tables instead. The Parquet files stay the source of truth: the
 cache can be deleted at any time and rebuilt with `cprec cache`.
 
@@ -38,8 +38,8 @@ A refresh:
 1. finds new files (not in `files`) and vanished ones (compacted or deleted);
 2. reloads every partition that lost a file (its rows are deleted, then all its
    current files are loaded);
-3. upserts new rows: a row replaces the cached one with the same key when its
-   `recorded_at` is not older;
+3. upserts new rows: a row replaces the cached one with the same key unless that one
+   is the later recording (layout.supersedes_sql, the views' rule);
 4. recomputes `stage_runs` for the executions whose action executions changed.
 Writers that know what they wrote (the collector, compaction) pass their file
 lists, so no directory walk is needed; `cprec cache` walks the tree.
@@ -711,9 +711,11 @@ class Cache:
                 f"{layout.read_parquet_sql(table, '$files')}) {layout.latest_only_sql(table)}",
                 {"files": batch},
             )
+            # the staged recording replaces the cached one unless that one wins (a tie:
+            # the staged), by the rule the views deduplicate with
             con.execute(
                 f"DELETE FROM cache.{table.name} c USING stage s WHERE {on} "
-                "AND (c.recorded_at IS NULL OR c.recorded_at <= s.recorded_at)"
+                f"AND NOT {layout.supersedes_sql('c', 's')}"
             )
             con.execute(
                 f"INSERT INTO cache.{table.name} SELECT s.* FROM stage s "

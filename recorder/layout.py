@@ -235,11 +235,38 @@ def natural_key(table: Table) -> list[str]:
     return ["account_id", "region"] + (["pipeline"] if table.per_pipeline else []) + list(table.key)
 
 
+# "Latest recording wins": of two recordings of one natural key, the one with the later
+# recorded_at, and at the same recorded_at the one with the greater run_id; NULL loses.
+# Every reader and writer orders (latest_first_sql) or compares (supersedes_sql) by
+# these columns, so the views, compaction and the cache keep the same row.
+RECENCY = ("recorded_at", "run_id")
+
+
+def latest_first_sql() -> str:
+    """The ORDER BY terms that put the recording that wins first."""
+    return ", ".join(f"{ident(c)} DESC NULLS LAST" for c in RECENCY)
+
+
+def supersedes_sql(a: str, b: str) -> str:
+    """SQL true when row `a` wins over row `b` (aliases of two recordings of one natural
+    key): `a` sorts before `b` in latest_first_sql's order. False, never NULL, otherwise
+    (a tie included), so it can be negated."""
+
+    def from_column(i: int) -> str:
+        x, y = f"{a}.{ident(RECENCY[i])}", f"{b}.{ident(RECENCY[i])}"
+        wins = f"coalesce({x} > {y}, {x} IS NOT NULL AND {y} IS NULL)"
+        if i + 1 == len(RECENCY):
+            return wins
+        return f"({wins} OR ({x} IS NOT DISTINCT FROM {y} AND {from_column(i + 1)}))"
+
+    return from_column(0)
+
+
 def latest_only_sql(table: Table) -> str:
-    """ "Latest recording wins": the QUALIFY clause keeping one row per natural key."""
+    """The QUALIFY clause keeping one row per natural key: the latest recording."""
     return (
         f"QUALIFY row_number() OVER (PARTITION BY {', '.join(map(ident, natural_key(table)))} "
-        "ORDER BY recorded_at DESC NULLS LAST, run_id DESC NULLS LAST) = 1"
+        f"ORDER BY {latest_first_sql()}) = 1"
     )
 
 
@@ -249,7 +276,7 @@ def superseded_sql(table: Table, relation: str) -> str:
     keys = ", ".join(map(ident, natural_key(table)))
     return (
         f"SELECT rowid FROM (SELECT rowid, row_number() OVER (PARTITION BY {keys} "
-        "ORDER BY recorded_at DESC NULLS LAST, run_id DESC NULLS LAST) AS n "
+        f"ORDER BY {latest_first_sql()}) AS n "
         f"FROM {relation}) WHERE n > 1"
     )
 

@@ -15,6 +15,7 @@ from conftest import action_row, build_scenario, execution_row, t, views_read_ca
 
 import queries
 from recorder import cache as cache_mod
+from recorder import layout
 from recorder.cache import cache_path, mark_stale, refresh
 from recorder.compact import compact
 from recorder.errors import UserError
@@ -92,6 +93,52 @@ def test_refresh_with_the_files_a_collector_wrote(root):
         ("Deploy", 890.0, "Succeeded", 1, True),
         ("Source", 25.0, "Succeeded", 1, True),
     ]
+
+
+@pytest.mark.parametrize("runs", [("run-a", "run-b"), ("run-b", "run-a")], ids=["a,b", "b,a"])
+def test_recordings_of_the_same_time_are_chosen_as_the_views_choose(root, runs):
+    """Two runs record E5 with the same recorded_at, each file reaching the cache in its
+    own incremental refresh: the cache keeps the recording of the greater run_id, as the
+    views do, whichever it loaded last."""
+    refresh(root)
+    status = {"run-a": "Stopped", "run-b": "Succeeded"}
+    for run_id in runs:
+        row = execution_row("E5", status[run_id], t("14:00:00"), t("14:20:00"),
+                            recorded_at=t("15:00:00"))  # fmt: skip
+        written = write_rows(root, "executions", [{**row, "run_id": run_id}], pipeline="web",
+                             run_id=run_id)  # fmt: skip
+        assert refresh(root, written=written).files_loaded == 1
+
+    def e5(*, cache: bool) -> list[dict]:
+        con = queries.connect(root, cache=cache)
+        try:
+            sql = "SELECT * FROM executions WHERE execution_id = 'E5'"
+            return con.sql(sql).to_arrow_table().to_pylist()
+        finally:
+            con.close()
+
+    (row,) = e5(cache=False)
+    assert (row["run_id"], row["status"]) == ("run-b", "Succeeded")
+    assert e5(cache=True) == [row]
+
+
+def test_the_rule_that_compares_two_recordings_is_the_order_that_ranks_them():
+    """layout.supersedes_sql (the cache's upsert) and latest_first_sql (the views' window)
+    state one rule: over every pair of recordings, NULLs and ties included, `a` wins over
+    `b` exactly when `a` sorts before `b`."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE r (n INTEGER, recorded_at TIMESTAMPTZ, run_id VARCHAR)")
+    pairs = [(at, run) for at in (None, t("10:00:00"), t("11:00:00")) for run in (None, "a", "b")]
+    con.executemany("INSERT INTO r VALUES (?, ?, ?)", [(n, *p) for n, p in enumerate(pairs)])
+    rank = dict(
+        con.execute(f"SELECT n, rank() OVER (ORDER BY {layout.latest_first_sql()}) FROM r")
+        .fetchall()
+    )  # fmt: skip
+    wins = con.execute(
+        f"SELECT a.n, b.n, {layout.supersedes_sql('a', 'b')} FROM r a, r b ORDER BY 1, 2"
+    ).fetchall()
+    assert wins == [(a, b, rank[a] < rank[b]) for a in sorted(rank) for b in sorted(rank)]
+    assert sum(w for _, _, w in wins) == 9 * 8 // 2  # nine distinct recordings, no tie
 
 
 def test_compaction_and_deleted_partitions_are_reflected(root):
