@@ -329,7 +329,14 @@ def collect(
         regions = _regions(regions, profile)
         roles = parse_roles(role_arns)
         now = now.astimezone(UTC) if now else None
-        since = (since or (now or utcnow()) - RETENTION).astimezone(UTC)
+        clock = now or utcnow()
+        since = (since or clock - RETENTION).astimezone(UTC)
+        if since > clock:
+            # No execution starts after the clock: the run would record none, and say nothing.
+            raise UserError(
+                f"--since {since.isoformat()} is after now "
+                f"({clock.isoformat(timespec='seconds')}): no execution would be recorded"
+            )
         _check_endpoint(endpoint_url)
         run_id = _run_id()
         deadline = None if max_duration is None else time.monotonic() + max_duration

@@ -66,6 +66,7 @@ CASES = [
     ([*COLLECT, "--endpoint-url", "{not_aws}"], "does not answer as AWS does"),
     ([*COLLECT, "--endpoint-url", "{not_aws}", "--since", FAR], "out of the range"),
     ([*COLLECT, "--endpoint-url", "{not_aws}", "--since", EDGE], "out of the range"),
+    ([*COLLECT, "--endpoint-url", "{not_aws}", "--since", "2999-01-01"], "is after now"),
     (["collect", "--region", "not a region"], "is not an AWS region name"),
     (["collect", "--region", ""], "is not an AWS region name"),
     (["collect", "--region", "US-EAST-1"], "is not an AWS region name"),

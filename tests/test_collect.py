@@ -355,6 +355,21 @@ def test_access_denied_is_exit_1_and_one_line(tmp_path):
 # --- usage and configuration errors -------------------------------------------------
 
 
+def test_since_after_now_is_refused_before_credentials_or_the_data_root(tmp_path, monkeypatch):
+    monkeypatch.setattr(collect_mod, "utcnow", lambda: datetime(2026, 3, 1, 12, tzinfo=UTC))
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")  # asked for, they would be the error
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    root = tmp_path / "data"
+    result = cli("--data", str(root), "--since", "2030-01-01",
+                 "--endpoint-url", "http://127.0.0.1:9")  # fmt: skip
+    assert result.exit_code == EXIT_USAGE
+    assert result.output.splitlines() == [
+        "Error: --since 2030-01-01T00:00:00+00:00 is after now (2026-03-01T12:00:00+00:00): "
+        "no execution would be recorded"
+    ]
+    assert not root.exists()
+
+
 def test_usage_errors_exit_2_with_one_line(tmp_path, monkeypatch):
     bad_flag = cli("--data", str(tmp_path), "--workers", "0")
     assert bad_flag.exit_code == EXIT_USAGE and "--workers" in bad_flag.output
