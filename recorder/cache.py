@@ -98,7 +98,9 @@ CACHE_FILE = "cprec.duckdb"
 STALE_MARKER = "STALE"
 WRITING_MARKER = "WRITING"
 NEW_SUFFIX = ".new"  # a rebuild's file, beside the cache file until it is renamed over it
-FORMAT = 4  # bumped when the cache's own layout changes: an older file is rebuilt
+# Bumped when the cache's own layout or the rule that fills its tables changes: an older
+# file is rebuilt (5: the upsert keeps the latest row by the views' rule, run_id included).
+FORMAT = 5
 KEEP = object()  # refresh(head=KEEP): the root head the cache records stays as it was
 BATCH_FILES = 4000
 

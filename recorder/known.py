@@ -25,6 +25,7 @@ LOOKBACK = timedelta(days=31)  # recorded executions loaded before the paging bo
 RETENTION = timedelta(days=365)  # AWS keeps execution history for 12 months
 TERMINAL_EXECUTION = frozenset({"Cancelled", "Failed", "Stopped", "Succeeded", "Superseded"})
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CURSOR_TABLES = ("executions", "stage_states", "pipelines")  # all that load_known reads
 
 
 def to_us(value: datetime | None) -> int | None:
@@ -75,7 +76,7 @@ def load_known(
     known: dict[str, Known] = {}
     params = {"account": account_id, "region": region}
     scope = "WHERE account_id = $account AND region = $region"
-    con = reader.connect(root, cache=None if cache else False)
+    con = reader.connect(root, cache=None if cache else False, tables=CURSOR_TABLES)
     try:
         terminal = ", ".join(f"'{s}'" for s in sorted(TERMINAL_EXECUTION))
         rows = con.execute(

@@ -20,11 +20,15 @@ from recorder.lock import read_lock
 from recorder.views import SESSION_SQL, create_parquet_views
 
 
-def connect(root: str | Path, *, cache: bool | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    root: str | Path, *, cache: bool | None = None, tables: tuple[str, ...] | None = None
+) -> duckdb.DuckDBPyConnection:
     """A connection with every view over `root`.
 
     `cache`: None reads the cache when it is usable, True requires it (one line
-    saying why not), False reads the Parquet files only.
+    saying why not), False reads the Parquet files only. `tables`: over the files, only
+    these tables' views (each view binds its files: over S3 a request per file and
+    statement), for a reader that needs no other, such as the collector's cursor.
     """
     root = as_root(root)
     if cache is not False:
@@ -33,17 +37,17 @@ def connect(root: str | Path, *, cache: bool | None = None) -> duckdb.DuckDBPyCo
             return con
         if cache:
             raise UserError(f"cannot use the cache under {root}: {why}")
-    return open_parquet(root)
+    return open_parquet(root, tables)
 
 
-def open_parquet(root: Path) -> duckdb.DuckDBPyConnection:
+def open_parquet(root: Path, tables: tuple[str, ...] | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute(SESSION_SQL)
     if s3.is_s3(root):
         s3.attach(con)
     read_lock(root, con)
     with data_errors(root):
-        create_parquet_views(con, root)
+        create_parquet_views(con, root, tables)
     return con
 
 

@@ -112,11 +112,20 @@ def check_files(
         raise UserError(f"{bad[0]} is not a cprec {table.name} file ({bad[1]}); move it out")
 
 
-def create_parquet_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
-    """Create `raw.*`, the latest-row views, the macros and `stage_runs` over `root`."""
+def create_parquet_views(
+    con: duckdb.DuckDBPyConnection, root: Path, tables: tuple[str, ...] | None = None
+) -> None:
+    """Create `raw.*`, the latest-row views, the macros and `stage_runs` over `root`;
+    with `tables`, only the raw and latest-row views of those (and of the tables that
+    commit their rows, layout.COMMITTED_BY)."""
     root = layout.as_root(root).resolve()
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
-    for table in TABLES.values():
+    chosen = list(TABLES.values())
+    if tables is not None:
+        by = layout.COMMITTED_BY
+        needed = set(tables) | {by[t][0] for t in tables if t in by}
+        chosen = [t for t in chosen if t.name in needed]
+    for table in chosen:
         if isinstance(root, S3Path):
             # The objects of one listing, named: a glob would list S3 again (a request per
             # partition) every time a query reads the view.
@@ -131,11 +140,13 @@ def create_parquet_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
             check_files(con, table, glob)
             source = layout.read_parquet_sql(table, glob)
         con.execute(f"CREATE OR REPLACE VIEW raw.{table.name} AS {source}")
-    for table in TABLES.values():
+    for table in chosen:
         latest = f"SELECT * FROM raw.{table.name} {layout.latest_only_sql(table)}"
         con.execute(
             f"CREATE OR REPLACE VIEW main.{table.name} AS {_committed(table, latest, 'main')}"
         )
+    if tables is not None:
+        return
     create_macros(con, temp=False)
     for name in DERIVED:
         con.execute(f"CREATE OR REPLACE VIEW main.{name} AS {sql_file(f'_{name}.sql')}")
