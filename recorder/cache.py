@@ -199,7 +199,7 @@ def open_reader(root: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | Non
         return None, f"cannot open it ({first_line(e)})"
     try:
         con.execute(SESSION_SQL)
-        why = _not_current(con)
+        why = _not_current(con, root=root)
         if why:
             con.close()
             return None, why
@@ -224,7 +224,7 @@ def attach_current(con: duckdb.DuckDBPyConnection, root: Path, alias: str) -> st
         con.execute(f"ATTACH {layout.sql_string(str(path))} AS {alias} (READ_ONLY)")
     except duckdb.Error as e:
         return f"cannot open it ({first_line(e)})"
-    why = _not_current(con, alias)
+    why = _not_current(con, alias, root=root)
     if why:
         con.execute(f"DETACH {alias}")
         return why
@@ -232,16 +232,46 @@ def attach_current(con: duckdb.DuckDBPyConnection, root: Path, alias: str) -> st
     return None
 
 
-def _not_current(con: duckdb.DuckDBPyConnection, db: str | None = None) -> str | None:
+def _not_current(
+    con: duckdb.DuckDBPyConnection, db: str | None = None, *, root: Path
+) -> str | None:
     """Why this version's readers cannot use the cache open in `con` (as database `db`,
-    default the connection's own), or None: a build never completed, or its derived and
+    default the connection's own), or None: a build never completed, its derived and
     stored rows were computed by another version's SQL (until a refresh by this version
-    recomputes them, the Parquet files answer)."""
+    recomputes them, the Parquet files answer), or it is not a whole state of `root`."""
     if _format(con, db) != FORMAT:
         return "never completed a build (run `cprec cache`)"
     if not _holds(con, "derived", _derived_fingerprint(), db):
         return "its derived rows were computed by another version of cprec (run `cprec cache`)"
+    return _not_of_root(con, db, root)
+
+
+def _not_of_root(con: duckdb.DuckDBPyConnection, db: str | None, root: Path) -> str | None:
+    """Why the cache of a directory root does not hold a whole state of it (None: it
+    does), by the root's head (recorder/head.py). A root without a head (none of this
+    version's collectors has run) is left to the WRITING and STALE markers. An S3 root's
+    cache was just brought level with the objects (`sync`)."""
+    if isinstance(layout.as_root(root), S3Path):
+        return None
+    try:
+        found = head_mod.read(root)
+    except UserError as e:
+        return first_line(e)
+    if found is None:
+        return None
+    if not found.reflected_by(_recorded_head(con, db)):
+        return "it does not hold the root's last state (another root's, or an older copy)"
     return None
+
+
+def _recorded_head(con: duckdb.DuckDBPyConnection, db: str | None = None) -> str | None:
+    """The root head (recorder/head.py `Head.token`) the cache open in `con` records."""
+    if not _has_table(con, "fingerprints", db):
+        return None
+    row = con.execute(
+        f"SELECT fingerprint FROM {_schema(db)}.fingerprints WHERE what = 'root'"
+    ).fetchall()
+    return row[0][0] if row else None
 
 
 def _complete(root: Path) -> bool:
@@ -259,8 +289,8 @@ def _complete(root: Path) -> bool:
 
 
 def _cache_head(root: Path) -> str | None:
-    """The root head (recorder/head.py `Head.token`) a completed cache file says it
-    reflects; None when there is no such file or it records none."""
+    """The root head a completed cache file of `root` records; None when there is no
+    such file or it records none."""
     if not cache_path(root).exists():
         return None
     try:
@@ -268,12 +298,7 @@ def _cache_head(root: Path) -> str | None:
     except duckdb.Error:
         return None
     try:
-        if _format(con) != FORMAT or not _has_table(con, "fingerprints"):
-            return None
-        row = con.execute(
-            "SELECT fingerprint FROM cache.fingerprints WHERE what = 'root'"
-        ).fetchall()
-        return row[0][0] if row else None
+        return _recorded_head(con) if _format(con) == FORMAT else None
     finally:
         con.close()
 

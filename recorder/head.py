@@ -12,7 +12,9 @@ root does not hold, and AWS deletes them after 12 months: history lost for good.
 - `root_id`: a random id written once, when the first collector of this version finds
   no head (a new root, a recreated bucket, or a root of an older cprec);
 - `run_id`: the last collector run that began writing to the root, and `clean`: whether
-  it ended (False from before its first file until after its cache refresh).
+  it ended (False from before its first file until after its cache refresh);
+- `previous`: the run before it, if that one ended (the state readers of a directory
+  root's cache may use while a collector writes).
 
 A collector marks the head dirty with its own run id before it writes anything, and
 clean after its last write; a cache records in its refresh transaction the head it
@@ -20,6 +22,9 @@ reflects (`token`). The proof is equality: the head the collector finds is clean
 its token is the cache's. A crash, a concurrent writer elsewhere, another root, a new
 bucket or an old cache all break it, and the collector then reads the root's files.
 The run id is unique, so two copies of a root that both moved on never share a token.
+Readers of a directory root ask the same of its cache (`reflected_by`): a cache restored
+from a backup or given with another root's `--cache-dir` is not read; an S3 root's
+readers bring their cache level with a listing of the objects before each use instead.
 
 Written under the collector's lock (an flock, or the S3 lease) only; replaced whole
 (an atomic rename, or one S3 PUT).
@@ -46,11 +51,25 @@ class Head:
     root_id: str
     run_id: str | None
     clean: bool
+    previous: str | None = None  # the run before `run_id`, when that one had ended
 
     @property
     def token(self) -> str:
         """What a cache records as the state it reflects."""
         return f"{self.root_id}/{self.run_id}"
+
+    def reflected_by(self, token: str | None) -> bool:
+        """Whether a cache recording `token` holds a whole state of this root: this head,
+        or, while a collector writes (dirty), the state the run before it left."""
+        if token is None:
+            return False
+        if token == self.token:
+            return True
+        return (
+            not self.clean
+            and self.previous is not None
+            and (token == f"{self.root_id}/{self.previous}")
+        )
 
 
 def path(root: Path) -> Path:
@@ -72,14 +91,17 @@ def read(root: Path) -> Head | None:
         raise UserError(f"cannot read {p}: {s3.describe(e)}") from None
     try:
         held = json.loads(text)
-        return Head(str(held["root_id"]), held.get("run_id"), bool(held["clean"]))
+        return Head(
+            str(held["root_id"]), held.get("run_id"), bool(held["clean"]), held.get("previous")
+        )
     except (ValueError, KeyError, TypeError):
         raise UserError(f"{p} is not a cprec head file; move it away and run again") from None
 
 
 def write(root: Path, head: Head) -> None:
     p = path(root)
-    data = json.dumps({"root_id": head.root_id, "run_id": head.run_id, "clean": head.clean})
+    data = json.dumps({"root_id": head.root_id, "run_id": head.run_id, "clean": head.clean,
+                       "previous": head.previous})  # fmt: skip
     data = (data + "\n").encode()
     if isinstance(p, S3Path):
         try:
@@ -106,7 +128,8 @@ def begin(root: Path, run_id: str) -> tuple[Head | None, Head]:
     the root will have when the run ends."""
     before = read(root)
     root_id = before.root_id if before else uuid.uuid4().hex
-    write(root, Head(root_id, run_id, clean=False))
+    previous = before.run_id if before and before.clean else None
+    write(root, Head(root_id, run_id, clean=False, previous=previous))
     return before, Head(root_id, run_id, clean=True)
 
 

@@ -18,14 +18,16 @@ from collections import Counter
 from pathlib import Path
 
 import boto3
+import duckdb
 import pytest
 from conftest import SIM_NOW as NOW
 from conftest import run
 
 import queries
 from recorder import cache as cache_mod
-from recorder import head
+from recorder import head, reader
 from recorder.collect import FLUSH_ROWS_ENV
+from recorder.errors import UserError
 from recorder.lock import LEASE_TTL_ENV
 from recorder.schemas import TABLES
 from recorder.simulator import Account, Faults, SimulatorServer
@@ -67,7 +69,7 @@ def table_rows(con, table: str, where: str = "", params=None) -> list[tuple]:
 def every_table(root, *, cache: bool | None = False) -> dict[str, list[tuple]]:
     """Each compared table's rows, through one connection (binding the views over the
     files is most of a connection's cost)."""
-    con = queries.connect(root, cache=cache)
+    con = reader.connect(root, cache=cache, tables=tuple(COMPARED))
     try:
         return {t: table_rows(con, t) for t in COMPARED}
     finally:
@@ -148,6 +150,38 @@ def test_a_cache_of_another_root_or_an_older_copy_is_not_current(tmp_path):
                 assert not claim.current
         finally:
             cache_mod.use_dir(b, None)
+
+
+def test_readers_never_answer_from_a_cache_that_is_not_the_roots_last_state(tmp_path):
+    """An older copy of the cache put back (a backup restored), or another root's cache
+    (--cache-dir), is not read: the files answer, or with --cache one line says why."""
+    acct = Account(pipelines=2, days=2, seed=3, now=NOW)
+    a, b = tmp_path / "a", tmp_path / "b"
+    with SimulatorServer(acct) as srv:
+        assert run(a, srv, acct, build_cache=True).exit_code == 0
+        old = tmp_path / "old.duckdb"
+        shutil.copy(cache_mod.cache_path(a), old)
+        acct.advance(minutes=600)
+        assert run(a, srv, acct).exit_code == 0
+        assert run(b, srv, acct).exit_code == 0
+    files = every_table(a)
+    assert every_table(a, cache=True) == files  # its own cache: read, and whole
+    shutil.copy(old, cache_mod.cache_path(a))
+    with duckdb.connect(str(old), read_only=True) as con:  # it is behind the files
+        cached = con.execute("SELECT count(*) FROM cache.executions").fetchall()[0][0]
+    assert cached < len(files["executions"])
+    assert every_table(a, cache=None) == files  # the files answer
+    why = "it does not hold the root's last state (another root's, or an older copy)"
+    with pytest.raises(UserError) as err:
+        queries.connect(a, cache=True)
+    assert err.value.message == f"cannot use the cache under {a}: {why}"
+    cache_mod.use_dir(b, cache_mod.cache_dir(a))
+    try:
+        with pytest.raises(UserError) as err:
+            queries.connect(b, cache=True)
+        assert err.value.message == f"cannot use the cache under {b}: {why}"
+    finally:
+        cache_mod.use_dir(b, None)
 
 
 def test_a_head_file_that_is_not_one_is_one_line(tmp_path):
