@@ -998,8 +998,7 @@ def sync(root: Path) -> None:
     while True:
         try:
             with data_lock(directory, holder="cache refresh"):
-                found = head_mod.read(root)  # before the listing: what it then reflects
-                refresh(root, head=found.token if found and found.clean else None)
+                refresh(root)
                 return
         except LockedError:
             if time.monotonic() > deadline:
@@ -1015,10 +1014,15 @@ def refresh(
     head: str | None | object = KEEP,
 ) -> RefreshResult:
     """Refresh the cache; without `written` (a whole-tree walk) it is current afterwards.
-    `head`: see Cache.refresh.
+    `head`: see Cache.refresh; a whole-tree walk by default records the root's head read
+    before it lists the files, if that head is clean (a collector elsewhere that began
+    meanwhile has another run id, so the cache then proves nothing).
 
     A whole-tree refresh clears STALE: call it only under the collector's lock.
     """
+    if written is None and head is KEEP:
+        found = head_mod.read(root)
+        head = found.token if found and found.clean else None
     result = _refresh_file(root, cache_path(root), written, removed, head=head)
     checkpoint("cache-step")
     if written is None:

@@ -378,8 +378,9 @@ def test_crash_matrix_s3_root(bucket, tmp_path, monkeypatch):
 def test_a_recreated_bucket_is_backfilled_whole(bucket, tmp_path):
     """The issue's first loss as a user met it: collect into s3://b/history and query it
     (this machine's cache of it is built); the bucket's objects go (recreated, expired,
-    restored empty); the same command runs again, twice. On the code before the fix the
-    first of those recorded 88 of 109 rows and the later ones never fetched the rest."""
+    restored empty); the same command runs again, twice. On the code before the fix both
+    runs wrote 7 rows, and the bucket held 7 of the clean collect's 701 for good (the
+    issue's try: 88 of 109)."""
     acct = Account(pipelines=4, days=3, seed=19, now=NOW)
     remote, clean = f"s3://{bucket}/history", tmp_path / "clean"
     with SimulatorServer(acct) as srv:

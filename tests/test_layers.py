@@ -13,6 +13,7 @@ STORAGE = {
     "recorder.errors",
     "recorder.schemas",
     "recorder.layout",
+    "recorder.head",
     "recorder.s3",
     "recorder.store",
     "recorder.lock",
