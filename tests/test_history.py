@@ -122,48 +122,54 @@ def run_counts(root) -> dict[str, int]:
     return {t: n for t, n in got.items() if n}
 
 
-def test_a_cache_of_another_root_or_an_older_copy_is_not_current(tmp_path):
+def collected_twice(tmp_path) -> tuple[Path, Path, Path]:
+    """Root a collected twice (its cache built by the first run and refreshed by the
+    second), a copy of a's cache as the first run left it, and root b collected once."""
     acct = Account(pipelines=2, days=2, seed=3, now=NOW)
-    a, b = tmp_path / "a", tmp_path / "b"
+    a, b, old = tmp_path / "a", tmp_path / "b", tmp_path / "old.duckdb"
     with SimulatorServer(acct) as srv:
         assert run(a, srv, acct, build_cache=True).exit_code == 0
-        old = tmp_path / "old.duckdb"
         shutil.copy(cache_mod.cache_path(a), old)
         acct.advance(minutes=600)
         assert run(a, srv, acct).exit_code == 0
-        # a's own cache, after a's last run: current
-        with cache_mod.writing(a, "probe-1") as claim:
-            assert claim.current
-        # the head now names probe-1, which never ended: not current until a run ends
-        with cache_mod.writing(a, "probe-2") as claim:
-            assert not claim.current
-        assert run(a, srv, acct).exit_code == 0
-        # an older copy of a's cache put back: behind, not current
-        shutil.copy(old, cache_mod.cache_path(a))
-        with cache_mod.writing(a, "probe-3") as claim:
-            assert not claim.current
-        # a's cache given to b (another root): not current either
         assert run(b, srv, acct).exit_code == 0
-        cache_mod.use_dir(b, cache_mod.cache_dir(a))
-        try:
-            with cache_mod.writing(b, "probe-4") as claim:
-                assert not claim.current
-        finally:
-            cache_mod.use_dir(b, None)
+    return a, b, old
+
+
+def trusted(root: Path) -> bool:
+    """Would a collector starting now read its cursor from the cache? (The head it marks
+    is put back afterwards and its claim released, so the next question is asked of the
+    same state.)"""
+    saved = head.path(root).read_bytes()
+    try:
+        with cache_mod.writing(root, "probe") as claim:
+            claim.release()
+            return claim.current
+    finally:
+        head.path(root).write_bytes(saved)
+
+
+def test_a_cache_of_another_root_or_an_older_copy_is_not_current(tmp_path):
+    a, b, old = collected_twice(tmp_path)
+    assert trusted(a)  # a's own cache, after a's last run
+    cache_mod.use_dir(b, cache_mod.cache_dir(a))
+    try:
+        assert not trusted(b)  # a's cache given to b (another root)
+    finally:
+        cache_mod.use_dir(b, None)
+    current = cache_mod.cache_path(a).read_bytes()
+    shutil.copy(old, cache_mod.cache_path(a))
+    assert not trusted(a)  # an older copy of a's cache put back
+    cache_mod.cache_path(a).write_bytes(current)
+    assert trusted(a)
+    head.begin(a, "crashed")  # a collector that began and never ended
+    assert not trusted(a)
 
 
 def test_readers_never_answer_from_a_cache_that_is_not_the_roots_last_state(tmp_path):
     """An older copy of the cache put back (a backup restored), or another root's cache
     (--cache-dir), is not read: the files answer, or with --cache one line says why."""
-    acct = Account(pipelines=2, days=2, seed=3, now=NOW)
-    a, b = tmp_path / "a", tmp_path / "b"
-    with SimulatorServer(acct) as srv:
-        assert run(a, srv, acct, build_cache=True).exit_code == 0
-        old = tmp_path / "old.duckdb"
-        shutil.copy(cache_mod.cache_path(a), old)
-        acct.advance(minutes=600)
-        assert run(a, srv, acct).exit_code == 0
-        assert run(b, srv, acct).exit_code == 0
+    a, b, old = collected_twice(tmp_path)
     files = every_table(a)
     assert every_table(a, cache=True) == files  # its own cache: read, and whole
     shutil.copy(old, cache_mod.cache_path(a))
