@@ -33,6 +33,18 @@ from recorder.simulator.sts import role_arn
 @click.option("--latency-ms", type=float, default=0.0, help="Delay added to every call.")
 @click.option("--drop-rate", type=float, default=0.0, help="Fraction of responses cut off.")
 @click.option("--access-denied", is_flag=True, help="Deny every CodePipeline call.")
+@click.option("--api-rate", type=click.FloatRange(0), default=0.0, metavar="R",
+              help="Requests/s per account, region and operation, a token bucket as AWS's "
+              "(0: unlimited).")  # fmt: skip
+@click.option("--api-burst", type=click.FloatRange(0), default=0.0, metavar="N",
+              help="Tokens a bucket holds at most [default: twice the rate].")  # fmt: skip
+@click.option("--api-rate-for", "api_rates", multiple=True, metavar="OPERATION=R",
+              callback=lambda ctx, param, value: _operation_rates(value),
+              help="Another rate for one operation, e.g. GetPipelineExecution=10 "
+              "(repeatable).")  # fmt: skip
+@click.option("--neighbour-share", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              metavar="F",
+              help="Share of every bucket other tools of the account spend.")  # fmt: skip
 @click.option("--vanish", multiple=True, metavar="NAME",
               help="Pipeline listed but gone for every other call (repeatable).")  # fmt: skip
 def simulate(
@@ -76,3 +88,16 @@ def simulate(
         pass
     finally:
         server.stop()
+
+
+def _operation_rates(values: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
+    rates = []
+    for value in values:
+        operation, _, rate = value.partition("=")
+        try:
+            rates.append((operation, float(rate)))
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not OPERATION=RATE") from None
+        if not operation or rates[-1][1] <= 0:
+            raise click.BadParameter(f"{value!r} is not OPERATION=RATE (a positive rate)")
+    return tuple(rates)

@@ -12,6 +12,8 @@ import random
 import threading
 from dataclasses import dataclass
 
+from recorder.simulator.ratelimit import RateLimiter, Rates
+
 
 @dataclass
 class Faults:
@@ -24,6 +26,13 @@ class Faults:
     access_denied: bool = False  # every CodePipeline call -> AccessDeniedException
     vanish: tuple[str, ...] = ()  # listed, but every other call -> PipelineNotFoundException
     seed: int = 0
+    # Rate limits (recorder/simulator/ratelimit.py): requests/s per account, region and
+    # operation (0: none), the bucket's size (0: twice the rate), operations whose rate
+    # differs, and the share of every bucket a noisy neighbour spends.
+    api_rate: float = 0.0
+    api_burst: float = 0.0
+    api_rates: tuple[tuple[str, float], ...] = ()
+    neighbour_share: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("throttle_rate", "error_rate", "drop_rate"):
@@ -34,6 +43,9 @@ class Faults:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         self.vanish = tuple(self.vanish)
+        self.api_rates = tuple((op, float(r)) for op, r in self.api_rates)
+        self.rates = Rates(self.api_rate, self.api_burst, dict(self.api_rates),
+                           self.neighbour_share)  # fmt: skip
 
 
 # (code, message, HTTP status) of each injected error, as AWS sends them.
@@ -46,15 +58,18 @@ class FaultPlan:
 
     def __init__(self, faults: Faults):
         self.faults = faults
+        self.limiter = RateLimiter(faults.rates)
         self._rng = random.Random(f"faults/{faults.seed}")
         self._count = 0
         self._lock = threading.Lock()
 
     def before(
-        self, operation: str, params: dict, account_id: str
+        self, operation: str, params: dict, account_id: str, region: str = "us-east-1"
     ) -> tuple[str, tuple[str, str, int]] | None:
         """(fault kind, (code, message, status)) to answer instead, or None."""
         f = self.faults
+        if not self.limiter.allow(account_id, region, operation):
+            return "rate", THROTTLE
         with self._lock:
             self._count += 1
             n = self._count

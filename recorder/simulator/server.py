@@ -146,8 +146,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._error("SerializationException", "Request body is not valid JSON", 400)
             return
+        region = _region(self.headers.get("Authorization"))
         fault = sim._plan.before(operation, params if isinstance(params, dict) else {},
-                                 acct.account_id)  # fmt: skip
+                                 acct.account_id, region)  # fmt: skip
         if fault:
             kind, (code, message, status) = fault
             sim._count(sim.faulted, kind)
@@ -202,3 +203,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.close()
         self.rfile, self.wfile = io.BytesIO(), io.BytesIO()
         self.close_connection = True
+
+
+def _region(authorization: str | None) -> str:
+    """The region a SigV4 request was signed for (its credential scope), as AWS buckets
+    requests by it: `Credential=AKID/20261206/eu-west-1/codepipeline/aws4_request`."""
+    scope = (authorization or "").partition("Credential=")[2].split(",")[0].split("/")
+    return scope[2] if len(scope) > 2 else "us-east-1"
