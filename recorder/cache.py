@@ -274,20 +274,6 @@ def _recorded_head(con: duckdb.DuckDBPyConnection, db: str | None = None) -> str
     return row[0][0] if row else None
 
 
-def _complete(root: Path) -> bool:
-    """A cache file exists and its last build completed (False when it cannot be told)."""
-    if not cache_path(root).exists():
-        return False
-    try:
-        con = duckdb.connect(str(cache_path(root)), read_only=True)
-    except duckdb.Error:
-        return False
-    try:
-        return _format(con) == FORMAT
-    finally:
-        con.close()
-
-
 def _cache_head(root: Path) -> str | None:
     """The root head a completed cache file of `root` records; None when there is no
     such file or it records none."""
