@@ -226,13 +226,6 @@ class Batch:
             and time.monotonic() - self.since >= self.max_age_s
         )
 
-    def retain(self, table: str, keep) -> None:
-        """Keep only the buffered rows of `table` for which `keep(row)` is true."""
-        rows = self.rows.get(table, [])
-        kept = [r for r in rows if keep(r)]
-        self.buffered -= len(rows) - len(kept)
-        self.rows[table] = kept
-
     def flush(self) -> None:
         """Write everything buffered, in order. A failed write ends the batch: what is
         still buffered (the rows that depend on the ones not written) is dropped and
