@@ -1,4 +1,5 @@
-"""The client seam: boto3 clients with adaptive retries and per-operation call counts.
+"""The client seam: boto3 clients with standard retries, a pacer (recorder/pacing.py) and
+per-operation call counts.
 
 Credentials come from boto3's default chain only (and, for the accounts of
 `--role-arn`, from STS AssumeRole with those: recorder/accounts.py). A run makes one
@@ -18,6 +19,8 @@ import botocore
 from botocore.config import Config
 from botocore.retries import quota as botocore_quota
 from botocore.retries import standard as botocore_standard
+
+from recorder.pacing import Pacer
 
 log = logging.getLogger("cprec.client")
 
@@ -172,12 +175,15 @@ def make_client(
     max_pool_connections: int = 10,
     max_attempts: int = MAX_ATTEMPTS,
     credentials: dict[str, str | None] | None = None,
+    paced: bool = True,
 ):
-    """A boto3 client with adaptive retries and no retry quota (see lift_retry_quota), from
-    `session` (or a new one for profile and region); counted into `stats` when given.
-    `credentials` (aws_access_key_id, ...) override the session's."""
+    """A boto3 client with standard retries, no retry quota (see lift_retry_quota) and its
+    own Pacer (recorder/pacing.py: one per client, so one per account and region, shared
+    by every worker), from `session` (or a new one for profile and region); counted into
+    `stats` when given. `credentials` (aws_access_key_id, ...) override the session's.
+    `paced=False`: botocore's adaptive mode instead (STS, called once)."""
     config = Config(
-        retries={"mode": "adaptive", "max_attempts": max_attempts},
+        retries={"mode": "standard" if paced else "adaptive", "max_attempts": max_attempts},
         connect_timeout=CONNECT_TIMEOUT_S,
         max_pool_connections=max(10, max_pool_connections),
     )
@@ -185,6 +191,9 @@ def make_client(
     client = session.client(service, region_name=region, endpoint_url=endpoint_url, config=config,
                             **(credentials or {}))  # fmt: skip
     lift_retry_quota(client)
+    if paced:
+        client.cprec_pacer = Pacer()
+        client.cprec_pacer.attach(client, THROTTLE_CODES)
     if stats is not None:
         stats.attach(client)
     return client

@@ -91,14 +91,17 @@ def aws_env(monkeypatch, tmp_path):
 @pytest.fixture
 def fast_backoff(monkeypatch):
     """Retry at once. Under test is what gets recorded and counted, not how long botocore
-    waits: its backoff delay and the adaptive mode's client-side rate limiter (which,
-    against throttling drawn at random rather than by rate, settles near 2 requests/s)
-    are switched off; retry decisions and attempt limits stay botocore's own, and the
-    retry quota is the one make_client leaves (lifted)."""
+    waits: its backoff delay, the pacer (recorder/pacing.py, tested in test_pacing.py)
+    and the adaptive mode's client-side rate limiter are switched off; retry decisions
+    and attempt limits stay botocore's own, and the retry quota is the one make_client
+    leaves (lifted)."""
     from botocore.retries import adaptive, standard
+
+    from recorder.pacing import Pacer
 
     monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, ctx: 0.0)
     monkeypatch.setattr(adaptive.ClientRateLimiter, "on_sending_request", lambda *a, **kw: None)
+    monkeypatch.setattr(Pacer, "acquire", lambda self: None)
 
 
 def run(root: Path, srv, acct: Account, **kw):

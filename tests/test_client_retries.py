@@ -16,6 +16,7 @@ from botocore.retries import adaptive, quota, standard
 
 import recorder.client as client_mod
 from recorder.client import MAX_ATTEMPTS, CallStats, UnlimitedRetryQuota, make_client
+from recorder.pacing import Pacer
 from recorder.simulator import Account, Faults, SimulatorServer
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -100,14 +101,16 @@ def test_control_a_stock_client_stops_retrying_once_its_quota_is_spent(kind, mon
     assert [bool(m.get("RetryQuotaReached")) for m in metadata] == [n < ATTEMPTS for n in expected]
 
 
-def test_the_quota_is_replaced_and_the_adaptive_limiter_kept():
+def test_the_quota_is_replaced_and_the_pacer_attached():
     client = make_client("codepipeline", region="us-east-1", endpoint_url="http://127.0.0.1:9")
-    assert client.meta.config.retries == {"mode": "adaptive", "total_max_attempts": ATTEMPTS}
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": ATTEMPTS}
     emitter = client.meta.events._emitter
     handler = emitter._unique_id_handlers["retry-config-codepipeline"]["handler"].__self__
     assert type(handler._retry_quota._quota) is UnlimitedRetryQuota
-    owners = [h.__self__ for h in emitter._handlers.prefix_search("needs-retry.codepipeline.X")]
-    assert any(isinstance(o, adaptive.ClientRateLimiter) for o in owners)
+    owners = [getattr(h, "__self__", None)
+              for h in emitter._handlers.prefix_search("needs-retry.codepipeline.X")]  # fmt: skip
+    assert not any(isinstance(o, adaptive.ClientRateLimiter) for o in owners)
+    assert isinstance(client.cprec_pacer, Pacer)
     # Each client has its own retry handler: a second client's is a different object.
     other = make_client("codepipeline", region="us-east-1", endpoint_url="http://127.0.0.1:9")
     other_emitter = other.meta.events._emitter

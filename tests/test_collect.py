@@ -538,10 +538,10 @@ def test_seed_samples_over_http_land_as_their_exact_rows(tmp_path):
         assert by_key(table, got) == by_key(table, want)
 
 
-def test_clients_retry_adaptively_and_count_every_attempt(tmp_path, fast_backoff):
+def test_clients_retry_and_count_every_attempt(tmp_path, fast_backoff):
     client = make_client("codepipeline", region="us-east-1", endpoint_url="http://127.0.0.1:9")
     # max_attempts 10 = 10 retries after the first attempt, as botocore reads it
-    assert client.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 11}
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 11}
     acct = Account(names=["one"], days=1, seed=1, now=NOW)
     with SimulatorServer(acct, faults=Faults(throttle_burst=3, error_burst=2)) as srv:
         stats = CallStats()
