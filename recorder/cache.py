@@ -354,9 +354,8 @@ class Writing:
     def __init__(self, root: Path, run_id: str | None = None):
         self.root = layout.as_root(root)
         writing = _marker(root, WRITING_MARKER)
-        if run_id is None:  # `cprec cache`: the head stays as found
-            found = head_mod.read(self.root)
-            self.head = found.token if found and found.clean else None
+        if run_id is None:  # `cprec cache`: the head stays as found; it walks the whole
+            found, self.head = None, head_mod.proven(self.root)  # tree, so never `current`
         else:
             found, ended = head_mod.begin(self.root, run_id)
             self.head = ended.token
@@ -1007,8 +1006,7 @@ def refresh(
     A whole-tree refresh clears STALE: call it only under the collector's lock.
     """
     if written is None and head is KEEP:
-        found = head_mod.read(root)
-        head = found.token if found and found.clean else None
+        head = head_mod.proven(root)
     result = _refresh_file(root, cache_path(root), written, removed, head=head)
     checkpoint("cache-step")
     if written is None:

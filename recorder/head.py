@@ -122,6 +122,13 @@ def write(root: Path, head: Head) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def proven(root: Path) -> str | None:
+    """The token a whole-tree refresh that lists the root now may record: the head's,
+    read before the listing, when its last run ended (None: nothing can be proven)."""
+    found = read(root)
+    return found.token if found and found.clean else None
+
+
 def begin(root: Path, run_id: str) -> tuple[Head | None, Head]:
     """Mark the root as being written by `run_id` (call under the collector's lock, before
     the first write); returns the head found (None when the root had none) and the head
