@@ -566,7 +566,11 @@ def _collect_region(run: Run, region: str) -> RegionOutcome:
             open_floor=(run.now or started) - RETENTION,
             cache=run.cache_current,
         )
-        ctx = _Region(run=run, region=region, client=client, recorded_at=started, known=known)
+        # A pinned clock (`now`, the tests' simulated account) dates what it records too:
+        # a definition's partition day must not depend on when the wall clock ran.
+        recorded_at = run.now or started
+        ctx = _Region(run=run, region=region, client=client, recorded_at=recorded_at,
+                      known=known)  # fmt: skip
         log.info("collecting %d of %d pipelines", len(names), listed)
         pipelines = _run_pool(ctx, [by_name[n] for n in names])
     except (ClientError, BotoCoreError, ResponseParserError) as e:

@@ -137,10 +137,10 @@ def open_executions(acct: Account) -> dict[str, dict[str, tuple]]:
     }
 
 
-def result_day(root: Path):
-    """The dt of definitions: the UTC day the run recorded them (the wall clock's)."""
-    (day,) = [p.name.removeprefix("dt=") for p in (root / "collection_runs").iterdir()]
-    return datetime.fromisoformat(day).date()
+def recorded_day(acct: Account):
+    """The dt of what has no start time of its own (definitions): the UTC day of the
+    run's clock, here the simulated account's (the CLI's is the wall clock)."""
+    return acct.now.astimezone(UTC).date()
 
 
 def cli(*args: str, env: dict | None = None):
@@ -169,8 +169,8 @@ def test_first_run_records_everything_the_simulator_holds(tmp_path):
     definitions, actions = [], []
     for name in acct.pipeline_names():
         row, action_rows = flatten_pipeline(acct.call("GetPipeline", {"name": name}))
-        definitions.append({"pipeline": name, "dt": result_day(tmp_path), **row})
-        actions += [{"pipeline": name, "dt": result_day(tmp_path), **a} for a in action_rows]
+        definitions.append({"pipeline": name, "dt": recorded_day(acct), **row})
+        actions += [{"pipeline": name, "dt": recorded_day(acct), **a} for a in action_rows]
     assert by_key("pipelines", stored(tmp_path, "pipelines")) == by_key("pipelines", definitions)
     assert by_key("pipeline_actions", stored(tmp_path, "pipeline_actions")) == by_key(
         "pipeline_actions", actions
@@ -518,7 +518,7 @@ def test_seed_samples_over_http_land_as_their_exact_rows(tmp_path):
     assert first.api_calls["GetPipelineExecution"] == 1
     assert "GetPipelineExecution" not in second.api_calls  # terminal and unchanged
     assert second.rows_written == {}
-    day = result_day(tmp_path)  # no startTime in the sample: the day it was recorded
+    day = recorded_day(acct)  # no startTime in the sample: the day it was recorded
     (summary,) = acct.call("ListPipelineExecutions", {"pipelineName": "MyFirstPipeline"})[
         "pipelineExecutionSummaries"
     ]
