@@ -6,34 +6,51 @@ so throttles that do not come from our rate (another tool of the account, a serv
 having a bad minute) spiral it down to 0.5 requests/s: 12 pipelines x 30 days took
 1,946 s with 30 % of calls throttled at random, 19 s without.
 
-A `Pacer` is a token bucket shared by every worker of one account and region, whose
-rate follows the throttles that our rate causes, not those that come whatever it is:
-- each window (a second and at least 20 attempts), the share of attempts throttled;
-- the baseline, the median share of the last windows: what is throttled whatever the
-  rate (with AWS's token buckets, 0 while we are below the granted rate);
-- at the baseline, the rate grows by a quarter; well above it (throttles that our rate
-  causes), it shrinks by that excess (the share our rate had too many), at most by
-  half, never below the floor; in between it holds.
+A `Pacer` is a token bucket shared by every worker of one account and region. Its rate
+follows what AWS delivers, not the throttles as such. Each window (a second and at
+least 20 attempts) gives the rate sent, the rate delivered (attempts not throttled)
+and the share throttled. AWS's limits are token buckets: past the granted rate, sending
+more delivers no more. Throttles that come whatever the rate (a service's bad minute)
+take the same share at any rate: sending more delivers more. So:
+- a window throttled no more than usual (the baseline: the median share of the recent
+  windows found not limited) grows the rate by a quarter;
+- a window throttled more is compared with the latest paced window whose sent rate
+  differs by 15 % or more: if delivery followed sending (elasticity 0.5 or more), the
+  throttles are not ours: the share joins the baseline and the rate grows; otherwise
+  (or with no such window) the rate is what was delivered, over the baseline's
+  complement (the granted rate, random throttles put back), never below the floor.
+Against a token bucket of rate R it probes R x 1.25 and comes back to R every other
+window; against throttles at random it keeps growing, bounded by twice what was sent.
 Like botocore's adaptive mode it paces nothing until the first throttle, then starts
-from the rate the last window was granted.
-Against a token bucket of rate R it settles around R (a few throttles each time it
-probes above); against throttles at random it keeps its rate.
+from what the last window delivered.
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 FLOOR = 0.5
 CEILING = 500.0
 WINDOW_S = 1.0
-WINDOW_MIN_ATTEMPTS = 20  # fewer make the share too noisy to tell an excess (sd 0.1 at 0.3)
-BASELINE_WINDOWS = 9
-GROW, MOST_SHRINK = 1.25, 0.5
-AT_BASELINE, ABOVE_BASELINE = 0.05, 0.15
+WINDOW_MIN_ATTEMPTS = 20  # fewer make the share too noisy to tell (sd 0.1 at 0.3)
+RECENT = 9  # windows kept, for a comparison and for the baseline
+GROW = 1.25
+ABOVE_BASELINE = 0.05  # a share this much over the baseline is more than usual
+APART = 1.15  # two windows compared must have sent rates this far apart
+ELASTIC = 0.5  # delivery following sending this much: the throttles are not ours
+
+
+@dataclass(frozen=True)
+class Window:
+    sent: float  # attempts per second
+    delivered: float  # attempts not throttled, per second
+    share: float  # throttled / attempts
 
 
 class Pacer:
@@ -46,7 +63,8 @@ class Pacer:
         self._lock = threading.Lock()
         self.window_start = self.last
         self.attempts = self.throttled = 0
-        self.shares: deque[float] = deque(maxlen=BASELINE_WINDOWS)
+        self.paced: deque[Window] = deque(maxlen=RECENT)  # windows sent while pacing
+        self.baseline_shares: deque[float] = deque(maxlen=RECENT)
         self.history: list[tuple[float, float]] = []  # (seconds, rate) at each change
         self._t0 = self.last
 
@@ -65,32 +83,59 @@ class Pacer:
                 wait = (1.0 - self.tokens) / self.rate
             self.sleep(wait)
 
+    @property
+    def baseline(self) -> float:
+        """The share of attempts throttled whatever the rate (0 until one is seen)."""
+        return statistics.median(self.baseline_shares) if self.baseline_shares else 0.0
+
     def record(self, *, throttled: bool) -> None:
         """An attempt's outcome (every answer, and every broken connection)."""
         with self._lock:
             self.attempts += 1
             self.throttled += throttled
             now = self.clock()
-            if now - self.window_start < WINDOW_S or self.attempts < WINDOW_MIN_ATTEMPTS:
+            elapsed = now - self.window_start
+            if elapsed < WINDOW_S or self.attempts < WINDOW_MIN_ATTEMPTS:
                 return
-            share = self.throttled / self.attempts
-            self.shares.append(share)
-            excess = share - sorted(self.shares)[len(self.shares) // 2]  # over the median
-            if self.rate is None:  # the first throttles: from what this window was granted
-                sent = self.attempts / (now - self.window_start)
-                rate = None if not self.throttled else max(FLOOR, sent * (1.0 - share))
-            elif excess <= AT_BASELINE:
-                rate = min(CEILING, self.rate * GROW)
-            elif excess > ABOVE_BASELINE:
-                rate = max(FLOOR, self.rate * max(MOST_SHRINK, 1.0 - excess))
-            else:
-                rate = self.rate
-            if rate != self.rate:
-                if self.rate is None:
-                    self.last, self.tokens = now, 1.0
-                self.rate = rate
-                self.history.append((now - self._t0, rate))
+            w = Window(self.attempts / elapsed, (self.attempts - self.throttled) / elapsed,
+                       self.throttled / self.attempts)  # fmt: skip
             self.window_start, self.attempts, self.throttled = now, 0, 0
+            if self.rate is None:
+                if w.share == 0:
+                    self.baseline_shares.append(0.0)
+                else:  # the first throttles: from what this window delivered
+                    self._set(now, self._granted(w))
+                return
+            if w.share <= self.baseline + ABOVE_BASELINE or self._elastic(w):  # not limited
+                self.baseline_shares.append(w.share)
+                rate = min(CEILING, self.rate * GROW, max(self.rate, 2 * w.sent))
+            else:
+                rate = self._granted(w)
+            self.paced.append(w)
+            self._set(now, rate)
+
+    def _granted(self, w: Window) -> float:
+        return max(FLOOR, w.delivered / (1.0 - min(self.baseline, 0.9)))
+
+    def _elastic(self, w: Window) -> bool:
+        """Whether delivery followed sending since the latest window sent far enough
+        from this one's rate: log(delivered ratio) / log(sent ratio) >= ELASTIC."""
+        for ref in reversed(self.paced):
+            if abs(math.log(w.sent / ref.sent)) >= math.log(APART):
+                if ref.delivered <= 0 or w.delivered <= 0:
+                    return False
+                return (
+                    math.log(w.delivered / ref.delivered) / math.log(w.sent / ref.sent) >= ELASTIC
+                )
+        return False
+
+    def _set(self, now: float, rate: float) -> None:
+        if rate == self.rate:
+            return
+        if self.rate is None:
+            self.last, self.tokens = now, 1.0
+        self.rate = rate
+        self.history.append((now - self._t0, rate))
 
     def attach(self, client, throttle_codes: frozenset[str]) -> None:
         """Pace `client`'s requests and learn from its answers (botocore events)."""

@@ -84,7 +84,7 @@ def test_every_call_is_retried_up_to_max_attempts_however_many_failed_before(kin
 @pytest.mark.parametrize("kind", FAULTS)
 def test_control_a_stock_client_stops_retrying_once_its_quota_is_spent(kind, monkeypatch):
     """The same scenario without the fix: botocore's quota refuses the later retries."""
-    monkeypatch.setattr(client_mod, "lift_retry_quota", lambda client: None)
+    monkeypatch.setattr(client_mod, "tune_retries", lambda client, pacer=None: None)
     faults, cost = FAULTS[kind]
     expected = stock_attempts(CALLS, cost)
     # throttle: 10 calls × 11 attempts (100 retries × 5 = 500 units), then 1 attempt each;
@@ -107,6 +107,7 @@ def test_the_quota_is_replaced_and_the_pacer_attached():
     emitter = client.meta.events._emitter
     handler = emitter._unique_id_handlers["retry-config-codepipeline"]["handler"].__self__
     assert type(handler._retry_quota._quota) is UnlimitedRetryQuota
+    assert handler._retry_policy._retry_backoff._pacer is client.cprec_pacer
     owners = [getattr(h, "__self__", None)
               for h in emitter._handlers.prefix_search("needs-retry.codepipeline.X")]  # fmt: skip
     assert not any(isinstance(o, adaptive.ClientRateLimiter) for o in owners)
