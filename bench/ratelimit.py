@@ -121,8 +121,10 @@ def measure(args) -> dict:
         print(proc.stderr[-2000:], file=sys.stderr)
     # A token is spent by every attempt the bucket lets through, and random faults
     # (throttle, then 5xx, then a dropped answer, drawn independently) waste some.
-    useful = (1 - faults.get("throttle_rate", 0)) * (1 - faults.get("error_rate", 0)) * (
-        1 - faults.get("drop_rate", 0)
+    useful = (
+        (1 - faults.get("throttle_rate", 0))
+        * (1 - faults.get("error_rate", 0))
+        * (1 - faults.get("drop_rate", 0))
     )
     granted = args.rate * (1 - args.neighbour_share) * useful
     bound = max((n - args.burst) / granted for n in out["calls"].values())
@@ -150,8 +152,11 @@ def report(paths: list[Path]) -> str:
         cells = [name, f"{first['calls']:,}", f"{first['bound']:.1f} s"]
         for lb in labels:
             r = got.get(lb)
-            cells += ([f"{r['wall']:.1f} s", f"{r['wall'] / r['bound']:.2f}",
-                       f"{r['attempts']:,}", f"{r['throttles']:,}"] if r else ["", "", "", ""])  # fmt: skip
+            if r is None:
+                cells += ["", "", "", ""]
+                continue
+            cells += [f"{r['wall']:.1f} s", f"{r['wall'] / r['bound']:.2f}",
+                      f"{r['attempts']:,}", f"{r['throttles']:,}"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     for name, got in by_scenario.items():
         lines += ["", f"Rate over time, {name}: attempts per second the server answered "
