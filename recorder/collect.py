@@ -33,7 +33,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -80,6 +80,7 @@ from recorder.known import RETENTION, Cursor, Known, from_us, load_known, to_us
 from recorder.layout import as_root
 from recorder.lock import data_lock
 from recorder.logs import configure_logging, logger_for
+from recorder.progress import Progress
 from recorder.s3 import S3Path
 from recorder.store import Batch, clean_tmp, write_rows
 from recorder.testhooks import checkpoint
@@ -269,6 +270,7 @@ class _Region:
     client: object
     recorded_at: datetime
     known: dict[str, Known]
+    progress: Progress
 
     def snapshot_time(self) -> datetime:
         return self.run.now or utcnow()
@@ -570,9 +572,9 @@ def _collect_region(run: Run, region: str) -> RegionOutcome:
         # a definition's partition day must not depend on when the wall clock ran.
         recorded_at = run.now or started
         ctx = _Region(run=run, region=region, client=client, recorded_at=recorded_at,
-                      known=known)  # fmt: skip
+                      known=known, progress=Progress(len(names), stats))  # fmt: skip
         log.info("collecting %d of %d pipelines", len(names), listed)
-        pipelines = _run_pool(ctx, [by_name[n] for n in names])
+        pipelines = _run_pool(ctx, [by_name[n] for n in work_order(names, known)])
     except (ClientError, BotoCoreError, ResponseParserError) as e:
         error = _describe(e)
         if run.account.role_arn is None:
@@ -584,26 +586,43 @@ def _collect_region(run: Run, region: str) -> RegionOutcome:
     return outcome
 
 
+def work_order(names: list[str], known: dict[str, Known]) -> list[str]:
+    """Pipelines whose oldest unrecorded execution is oldest first, so that a backfill
+    longer than one run (--max-duration, a crash) fetches first what AWS deletes
+    soonest: those never recorded (their history reaches back 12 months), then those
+    a run left part way (each worker fetches a pipeline's executions oldest first, so
+    what is left of one starts after its watermark), the longest untouched first."""
+    floor = datetime.min.replace(tzinfo=UTC)
+    return sorted(names, key=lambda n: ((k := known.get(n)) and k.watermark) or floor)
+
+
 def _run_pool(ctx: _Region, summaries: list[dict]) -> list[PipelineOutcome]:
+    """Every pipeline on the worker threads; the progress bar redrawn each second on a
+    terminal, a line in the log every HEARTBEAT_S otherwise (a throttled run does not
+    look hung): executions done and to do, the request rate, throttles, an ETA."""
     outcomes = []
+    progress, log = ctx.progress, logger_for(account=ctx.run.account_id, region=ctx.region)
     with ThreadPoolExecutor(max_workers=ctx.run.workers, thread_name_prefix="cprec") as pool:
-        futures = [pool.submit(_record_pipeline, ctx, s) for s in summaries]
+        pending = {pool.submit(_record_pipeline, ctx, s) for s in summaries}
         if ctx.run.progress:
-            with click.progressbar(length=len(futures), label=ctx.label, file=sys.stderr) as bar:
-                for f in as_completed(futures):
-                    outcomes.append(f.result())
-                    bar.update(1)
+            # the bar counts pipelines; the text after it, executions (the ETA is theirs)
+            with click.progressbar(length=len(pending), label=ctx.label, file=sys.stderr,
+                                   show_eta=False, show_pos=True,
+                                   item_show_func=lambda _: progress.line()) as bar:  # fmt: skip
+                while pending:
+                    done, pending = wait(pending, timeout=1.0)
+                    outcomes += [f.result() for f in done]
+                    if done:
+                        bar.update(len(done))
+                    else:
+                        bar.render_progress()
         else:
-            # Not on a terminal: a line every 30 s, so a throttled run does not look hung.
-            pending, started = set(futures), time.monotonic()
             while pending:
                 done, pending = wait(pending, timeout=HEARTBEAT_S)
                 outcomes += [f.result() for f in done]
                 if pending:
-                    logger_for(account=ctx.run.account_id, region=ctx.region).info(
-                        "%d of %d pipelines done after %.0f s",
-                        len(outcomes), len(futures), time.monotonic() - started,
-                    )  # fmt: skip
+                    log.info("%d of %d pipelines done; %s",
+                             len(outcomes), len(summaries), progress.line())  # fmt: skip
     return outcomes
 
 
@@ -679,6 +698,7 @@ def _record_executions(ctx: _Region, name: str, cursor: Cursor, batch: Batch, lo
             if cursor.is_changed(s):
                 start = ts(s.get("startTime"))
                 listing.add(s, start, recent=cursor.in_window(start))
+        ctx.progress.listing_ended(len(listing))
         if not listing:
             return
 
@@ -706,10 +726,12 @@ def _record_executions(ctx: _Region, name: str, cursor: Cursor, batch: Batch, lo
             children = listing.children(execution_id)
             try:
                 detail = fetch.get_pipeline_execution(ctx.client, name, execution_id)
+                ctx.progress.fetched_one()
             except ClientError as e:
                 if e.response.get("Error", {}).get("Code") != "PipelineExecutionNotFoundException":
                     raise
                 log.warning("execution %s no longer exists; skipped", execution_id)
+                ctx.progress.fetched_one()
                 batch.add(children, listing.day(execution_id))  # what AWS did return of it
                 continue
             batch.add({**children, **flatten_execution(detail, s)}, listing.day(execution_id))

@@ -11,6 +11,7 @@ from recorder.accounts import read_role_file
 from recorder.cli.options import aws_options, data_option
 from recorder.collect import collect
 from recorder.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UserError
+from recorder.plan import plan
 from recorder.timeparse import parse_bound
 
 EXIT_CODES_HELP = f"""\b
@@ -91,6 +92,21 @@ Exit codes:
     "to the next run (exit 0). For schedulers that kill a job at a time limit.",
 )
 @click.option(
+    "--plan",
+    "plan_only",
+    is_flag=True,
+    help="Write nothing: list what a run would fetch and print its calls and time at "
+    "the --plan-rate rates (from the listings alone: a fraction of the run's calls).",
+)
+@click.option(
+    "--plan-rate",
+    "plan_rates",
+    type=click.FloatRange(min=0, min_open=True),
+    multiple=True,
+    metavar="R",
+    help="Requests/s per operation to estimate --plan's time at (repeatable) [default: 5 and 20].",
+)
+@click.option(
     "--workers",
     type=click.IntRange(1, 64),
     default=8,
@@ -134,6 +150,8 @@ def collect_command(
     exclude,
     since,
     max_duration,
+    plan_only,
+    plan_rates,
     workers,
     build_cache,
     quiet,
@@ -145,6 +163,22 @@ def collect_command(
         if not listed:  # else an emptied file would record the caller's own account instead
             raise UserError(f"--role-arn-file {role_arn_file} names no role")
         role_arns = (*role_arns, *listed)
+    if plan_only:
+        estimate = plan(
+            data,
+            regions=list(regions) or None,
+            profile=profile,
+            endpoint_url=endpoint_url,
+            include=include,
+            exclude=exclude,
+            since=parse_bound(since) if since else None,
+            workers=workers,
+            role_arns=role_arns,
+            external_id=external_id,
+            quiet=quiet,
+        )
+        click.echo(estimate.text(plan_rates or (5.0, 20.0)))
+        return
     result = collect(
         data,
         regions=list(regions) or None,
