@@ -19,9 +19,10 @@ the random faults of bench/faults.py (throttle 0.3, error 0.05, drop 0.05) on to
 before a change: the "before" column); the simulator is always this tree's.
 `--json FILE` appends the run as one JSON line, with the server's view of the run in
 10-second buckets (attempts answered, throttled by the bucket, throttled at random)
-and, when the collector has one, its pacer's rate at each change. `--report` renders
-those lines as the tables of bench/RESULTS.md section 7: each scenario before and after
-side by side, and the rate over time.
+and, when the collector has one, its pacer's rate at each change. `--plan` runs
+`cprec collect --plan` first and compares its estimate at the rate with the measured
+time. `--report` renders those lines as the tables of bench/RESULTS.md section 7: each
+scenario before and after side by side, and the rate over time.
 """
 
 from __future__ import annotations
@@ -68,6 +69,17 @@ print(json.dumps({"exit_code": r.exit_code, "calls": dict(r.api_calls),
 """
 
 
+# `cprec collect --plan` in a child, before the collection (--plan)
+PLAN = """
+import json, sys
+from datetime import datetime
+from recorder.plan import plan
+p = plan(sys.argv[1], endpoint_url=sys.argv[2], regions=["us-east-1"],
+         now=datetime.fromisoformat(sys.argv[3]))
+print(json.dumps({"estimate": p.seconds_at(float(sys.argv[4])), "made": p.regions[0].made}))
+"""
+
+
 class Sampler(threading.Thread):
     """The server's counters every BUCKET_S seconds: what the account saw, whichever
     collector ran."""
@@ -106,6 +118,13 @@ def measure(args) -> dict:
                                      neighbour_share=args.neighbour_share, **faults)) as srv,
         tempfile.TemporaryDirectory() as tmp,
     ):  # fmt: skip
+        planned = None
+        if args.plan:  # then wait for the plan's tokens to come back: the run starts fresh
+            proc = subprocess.run([sys.executable, "-c", PLAN, f"{tmp}/data", srv.endpoint_url,
+                                   NOW, str(args.rate)], cwd=tree, env=env, capture_output=True,
+                                  text=True, check=True)  # fmt: skip
+            planned = json.loads(proc.stdout.strip().splitlines()[-1])
+            time.sleep(args.burst / args.rate + 1)
         sampler = Sampler(srv)
         sampler.start()
         t0 = time.perf_counter()
@@ -132,7 +151,8 @@ def measure(args) -> dict:
             "calls": sum(out["calls"].values()), "attempts": sum(out["attempts"].values()),
             "throttles": out["throttles"], "exit_code": out["exit_code"],
             "by_operation": out["calls"], "timeline": sampler.rows, "pacer": out["pacer"],
-            "rate": args.rate, "neighbour_share": args.neighbour_share}  # fmt: skip
+            "rate": args.rate, "neighbour_share": args.neighbour_share,
+            "plan": planned}  # fmt: skip
 
 
 def report(paths: list[Path]) -> str:
@@ -158,6 +178,22 @@ def report(paths: list[Path]) -> str:
             cells += [f"{r['wall']:.1f} s", f"{r['wall'] / r['bound']:.2f}",
                       f"{r['attempts']:,}", f"{r['throttles']:,}"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
+    planned = [r for r in runs if r.get("plan")]
+    if planned:
+        lines += [
+            "",
+            "`cprec collect --plan` before the run: its estimate at the rate, against "
+            "the measured time.",
+            "",
+            "| scenario | plan's calls | estimate | measured | error |",
+            "|---|---|---|---|---|",
+        ]
+        for r in planned:
+            est = r["plan"]["estimate"]
+            lines.append(
+                f"| {r['scenario']} | {r['plan']['made']:,} | {est:.1f} s | "
+                f"{r['wall']:.1f} s | {est / r['wall'] - 1:+.1%} |"
+            )
     for name, got in by_scenario.items():
         lines += ["", f"Rate over time, {name}: attempts per second the server answered "
                   f"(throttled by the bucket / at random), per {BUCKET_S} s; pacer rate at "
@@ -189,6 +225,7 @@ def main() -> None:
     ap.add_argument("--burst", type=float, default=0.0, help="default: twice the rate")
     ap.add_argument("--neighbour-share", type=float, default=0.0)
     ap.add_argument("--random", action="store_true", help="add bench/faults.py's faults")
+    ap.add_argument("--plan", action="store_true", help="run `collect --plan` first")
     ap.add_argument("--tree", help="the checkout whose collector runs (default: this one)")
     ap.add_argument("--label", default="after")
     ap.add_argument("--json", type=Path, help="append the run here as one JSON line")
@@ -206,6 +243,12 @@ def main() -> None:
           f"ratio {r['wall'] / r['bound']:.2f}; calls {r['calls']}, attempts {r['attempts']}, "
           f"throttles {r['throttles']}, exit {r['exit_code']}")  # fmt: skip
     print("calls by operation:", json.dumps(r["by_operation"], sort_keys=True))
+    if r["plan"]:
+        est = r["plan"]["estimate"]
+        print(
+            f"plan: {est:.1f} s estimated at {args.rate:g} req/s ({r['plan']['made']} calls), "
+            f"measured {r['wall']:.1f} s: {est / r['wall'] - 1:+.1%}"
+        )
     if args.json:
         with args.json.open("a") as fh:
             fh.write(json.dumps(r) + "\n")
