@@ -17,10 +17,13 @@ take the same share at any rate: sending more delivers more. So:
 - a window throttled more is compared with the latest paced window whose sent rate
   differs by 15 % or more: if delivery followed sending (elasticity 0.5 or more), the
   throttles are not ours: the share joins the baseline and the rate grows; otherwise
-  (or with no such window) the rate is what was delivered, over the baseline's
-  complement (the granted rate, random throttles put back), never below the floor.
-Against a token bucket of rate R it probes R x 1.25 and comes back to R every other
-window; against throttles at random it keeps growing, bounded by twice what was sent.
+  (or with no such window) the window estimates the granted rate: what it delivered
+  over the baseline's complement (random throttles put back), never below the floor;
+  the rate becomes the median of the last 5 estimates (one window's is noisy).
+Near the granted rate last found it grows by 5 % a window instead (probing past a
+bucket's rate costs throttled attempts); sending 10 % past it unthrottled forgets it.
+Against a token bucket of rate R it creeps past R, comes back to R, and again; against
+throttles at random it keeps growing, bounded by twice what was sent.
 Like botocore's adaptive mode it paces nothing until the first throttle, then starts
 from what the last window delivered.
 """
@@ -41,6 +44,11 @@ WINDOW_S = 1.0
 WINDOW_MIN_ATTEMPTS = 20  # fewer make the share too noisy to tell (sd 0.1 at 0.3)
 RECENT = 9  # windows kept, for a comparison and for the baseline
 GROW = 1.25
+# Near the granted rate last found, probe by 5 % a window: each probe past it costs
+# throttled attempts (a quarter over R throttles a fifth of what is sent), and a
+# bucket's burst hides the limit for a while (2R tokens last 40 s at 1.05 R).
+NEAR, GROW_NEAR, FORGET = 0.8, 1.05, 1.1
+LIMITS = 5
 ABOVE_BASELINE = 0.05  # a share this much over the baseline is more than usual
 APART = 1.15  # two windows compared must have sent rates this far apart
 ELASTIC = 0.5  # delivery following sending this much: the throttles are not ours
@@ -65,6 +73,8 @@ class Pacer:
         self.attempts = self.throttled = 0
         self.paced: deque[Window] = deque(maxlen=RECENT)  # windows sent while pacing
         self.baseline_shares: deque[float] = deque(maxlen=RECENT)
+        self.limit: float | None = None  # the granted rate last found (None: none known)
+        self.grants: deque[float] = deque(maxlen=LIMITS)  # its last estimates
         self.history: list[tuple[float, float]] = []  # (seconds, rate) at each change
         self._t0 = self.last
 
@@ -77,7 +87,7 @@ class Pacer:
                 now = self.clock()
                 self.tokens = min(max(1.0, self.rate), self.tokens + (now - self.last) * self.rate)
                 self.last = now
-                if self.tokens >= 1.0:
+                if self.tokens >= 1.0 - 1e-9:  # a token less a rounding error is a token
                     self.tokens -= 1.0
                     return
                 wait = (1.0 - self.tokens) / self.rate
@@ -104,18 +114,29 @@ class Pacer:
                 if w.share == 0:
                     self.baseline_shares.append(0.0)
                 else:  # the first throttles: from what this window delivered
-                    self._set(now, self._granted(w))
+                    self._set(now, self._limited(w))
                 return
             if w.share <= self.baseline + ABOVE_BASELINE or self._elastic(w):  # not limited
                 self.baseline_shares.append(w.share)
-                rate = min(CEILING, self.rate * GROW, max(self.rate, 2 * w.sent))
+                if self.limit is not None and w.sent > self.limit * FORGET:
+                    self.limit = None  # sent well past it and not limited: the grant rose
+                    self.grants.clear()
+                near = self.limit is not None and self.rate >= NEAR * self.limit
+                grow = GROW_NEAR if near else GROW
+                rate = min(CEILING, self.rate * grow, max(self.rate, 2 * w.sent))
             else:
-                rate = self._granted(w)
+                rate = self._limited(w)
             self.paced.append(w)
             self._set(now, rate)
 
-    def _granted(self, w: Window) -> float:
-        return max(FLOOR, w.delivered / (1.0 - min(self.baseline, 0.9)))
+    def _limited(self, w: Window) -> float:
+        """The granted rate after a window found limited: what it delivered over the
+        baseline's complement, the median of the last LIMITS such estimates (one
+        window's is noisy: at 5/s a window is 20 attempts, and with 30 % throttled at
+        random its deliveries vary by +-15 %)."""
+        self.grants.append(max(FLOOR, w.delivered / (1.0 - min(self.baseline, 0.9))))
+        self.limit = statistics.median(self.grants)
+        return self.limit
 
     def _elastic(self, w: Window) -> bool:
         """Whether delivery followed sending since the latest window sent far enough

@@ -53,7 +53,6 @@ class RegionPlan:
     account_id: str
     region: str
     pipelines: int = 0
-    listed: int = 0  # executions listed
     to_fetch: int = 0  # changed executions
     calls: Counter = field(default_factory=Counter)  # the run's, estimated
     made: int = 0  # calls this plan made
@@ -85,7 +84,7 @@ class Plan:
             lines += [
                 f"{r.account_id} {r.region}: {r.pipelines} pipelines, back to "
                 f"{self.since:%Y-%m-%d}",
-                f"  executions to fetch: {r.to_fetch:,} of {r.listed:,} listed",
+                f"  executions to fetch: {r.to_fetch:,}",
                 f"  calls: ~{r.calls.total():,} ({by_op})",
                 f"  this plan: {r.made:,} calls in {r.seconds:.1f} s",
             ]
@@ -157,12 +156,11 @@ def _plan_region(root, account, region, endpoint_url, include, exclude, since, c
     for op in ("GetCallerIdentity", "ListPipelines"):  # as many as the run would make
         result.calls[op] = stats.calls[op]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cprec-plan") as pool:
-        for calls, listed, changed in pool.map(
+        for calls, changed in pool.map(
             lambda n: _plan_pipeline(client, by_name[n], known.get(n) or Known(), since),
             work_order(names, known),
         ):
             result.calls.update(calls)
-            result.listed += listed
             result.to_fetch += changed
     result.made = stats.calls.total()  # the account's GetCallerIdentity with its first region
     result.seconds = time.monotonic() - started
@@ -211,4 +209,4 @@ def _plan_pipeline(client, summary: dict, known: Known, since: datetime):
     calls["ListActionExecutions"] += older
     if rules:
         calls["ListRuleExecutions"] += older
-    return +calls, len(starts), changed
+    return +calls, changed

@@ -62,40 +62,63 @@ def test_it_paces_nothing_until_throttled_then_starts_from_what_was_delivered():
     assert clock.slept == 1.0
 
 
-def test_against_a_token_bucket_it_probes_above_and_comes_back_to_the_granted_rate():
-    """A bucket granting 20/s: sending more delivers no more."""
+def against_bucket(pacer: Pacer, clock: Clock, granted: int, seconds: int) -> list[float]:
+    """Seconds of sending at the pacer's rate (rounded) to a bucket granting `granted`
+    a second (no burst): what is sent past it is throttled. The rate after each."""
+    out = []
+    for _ in range(seconds):
+        sent = round(pacer.rate)
+        window(pacer, clock, attempts=sent, throttled=max(0, sent - granted))
+        out.append(pacer.rate)
+    return out
+
+
+def test_against_a_token_bucket_it_creeps_past_the_granted_rate_and_comes_back():
     clock = Clock()
     pacer = Pacer(clock, clock.sleep)
-    got = rates(pacer, clock, [
-        (40, 20),  # unpaced: 20 delivered -> 20/s
-        (20, 0),   # clean (share 0 joins the baseline [0]): x 1.25 -> 25
-        # 25 sent, 20 delivered (share 0.2 > 0 + 0.05); against the last second sent
-        # 1.15x apart (20 sent, 20 delivered) elasticity log(20/20) / log(25/20) = 0
-        # < 0.5: ours; the rate is what was delivered over the baseline's complement:
-        # 20 / (1 - 0) = 20
-        (25, 5),
-        (20, 0),   # x 1.25 again
-        (25, 5),   # and back
-    ])  # fmt: skip
-    assert got == [20.0, 25.0, 20.0, 25.0, 20.0]
-    assert pacer.history == [(1.0, 20.0), (2.0, 25.0), (3.0, 20.0), (4.0, 25.0), (5.0, 20.0)]
+    window(pacer, clock, attempts=40, throttled=20)  # unpaced: 20 delivered -> 20/s
+    assert (pacer.rate, pacer.limit) == (20.0, 20.0)
+    base = 0.5 / 21  # the median of the baseline shares [0, 1/21]
+    # 20 sent, none throttled: near the limit (20 >= 0.8 x 20), x 1.05 -> 21.
+    # 21 sent, 1 throttled: share 1/21 = 0.048 <= 0 + 0.05, as usual (it joins the
+    # baseline: median of [0, 1/21] = 0.024): x 1.05 -> 22.05.
+    # 22 sent, 2 throttled: 0.091 > 0.024 + 0.05, and no paced second sent 15 % apart
+    # (20 and 21 are within 10 %) to tell whether delivery follows sending: ours. The
+    # granted rate is what was delivered over the baseline's complement, 20 / (1 -
+    # 0.024) = 20.49, and the rate the median of the estimates [20, 20.49] = 20.24;
+    # sent as 20: clean, x 1.05 -> 21.26; sent as 21: as usual -> 22.32; sent as 22:
+    # ours again (0.091 > median [0, 1/21, 0, 1/21] + 0.05), estimates [20, 20.49,
+    # 20.49]: 20.49
+    estimate = 20 / (1 - base)
+    assert against_bucket(pacer, clock, 20, 6) == [
+        21.0, 22.05, (20 + estimate) / 2, (20 + estimate) / 2 * 1.05,
+        (20 + estimate) / 2 * 1.05 * 1.05, estimate,
+    ]  # fmt: skip
+    # 6 of 126 attempts throttled (4.8 %) over the six seconds
+    assert pacer.history[:3] == [(1.0, 20.0), (2.0, 21.0), (3.0, 22.05)]
 
 
 def test_a_neighbour_taking_more_of_the_bucket_slows_it_and_success_speeds_it_up_again():
     clock = Clock()
     pacer = Pacer(clock, clock.sleep)
-    got = rates(pacer, clock, [
-        (40, 8),   # unpaced, 32 delivered -> 32/s
-        (32, 0),   # clean: baseline [0], x 1.25 -> 40
-        # a neighbour now spends half the bucket: 40 sent, 16 delivered, share 0.6;
-        # against 32 sent / 32 delivered: log(16/32) / log(40/32) = -3.1 < 0.5 -> 16
-        (40, 24),
-        (16, 0),   # not below 20 attempts: no window closes (1 s, 16 attempts)
-        (20, 0),   # now 36 attempts over 2 s: 18 sent, 18 delivered, clean: x 1.25 -> 20
-        (20, 0),   # the neighbour has gone: x 1.25 -> 25
-        (25, 0),   # -> 31.25
-    ])  # fmt: skip
-    assert got == [32.0, 40.0, 16.0, 16.0, 20.0, 25.0, 31.25]
+    window(pacer, clock, attempts=60, throttled=20)  # unpaced: 40 delivered -> 40/s
+    assert against_bucket(pacer, clock, 40, 1) == [42.0]  # 40 sent, clean: x 1.05
+    # A neighbour now spends half the bucket: 42 sent, 20 delivered (share 0.52), and
+    # against the first paced second (40 sent: 5 % apart) no comparison: ours, an
+    # estimate of 20 / (1 - 0) = 20; the median of [40, 20] is 30. 30 sent, 20
+    # delivered, against 42 sent / 20 delivered: elasticity log(20/20) / log(30/42) = 0:
+    # ours, [40, 20, 20]: 20. Then x 1.05 while clean or as usual (20, 21), and back.
+    assert against_bucket(pacer, clock, 20, 5) == [30.0, 20.0, 21.0, 22.05, 20.0]
+    # The neighbour has gone: 40 granted. x 1.05 while near the limit found (20):
+    # 21, 22.05, 23.15; 23 sent > 1.1 x 20 and not throttled: the grant rose, the limit
+    # and its estimates are forgotten, x 1.25 again: 28.94, 36.18, 45.22; 45 sent, 40
+    # delivered (share 0.11 > 0 + 0.05): against 36 sent / 36 delivered (1.25 apart),
+    # elasticity log(40/36) / log(45/36) = 0.47 < 0.5: ours -> 40 / (1 - 0) = 40
+    assert against_bucket(pacer, clock, 40, 8) == [
+        21.0, 22.05, 22.05 * 1.05, 22.05 * 1.05 * 1.25, 22.05 * 1.05 * 1.25**2,
+        22.05 * 1.05 * 1.25**3, 40.0, 42.0,
+    ]  # fmt: skip
+    assert pacer.limit == 40.0
 
 
 def test_throttles_that_come_whatever_the_rate_do_not_drag_it_down():
@@ -105,19 +128,19 @@ def test_throttles_that_come_whatever_the_rate_do_not_drag_it_down():
     got = rates(pacer, clock, [
         (40, 12),  # unpaced, 28 delivered -> 28/s
         # 28 sent, 20 delivered (share 0.29 > 0 + 0.05), no paced second to compare
-        # with: taken as ours -> 20 / (1 - 0) = 20
+        # with: taken as ours, an estimate of 20 / (1 - 0) = 20: median of [28, 20], 24
         (28, 8),
         # 20 sent, 14 delivered (share 0.3); against 28 sent / 20 delivered:
         # log(14/20) / log(20/28) = 1.06 >= 0.5, not ours: the baseline becomes [0.3]
-        # and the rate grows x 1.25 (at most to twice what was sent, 40) -> 25
+        # and the rate grows, near the limit (24) by 5 %: 25.2
         (20, 6),
-        # 40 sent with 12 throttled: share 0.3 <= 0.3 + 0.05, as usual: x 1.25 each
-        # second, at most twice the 40 sent
+        # 40 sent with 12 throttled: share 0.3 <= 0.3 + 0.05, as usual; 40 > 1.1 x 24:
+        # the limit is forgotten: x 1.25 each second, at most twice the 40 sent
         *[(40, 12)] * 7,
     ])  # fmt: skip
-    assert got == [28.0, 20.0, 25.0, 31.25, 39.0625, 48.828125, 61.03515625,
-                   76.2939453125, 80.0, 80.0]  # fmt: skip
-    assert pacer.baseline == 0.3
+    grown = [24.0 * 1.05 * 1.25**i for i in range(6)]  # 25.2, 31.5, ..., 61.5, 76.9
+    assert got == [28.0, 24.0, *grown, 80.0, 80.0]  # then 2 x 40
+    assert pacer.baseline == 0.3 and pacer.limit is None
 
 
 def test_every_worker_of_a_region_shares_one_pacer(monkeypatch, tmp_path):
