@@ -243,12 +243,14 @@ def test_a_batch_publishes_what_waited_too_long_at_the_next_group(tmp_path, monk
 
 
 def test_max_duration_commits_whole_executions_and_the_next_run_completes(tmp_path):
-    """Under sustained latency, a run capped at 2 s stops cleanly (exit 0) having
-    published whole executions, oldest first; the next run completes the history."""
+    """Under sustained faults (40 ms a call, 30 % throttled, 5 % answered 500), a run
+    capped at 6 s stops cleanly (exit 0) having published whole executions, oldest
+    first; the next run completes the history."""
     acct = Account(pipelines=3, days=10, seed=5, now=NOW)
     root, clean = tmp_path / "root", tmp_path / "clean"
-    with SimulatorServer(acct, Faults(latency_ms=40)) as srv:
-        capped = run(root, srv, acct, max_duration=2.0, workers=2)
+    faults = Faults(latency_ms=40, throttle_rate=0.3, error_rate=0.05)
+    with SimulatorServer(acct, faults) as srv:
+        capped = run(root, srv, acct, max_duration=6.0, workers=2)
     assert capped.exit_code == 0
     assert capped.pipelines_unfinished  # it did stop early
     con = queries.connect(root, cache=False)
