@@ -155,6 +155,17 @@ def measure(args) -> dict:
             "plan": planned}  # fmt: skip
 
 
+def minimum(scenario: str) -> int:
+    """The fewest calls that return the scenario's data (bench/collection.py's
+    api_minimum: full pages, one GetPipelineExecution per execution, one
+    GetPipelineState per pipeline; GetPipeline and STS not counted)."""
+    from collection import api_minimum
+
+    pipelines, days = (int(x) for x in scenario.split(",")[0].split(" × "))
+    acct = Account(pipelines=pipelines, days=days, seed=7, now=datetime.fromisoformat(NOW))
+    return sum(api_minimum(acct, acct.pipeline_names()).values())
+
+
 def report(paths: list[Path]) -> str:
     runs = [json.loads(line) for p in paths for line in p.read_text().splitlines() if line]
     by_scenario: dict[str, dict[str, dict]] = defaultdict(dict)
@@ -162,14 +173,17 @@ def report(paths: list[Path]) -> str:
         by_scenario[r["scenario"]][r["label"]] = r
     labels = list(dict.fromkeys(r["label"] for r in runs))
     lines = [
-        "| scenario | calls | bound | " + " | ".join(
+        "| scenario | calls | made/min | bound | " + " | ".join(
             f"{lb}: wall | {lb}: wall/bound | {lb}: attempts | {lb}: throttles" for lb in labels
         ) + " |",
-        "|---|---|---|" + "---|---|---|---|" * len(labels),
+        "|---|---|---|---|" + "---|---|---|---|" * len(labels),
     ]  # fmt: skip
     for name, got in by_scenario.items():
         first = next(iter(got.values()))
-        cells = [name, f"{first['calls']:,}", f"{first['bound']:.1f} s"]
+        made = {op: n for op, n in first["by_operation"].items()
+                if op not in ("GetPipeline", "GetCallerIdentity")}  # fmt: skip
+        cells = [name, f"{first['calls']:,}", f"{sum(made.values()) / minimum(name):.3f}",
+                 f"{first['bound']:.1f} s"]  # fmt: skip
         for lb in labels:
             r = got.get(lb)
             if r is None:

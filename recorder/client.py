@@ -21,7 +21,7 @@ from botocore.config import Config
 from botocore.retries import quota as botocore_quota
 from botocore.retries import standard as botocore_standard
 
-from recorder.pacing import Pacer
+from recorder.pacing import Pacers
 
 log = logging.getLogger("cprec.client")
 
@@ -135,13 +135,14 @@ class PacedBackoff(botocore_standard.ExponentialBackoff):
 
     FREE_RETRIES = 3
 
-    def __init__(self, pacer: Pacer, **kw) -> None:
+    def __init__(self, pacers: Pacers, **kw) -> None:
         super().__init__(**kw)
-        self._pacer = pacer
+        self._pacers = pacers
 
     def delay_amount(self, context) -> float:
+        operation = context.operation_model.name if context.operation_model else ""
         if (
-            self._pacer.rate is not None
+            self._pacers.of(operation).rate is not None
             and self._throttling_detector.is_throttling_error_from_context(context)
             and self._get_retry_after_delay(context) is None
         ):
@@ -153,8 +154,8 @@ class PacedBackoff(botocore_standard.ExponentialBackoff):
         return super().delay_amount(context)
 
 
-def tune_retries(client, pacer: Pacer | None = None) -> None:
-    """Make `client`'s retry quota grant every retry and, with `pacer`, retry throttles
+def tune_retries(client, pacers: Pacers | None = None) -> None:
+    """Make `client`'s retry quota grant every retry and, with `pacers`, retry throttles
     without backoff while it paces (PacedBackoff); raise if botocore's parts are not
     where they are expected.
 
@@ -204,8 +205,8 @@ def tune_retries(client, pacer: Pacer | None = None) -> None:
             f"{type(backoff).__name__}); recorder/client.py must be adapted"
         )
     checker._quota = UnlimitedRetryQuota()
-    if pacer is not None:
-        policy._retry_backoff = PacedBackoff(pacer, service_name=service,
+    if pacers is not None:
+        policy._retry_backoff = PacedBackoff(pacers, service_name=service,
                                              throttling_detector=detector)  # fmt: skip
 
 
@@ -228,10 +229,11 @@ def make_client(
     paced: bool = True,
 ):
     """A boto3 client with standard retries, no retry quota (see tune_retries) and its
-    own Pacer (recorder/pacing.py: one per client, so one per account and region, shared
-    by every worker), from `session` (or a new one for profile and region); counted into
-    `stats` when given. `credentials` (aws_access_key_id, ...) override the session's.
-    `paced=False`: botocore's adaptive mode instead (STS, called once)."""
+    own Pacers (recorder/pacing.py: one per client, so one per account and region, a
+    Pacer per operation, shared by every worker), from `session` (or a new one for
+    profile and region); counted into `stats` when given. `credentials`
+    (aws_access_key_id, ...) override the session's. `paced=False`: botocore's adaptive
+    mode instead."""
     config = Config(
         retries={"mode": "standard" if paced else "adaptive", "max_attempts": max_attempts},
         connect_timeout=CONNECT_TIMEOUT_S,
@@ -240,11 +242,11 @@ def make_client(
     session = session or boto3.Session(profile_name=profile, region_name=region)
     client = session.client(service, region_name=region, endpoint_url=endpoint_url, config=config,
                             **(credentials or {}))  # fmt: skip
-    pacer = Pacer() if paced else None
-    tune_retries(client, pacer)
-    if pacer is not None:
-        client.cprec_pacer = pacer
-        pacer.attach(client, THROTTLE_CODES)
+    pacers = Pacers() if paced else None
+    tune_retries(client, pacers)
+    if pacers is not None:
+        client.cprec_pacers = pacers
+        pacers.attach(client, THROTTLE_CODES)
     if stats is not None:
         stats.attach(client)
     return client

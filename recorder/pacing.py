@@ -6,14 +6,15 @@ so throttles that do not come from our rate (another tool of the account, a serv
 having a bad minute) spiral it down to 0.5 requests/s: 12 pipelines x 30 days took
 1,946 s with 30 % of calls throttled at random, 19 s without.
 
-A `Pacer` is a token bucket shared by every worker of one account and region. Its rate
+A `Pacer` is a token bucket shared by every worker of one account, region and operation
+(`Pacers`: AWS's buckets are per operation). Its rate
 follows what AWS delivers, not the throttles as such. Each window (a second and at
 least 20 attempts) gives the rate sent, the rate delivered (attempts not throttled)
 and the share throttled. AWS's limits are token buckets: past the granted rate, sending
 more delivers no more. Throttles that come whatever the rate (a service's bad minute)
 take the same share at any rate: sending more delivers more. So:
 - a window throttled no more than usual (the baseline: the median share of the recent
-  windows found not limited) grows the rate by a quarter;
+  windows whose throttles were found not ours) grows the rate by a quarter;
 - a window throttled more is compared with the latest paced window whose sent rate
   differs by 15 % or more: if delivery followed sending (elasticity 0.5 or more), the
   throttles are not ours: the share joins the baseline and the rate grows; otherwise
@@ -116,8 +117,13 @@ class Pacer:
                 else:  # the first throttles: from what this window delivered
                     self._set(now, self._limited(w))
                 return
-            if w.share <= self.baseline + ABOVE_BASELINE or self._elastic(w):  # not limited
-                self.baseline_shares.append(w.share)
+            usual = w.share <= self.baseline + ABOVE_BASELINE
+            if usual or self._elastic(w):  # not limited
+                # A share found not ours joins the baseline; one merely as usual only if
+                # it is below it: else the throttles a rate causes, each a little over
+                # the baseline, would ratchet it up until all of them were "usual".
+                if not usual or w.share <= self.baseline:
+                    self.baseline_shares.append(w.share)
                 if self.limit is not None and w.sent > self.limit * FORGET:
                     self.limit = None  # sent well past it and not limited: the grant rose
                     self.grants.clear()
@@ -158,22 +164,46 @@ class Pacer:
         self.rate = rate
         self.history.append((now - self._t0, rate))
 
+
+class Pacers:
+    """A Pacer per operation, for one client (one account and region), shared by every
+    worker. AWS's limits are token buckets per operation (or family), and the simulator's
+    are per operation: one pacer over all operations would pace ListActionExecutions by
+    what GetPipelineExecution's bucket delivers. An operation that is never throttled is
+    never paced. Where AWS shares one bucket between operations, each operation's pacer
+    learns the share its own attempts are delivered."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+        self.clock, self.sleep = clock, sleep
+        self.by_operation: dict[str, Pacer] = {}
+        self._lock = threading.Lock()
+
+    def of(self, operation: str) -> Pacer:
+        with self._lock:
+            pacer = self.by_operation.get(operation)
+            if pacer is None:
+                pacer = self.by_operation[operation] = Pacer(self.clock, self.sleep)
+            return pacer
+
     def attach(self, client, throttle_codes: frozenset[str]) -> None:
-        """Pace `client`'s requests and learn from its answers (botocore events)."""
+        """Pace `client`'s requests and learn from its answers (botocore events, named
+        `<event>.<service>.<operation>`)."""
         events = client.meta.events
         service = client.meta.service_model.service_id.hyphenize()
 
-        def on_send(**_kw) -> None:
-            self.acquire()
+        def on_send(event_name: str, **_kw) -> None:
+            self.of(event_name.rsplit(".", 1)[-1]).acquire()
 
-        def on_response(response=None, caught_exception=None, **_kw) -> None:
+        def on_response(event_name: str, response=None, caught_exception=None, **_kw) -> None:
             # Must return None: botocore takes the first non-None answer as a retry delay.
+            pacer = self.of(event_name.rsplit(".", 1)[-1])
             if response is None:
-                self.record(throttled=False)
+                pacer.record(throttled=False)
                 return
             http, parsed = response
             code = (parsed or {}).get("Error", {}).get("Code")
-            self.record(throttled=code in throttle_codes or http.status_code == 429)
+            pacer.record(throttled=code in throttle_codes or http.status_code == 429)
 
         events.register(f"before-send.{service}", on_send)
         events.register(f"needs-retry.{service}", on_response)

@@ -16,7 +16,7 @@ from botocore.retries import adaptive, quota, standard
 
 import recorder.client as client_mod
 from recorder.client import MAX_ATTEMPTS, CallStats, UnlimitedRetryQuota, make_client
-from recorder.pacing import Pacer
+from recorder.pacing import Pacers
 from recorder.simulator import Account, Faults, SimulatorServer
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -107,11 +107,11 @@ def test_the_quota_is_replaced_and_the_pacer_attached():
     emitter = client.meta.events._emitter
     handler = emitter._unique_id_handlers["retry-config-codepipeline"]["handler"].__self__
     assert type(handler._retry_quota._quota) is UnlimitedRetryQuota
-    assert handler._retry_policy._retry_backoff._pacer is client.cprec_pacer
+    assert handler._retry_policy._retry_backoff._pacers is client.cprec_pacers
     owners = [getattr(h, "__self__", None)
               for h in emitter._handlers.prefix_search("needs-retry.codepipeline.X")]  # fmt: skip
     assert not any(isinstance(o, adaptive.ClientRateLimiter) for o in owners)
-    assert isinstance(client.cprec_pacer, Pacer)
+    assert isinstance(client.cprec_pacers, Pacers)
     # Each client has its own retry handler: a second client's is a different object.
     other = make_client("codepipeline", region="us-east-1", endpoint_url="http://127.0.0.1:9")
     other_emitter = other.meta.events._emitter

@@ -11,7 +11,8 @@ from conftest import SIM_NOW as NOW
 from conftest import run
 
 from recorder import client as client_mod
-from recorder.pacing import Pacer
+from recorder import pacing as pacing_mod
+from recorder.pacing import Pacer, Pacers
 from recorder.simulator import Account, SimulatorServer
 
 
@@ -78,22 +79,14 @@ def test_against_a_token_bucket_it_creeps_past_the_granted_rate_and_comes_back()
     pacer = Pacer(clock, clock.sleep)
     window(pacer, clock, attempts=40, throttled=20)  # unpaced: 20 delivered -> 20/s
     assert (pacer.rate, pacer.limit) == (20.0, 20.0)
-    base = 0.5 / 21  # the median of the baseline shares [0, 1/21]
     # 20 sent, none throttled: near the limit (20 >= 0.8 x 20), x 1.05 -> 21.
-    # 21 sent, 1 throttled: share 1/21 = 0.048 <= 0 + 0.05, as usual (it joins the
-    # baseline: median of [0, 1/21] = 0.024): x 1.05 -> 22.05.
-    # 22 sent, 2 throttled: 0.091 > 0.024 + 0.05, and no paced second sent 15 % apart
+    # 21 sent, 1 throttled: share 1/21 = 0.048 <= 0 + 0.05, as usual (above the
+    # baseline, so it does not join it): x 1.05 -> 22.05.
+    # 22 sent, 2 throttled: 0.091 > 0 + 0.05, and no paced second sent 15 % apart
     # (20 and 21 are within 10 %) to tell whether delivery follows sending: ours. The
-    # granted rate is what was delivered over the baseline's complement, 20 / (1 -
-    # 0.024) = 20.49, and the rate the median of the estimates [20, 20.49] = 20.24;
-    # sent as 20: clean, x 1.05 -> 21.26; sent as 21: as usual -> 22.32; sent as 22:
-    # ours again (0.091 > median [0, 1/21, 0, 1/21] + 0.05), estimates [20, 20.49,
-    # 20.49]: 20.49
-    estimate = 20 / (1 - base)
-    assert against_bucket(pacer, clock, 20, 6) == [
-        21.0, 22.05, (20 + estimate) / 2, (20 + estimate) / 2 * 1.05,
-        (20 + estimate) / 2 * 1.05 * 1.05, estimate,
-    ]  # fmt: skip
+    # granted rate is what was delivered over the baseline's complement, 20 / (1 - 0),
+    # and the rate the median of the estimates [20, 20]: 20. And around again.
+    assert against_bucket(pacer, clock, 20, 6) == [21.0, 22.05, 20.0, 21.0, 22.05, 20.0]
     # 6 of 126 attempts throttled (4.8 %) over the six seconds
     assert pacer.history[:3] == [(1.0, 20.0), (2.0, 21.0), (3.0, 22.05)]
 
@@ -143,27 +136,35 @@ def test_throttles_that_come_whatever_the_rate_do_not_drag_it_down():
     assert pacer.baseline == 0.3 and pacer.limit is None
 
 
-def test_every_worker_of_a_region_shares_one_pacer(monkeypatch, tmp_path):
+def test_every_worker_of_a_region_shares_one_pacer_per_operation(monkeypatch, tmp_path):
     made, users = [], {}
 
     class Counted(Pacer):
-        def __init__(self, *a, **kw) -> None:
-            super().__init__(*a, **kw)
-            made.append(self)
-
         def acquire(self) -> None:
             users.setdefault(id(self), set()).add(threading.current_thread().name)
             super().acquire()
 
-    monkeypatch.setattr(client_mod, "Pacer", Counted)
+    class Kept(Pacers):
+        def __init__(self, *a, **kw) -> None:
+            super().__init__(*a, **kw)
+            made.append(self)
+
+    monkeypatch.setattr(pacing_mod, "Pacer", Counted)
+    monkeypatch.setattr(client_mod, "Pacers", Kept)
     acct = Account(pipelines=6, days=2, seed=7, now=NOW)
     with SimulatorServer(acct) as srv:
         assert run(tmp_path, srv, acct, workers=4).exit_code == 0
-    # one for STS (GetCallerIdentity), one for CodePipeline in the region
-    assert len(made) == 2
-    workers = [names for names in users.values() if any(n.startswith("cprec") for n in names)]
-    (shared,) = workers  # one pacer served every worker thread
-    assert len([n for n in shared if n.startswith("cprec")]) == 4
+    # one set for STS (GetCallerIdentity), one for CodePipeline in the region
+    sts, codepipeline = made
+    assert sorted(sts.by_operation) == ["GetCallerIdentity"]
+    assert sorted(codepipeline.by_operation) == [
+        "GetPipeline", "GetPipelineExecution", "GetPipelineState", "ListActionExecutions",
+        "ListPipelineExecutions", "ListPipelines", "ListRuleExecutions",
+    ]  # fmt: skip
+    # each operation's one pacer served every worker thread that called it
+    for op in ("GetPipelineState", "GetPipelineExecution"):
+        threads = users[id(codepipeline.by_operation[op])]
+        assert len([n for n in threads if n.startswith("cprec")]) == 4, op
 
 
 def test_a_throttle_is_retried_at_once_a_few_times_only_while_the_pacer_paces():
@@ -177,16 +178,22 @@ def test_a_throttle_is_retried_at_once_a_few_times_only_while_the_pacer_paces():
     s."""
     from botocore.awsrequest import AWSResponse
     from botocore.retries import standard
+    from botocore.session import get_session
 
-    pacer = Pacer()
+    pacers = Pacers()
     backoff = client_mod.PacedBackoff(
-        pacer, service_name="codepipeline", random=lambda: 0.5,
+        pacers, service_name="codepipeline", random=lambda: 0.5,
         throttling_detector=standard.ThrottlingErrorDetector(standard.RetryEventAdapter()),
     )  # fmt: skip
+
+    operation = (
+        get_session().get_service_model("codepipeline").operation_model("GetPipelineExecution")
+    )
 
     def context(status: int, code: str, headers: dict | None = None, attempt: int = 3):
         return standard.RetryContext(
             attempt_number=attempt,
+            operation_model=operation,
             parsed_response={"Error": {"Code": code}},
             http_response=AWSResponse("http://x", status, headers or {}, None),
         )
@@ -197,6 +204,8 @@ def test_a_throttle_is_retried_at_once_a_few_times_only_while_the_pacer_paces():
     error = context(500, "InternalFailure")
     cases = (throttle, fifth, named, error)
     assert [backoff.delay_amount(c) for c in cases] == [2.0, 8.0, 2.0, 0.1]
-    pacer.rate = 5.0
+    pacers.of("ListActionExecutions").rate = 5.0  # another operation's pacer: no change
+    assert [backoff.delay_amount(c) for c in cases] == [2.0, 8.0, 2.0, 0.1]
+    pacers.of("GetPipelineExecution").rate = 5.0
     assert [backoff.delay_amount(c) for c in cases] == [0.0, 1.0, 2.0, 0.1]
     assert fifth.attempt_number == 5  # the context botocore keeps is left as it was
