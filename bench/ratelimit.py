@@ -47,20 +47,24 @@ NOW = "2026-11-01T00:00:00+00:00"
 BUCKET_S = 10
 RANDOM = {"throttle_rate": 0.3, "error_rate": 0.05, "drop_rate": 0.05}
 # The collector in a child process (its own GIL). Pacers are found by wrapping the class
-# where the tree has one (recorder/pacing.py; the trees before it used adaptive mode).
+# where the tree has one (recorder/pacing.py; the trees before it used adaptive mode);
+# the busiest one's rate over time is kept (GetPipelineExecution's).
 CHILD = """
 import json, sys
 from datetime import datetime
 import recorder.client
 from recorder.collect import collect
 pacers = []
-Pacer = getattr(recorder.client, "Pacer", None)
-if Pacer is not None:
-    class Kept(Pacer):
+try:
+    import recorder.pacing as pacing
+except ImportError:
+    pacing = None
+if pacing is not None:
+    class Kept(pacing.Pacer):
         def __init__(self, *a, **kw):
             super().__init__(*a, **kw)
             pacers.append(self)
-    recorder.client.Pacer = Kept
+    pacing.Pacer = Kept
 r = collect(sys.argv[1], endpoint_url=sys.argv[2], regions=["us-east-1"],
             now=datetime.fromisoformat(sys.argv[3]))
 print(json.dumps({"exit_code": r.exit_code, "calls": dict(r.api_calls),
