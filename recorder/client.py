@@ -118,20 +118,23 @@ class UnlimitedRetryQuota(botocore_quota.RetryQuota):
 
 
 class PacedBackoff(botocore_standard.ExponentialBackoff):
-    """botocore's backoff, but the first retries of a throttle are at once while a pacer
-    paces.
+    """botocore's backoff, but the first retries of a throttle are at once once the
+    client's pacers pace.
 
     botocore sleeps rand(0, 1) x 2^i s before the i-th retry of a throttle (50 ms x 2^i
     for a 5xx or a broken connection). That protects the service when nothing else
-    does; with a Pacer pacing (after the first throttle) a retry waits for one of its
-    tokens like any attempt, so the rate the account sees stays the pacer's and the
-    sleep only stalls the worker: under 30 % of attempts throttled at random it was most
-    of a run's time (bench/faults.py: 172 s, against 8.7 s clean). The first
-    FREE_RETRIES retries of a call are at once; later ones sleep as botocore's first
-    ones would (rand x 2^(i - FREE_RETRIES)), so a call that meets throttle after
-    throttle (the pacer still far above the granted rate, on its first windows) spends
-    its attempts over minutes, not milliseconds. Before the pacer paces, for every other
-    error, and when the answer says when to retry (x-amz-retry-after): botocore's."""
+    does; with the pacers pacing (after the first throttled window of an operation) a
+    retry waits for a token of its operation's pacer like any attempt, so the rate the
+    account sees stays the pacer's, and the sleep only stalls the worker. (An operation
+    too rarely called to fill a pacer's window is not paced itself: its calls retry at
+    once at most FREE_RETRIES times each.) Under 30 % of attempts throttled at random,
+    the sleep was most of a run's time (bench/faults.py: 172 s, against 8.7 s clean).
+    The first FREE_RETRIES retries of a call are at once; later ones sleep as
+    botocore's first ones would (rand x 2^(i - FREE_RETRIES)), so a call that meets
+    throttle after throttle (a pacer still far above the granted rate, on its first
+    windows) spends its attempts over minutes, not milliseconds. Before any pacer
+    paces, for every other error, and when the answer says when to retry
+    (x-amz-retry-after): botocore's."""
 
     FREE_RETRIES = 3
 
@@ -140,9 +143,8 @@ class PacedBackoff(botocore_standard.ExponentialBackoff):
         self._pacers = pacers
 
     def delay_amount(self, context) -> float:
-        operation = context.operation_model.name if context.operation_model else ""
         if (
-            self._pacers.of(operation).rate is not None
+            self._pacers.pacing()
             and self._throttling_detector.is_throttling_error_from_context(context)
             and self._get_retry_after_delay(context) is None
         ):

@@ -179,6 +179,11 @@ class Pacers:
         self.by_operation: dict[str, Pacer] = {}
         self._lock = threading.Lock()
 
+    def pacing(self) -> bool:
+        """Whether any operation is paced (the account has been throttled)."""
+        with self._lock:
+            return any(p.rate is not None for p in self.by_operation.values())
+
     def of(self, operation: str) -> Pacer:
         with self._lock:
             pacer = self.by_operation.get(operation)

@@ -204,8 +204,8 @@ def test_a_throttle_is_retried_at_once_a_few_times_only_while_the_pacer_paces():
     error = context(500, "InternalFailure")
     cases = (throttle, fifth, named, error)
     assert [backoff.delay_amount(c) for c in cases] == [2.0, 8.0, 2.0, 0.1]
-    pacers.of("ListActionExecutions").rate = 5.0  # another operation's pacer: no change
+    pacers.of("GetPipelineExecution")  # not pacing yet
     assert [backoff.delay_amount(c) for c in cases] == [2.0, 8.0, 2.0, 0.1]
-    pacers.of("GetPipelineExecution").rate = 5.0
+    pacers.of("ListActionExecutions").rate = 5.0  # any operation paced: the client is
     assert [backoff.delay_amount(c) for c in cases] == [0.0, 1.0, 2.0, 0.1]
     assert fifth.attempt_number == 5  # the context botocore keeps is left as it was
