@@ -145,10 +145,12 @@ class Pacer:
         return self.limit
 
     def _elastic(self, w: Window) -> bool:
-        """Whether delivery followed sending since the latest window sent far enough
-        from this one's rate: log(delivered ratio) / log(sent ratio) >= ELASTIC."""
+        """Whether delivery followed sending since the latest throttled window sent far
+        enough from this one's rate: log(delivered ratio) / log(sent ratio) >= ELASTIC."""
         for ref in reversed(self.paced):
-            if abs(math.log(w.sent / ref.sent)) >= math.log(APART):
+            # Only a throttled window tells what sending more or less delivers: a clean
+            # one delivered what it sent, and past a bucket's refill a little more.
+            if ref.share > 0 and abs(math.log(w.sent / ref.sent)) >= math.log(APART):
                 if ref.delivered <= 0 or w.delivered <= 0:
                     return False
                 return (

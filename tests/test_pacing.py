@@ -104,13 +104,13 @@ def test_a_neighbour_taking_more_of_the_bucket_slows_it_and_success_speeds_it_up
     assert against_bucket(pacer, clock, 20, 5) == [30.0, 20.0, 21.0, 22.05, 20.0]
     # The neighbour has gone: 40 granted. x 1.05 while near the limit found (20):
     # 21, 22.05, 23.15; 23 sent > 1.1 x 20 and not throttled: the grant rose, the limit
-    # and its estimates are forgotten, x 1.25 again: 28.94, 36.18, 45.22; 45 sent, 40
-    # delivered (share 0.11 > 0 + 0.05): against 36 sent / 36 delivered (1.25 apart),
-    # elasticity log(40/36) / log(45/36) = 0.47 < 0.5: ours -> 40 / (1 - 0) = 40
-    assert against_bucket(pacer, clock, 40, 8) == [
-        21.0, 22.05, 22.05 * 1.05, 22.05 * 1.05 * 1.25, 22.05 * 1.05 * 1.25**2,
-        22.05 * 1.05 * 1.25**3, 40.0, 42.0,
-    ]  # fmt: skip
+    # and its estimates are forgotten, x 1.25 again: 28.94, 36.18, 45.22. 45 sent, 40
+    # delivered (share 0.11 > 0 + 0.05): the latest throttled second sent 15 % apart is
+    # from the neighbour's time (22 sent, 20 delivered): log(40/20) / log(45/22) = 0.97,
+    # taken as not ours (the grant moved in between): x 1.25 -> 56.52. 56 sent, 40
+    # delivered, against 45 / 40: elasticity 0, ours -> 40 / (1 - 0) = 40
+    grown = [22.05 * 1.05 * 1.25**i for i in range(5)]
+    assert against_bucket(pacer, clock, 40, 10) == [21.0, 22.05, *grown, 40.0, 42.0, 44.1]
     assert pacer.limit == 40.0
 
 
