@@ -163,36 +163,21 @@ def collect_command(
         if not listed:  # else an emptied file would record the caller's own account instead
             raise UserError(f"--role-arn-file {role_arn_file} names no role")
         role_arns = (*role_arns, *listed)
+    selection = {
+        "regions": list(regions) or None,
+        "profile": profile,
+        "endpoint_url": endpoint_url,
+        "include": include,
+        "exclude": exclude,
+        "since": parse_bound(since) if since else None,
+        "workers": workers,
+        "quiet": quiet,
+        "role_arns": role_arns,
+        "external_id": external_id,
+    }
     if plan_only:
-        estimate = plan(
-            data,
-            regions=list(regions) or None,
-            profile=profile,
-            endpoint_url=endpoint_url,
-            include=include,
-            exclude=exclude,
-            since=parse_bound(since) if since else None,
-            workers=workers,
-            role_arns=role_arns,
-            external_id=external_id,
-            quiet=quiet,
-        )
-        click.echo(estimate.text(plan_rates or (5.0, 20.0)))
+        click.echo(plan(data, **selection).text(plan_rates or (5.0, 20.0)))
         return
-    result = collect(
-        data,
-        regions=list(regions) or None,
-        profile=profile,
-        endpoint_url=endpoint_url,
-        include=include,
-        exclude=exclude,
-        since=parse_bound(since) if since else None,
-        workers=workers,
-        quiet=quiet,
-        log_format=log_format,
-        role_arns=role_arns,
-        external_id=external_id,
-        build_cache=build_cache,
-        max_duration=max_duration,
-    )
+    result = collect(data, **selection, log_format=log_format, build_cache=build_cache,
+                     max_duration=max_duration)  # fmt: skip
     sys.exit(result.exit_code)
