@@ -27,17 +27,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
+
 from recorder import fetch
 from recorder.accounts import parse_roles
 from recorder.client import make_client
 from recorder.collect import (
+    VANISHED,
     _accounts,
     _check_endpoint,
+    _describe,
     _regions,
     select,
     work_order,
 )
-from recorder.errors import UserError
+from recorder.errors import EXIT_PARTIAL, CprecError, UserError
 from recorder.flatten import ts
 from recorder.known import RETENTION, Cursor, Known, load_known
 from recorder.layout import as_root
@@ -46,6 +51,12 @@ from recorder.progress import duration
 from recorder.timeparse import utcnow
 
 PAGE = fetch.PAGE_SIZE
+
+
+class PlanError(CprecError):
+    """AWS refused or did not answer a listing (after botocore's retries): no estimate."""
+
+    exit_code = EXIT_PARTIAL
 
 
 @dataclass
@@ -126,19 +137,14 @@ def plan(
             if account.error:
                 raise UserError(account.error)
             for region in regions:
-                out.regions.append(
-                    _plan_region(
-                        data_root,
-                        account,
-                        region,
-                        endpoint_url,
-                        include,
-                        exclude,
-                        since,
-                        clock,
-                        workers,
-                    )  # fmt: skip
-                )
+                where = (data_root, account, region, endpoint_url)
+                try:
+                    out.regions.append(_plan_region(*where, include, exclude, since, clock,
+                                                    workers))  # fmt: skip
+                except (ClientError, BotoCoreError, ResponseParserError) as e:
+                    raise PlanError(
+                        f"cannot plan {account.account_id} {region}: {_describe(e)}"
+                    ) from None
         return out
 
 
@@ -168,6 +174,15 @@ def _plan_region(root, account, region, endpoint_url, include, exclude, since, c
 
 
 def _plan_pipeline(client, summary: dict, known: Known, since: datetime):
+    try:
+        return _plan_listing(client, summary, known, since)
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") in VANISHED:  # deleted since listed
+            return Counter(), 0
+        raise
+
+
+def _plan_listing(client, summary: dict, known: Known, since: datetime):
     name = summary["name"]
     cursor = Cursor(known, since)
     starts, changed, older = [], 0, 0

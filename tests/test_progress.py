@@ -174,3 +174,26 @@ def test_cprec_collect_plan_prints_and_writes_nothing(tmp_path):
     assert lines[0] == "123456789012 us-east-1: 2 pipelines, back to 2026-10-01"
     pattern = r"time: ~\d+ (s|min \d\d s) at 2 requests/s per operation \(AWS documents no "
     assert re.fullmatch(pattern + r"CodePipeline rate\); 8 workers", lines[-1])
+
+
+def test_the_plan_skips_a_pipeline_deleted_while_it_lists_and_a_refusal_is_one_line(tmp_path):
+    acct = Account(pipelines=3, days=3, seed=7, now=NOW)
+    gone = acct.pipeline_names()[0]
+    with SimulatorServer(acct, faults=Faults(vanish=(gone,))) as srv:
+        estimate = plan(tmp_path, endpoint_url=srv.endpoint_url, regions=["us-east-1"],
+                        now=acct.now)  # fmt: skip
+    (region,) = estimate.regions
+    # the two left: one GetPipelineState each, as a run would make
+    assert region.pipelines == 3 and region.calls["GetPipelineState"] == 2
+    env = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
+    with SimulatorServer(acct, faults=Faults(access_denied=True)) as srv:
+        result = CliRunner().invoke(main, ["collect", "--plan", "--data", str(tmp_path),
+                                           "--endpoint-url", srv.endpoint_url,
+                                           "--region", "us-east-1"], env=env)  # fmt: skip
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "Error: cannot plan 123456789012 us-east-1: AccessDeniedException: User: "
+        "arn:aws:iam::123456789012:user/simulator is not authorized to perform: "
+        "codepipeline:ListPipelines because no identity-based policy allows the "
+        "codepipeline:ListPipelines action"
+    ]
