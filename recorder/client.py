@@ -156,10 +156,38 @@ class PacedBackoff(botocore_standard.ExponentialBackoff):
         return super().delay_amount(context)
 
 
+class PacedRetryConditions(botocore_standard.StandardRetryConditions):
+    """botocore's retry conditions, but while the client's pacers pace a throttle is
+    retried up to THROTTLE_ATTEMPTS attempts, not max_attempts.
+
+    Eleven attempts are few when every attempt waits for the pacer and a throttle's
+    first retries go at once: against a bucket with 30 % throttled at random on top, a
+    call now and then met 11 throttles in a row and its pipeline failed for the run
+    (bench/ratelimit.py, 12 x 30 at 5 req/s). The pacer bounds the rate whatever the
+    attempts, and PacedBackoff spaces the later ones (30 attempts: ~4 minutes of
+    waiting on average before a call gives up). Errors other than throttles keep
+    botocore's max_attempts (an endpoint that does not answer is told in 11)."""
+
+    THROTTLE_ATTEMPTS = 30
+
+    def __init__(self, pacers: Pacers, detector, max_attempts: int) -> None:
+        super().__init__(max_attempts=max_attempts)
+        self._pacers, self._detector = pacers, detector
+
+    def is_retryable(self, context) -> bool:
+        if (
+            context.attempt_number < self.THROTTLE_ATTEMPTS
+            and self._pacers.pacing()
+            and self._detector.is_throttling_error_from_context(context)
+        ):
+            return True
+        return super().is_retryable(context)
+
+
 def tune_retries(client, pacers: Pacers | None = None) -> None:
     """Make `client`'s retry quota grant every retry and, with `pacers`, retry throttles
-    without backoff while it paces (PacedBackoff); raise if botocore's parts are not
-    where they are expected.
+    at once a few times (PacedBackoff) and more times (PacedRetryConditions) while they
+    pace; raise if botocore's parts are not where they are expected.
 
     The quota: in 'standard' and 'adaptive' modes botocore gives each client one token
     bucket, `botocore.retries.quota.RetryQuota` (500 units), held by a
@@ -171,11 +199,12 @@ def tune_retries(client, pacers: Pacers | None = None) -> None:
     all, whatever its attempt count: under sustained throttling a run's later calls
     fail at their first error. Config has no switch for it or for the backoff
     (`retries` takes only `mode`, `max_attempts`, `total_max_attempts`), hence this by
-    hand: botocore's own handler is kept (retry conditions, max attempts, backoff
-    formula; the adaptive rate limiter is a separate handler) and only its quota and
-    backoff objects are swapped. Relies on botocore internals (the emitter's
+    hand: botocore's own handler is kept (the adaptive rate limiter is a separate
+    handler) and only its quota, backoff and retry conditions are swapped, each for a
+    subclass of botocore's own that defers to it but where said above. Relies on botocore internals (the emitter's
     `_unique_id_handlers`, `RetryHandler._retry_quota` and `._retry_policy`,
-    `RetryQuotaChecker._quota`, `RetryPolicy._retry_backoff`); if they change, client
+    `RetryQuotaChecker._quota`, `RetryPolicy._retry_backoff` and `._retry_checker`,
+    `StandardRetryConditions._max_attempts_checker`); if they change, client
     creation fails here rather than silently keeping botocore's.
     """
     service = client.meta.service_model.service_id.hyphenize()
@@ -188,6 +217,8 @@ def tune_retries(client, pacers: Pacers | None = None) -> None:
         policy = handler._retry_policy
         backoff = policy._retry_backoff
         detector = backoff._throttling_detector
+        checker_of_attempts = policy._retry_checker._max_attempts_checker
+        max_attempts = checker_of_attempts._max_attempts
     except (AttributeError, KeyError, TypeError) as e:
         raise RuntimeError(
             f"botocore {botocore.__version__}: cannot find the retry quota of the {service} "
@@ -200,6 +231,8 @@ def tune_retries(client, pacers: Pacers | None = None) -> None:
         and isinstance(policy, botocore_standard.RetryPolicy)
         and type(backoff) is botocore_standard.ExponentialBackoff
         and isinstance(detector, botocore_standard.ThrottlingErrorDetector)
+        and type(policy._retry_checker) is botocore_standard.StandardRetryConditions
+        and isinstance(max_attempts, int)
     ):
         raise RuntimeError(
             f"botocore {botocore.__version__}: unexpected retry handler of the {service} client "
@@ -210,6 +243,7 @@ def tune_retries(client, pacers: Pacers | None = None) -> None:
     if pacers is not None:
         policy._retry_backoff = PacedBackoff(pacers, service_name=service,
                                              throttling_detector=detector)  # fmt: skip
+        policy._retry_checker = PacedRetryConditions(pacers, detector, max_attempts)
 
 
 def default_region(profile: str | None) -> str | None:

@@ -91,8 +91,9 @@ def aws_env(monkeypatch, tmp_path):
 @pytest.fixture
 def fast_backoff(monkeypatch):
     """Retry at once. Under test is what gets recorded and counted, not how long botocore
-    waits: its backoff delay, the pacer (recorder/pacing.py, tested in test_pacing.py)
-    and the adaptive mode's client-side rate limiter are switched off; retry decisions
+    waits: its backoff delay, the pacer (recorder/pacing.py, tested in test_pacing.py:
+    here it never paces, so botocore's attempt limit holds) and the adaptive mode's
+    client-side rate limiter are switched off; retry decisions
     and attempt limits stay botocore's own, and the retry quota is the one make_client
     leaves (lifted)."""
     from botocore.retries import adaptive, standard
@@ -102,6 +103,7 @@ def fast_backoff(monkeypatch):
     monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, ctx: 0.0)
     monkeypatch.setattr(adaptive.ClientRateLimiter, "on_sending_request", lambda *a, **kw: None)
     monkeypatch.setattr(Pacer, "acquire", lambda self: None)
+    monkeypatch.setattr(Pacer, "record", lambda self, throttled: None)  # never paces
 
 
 def run(root: Path, srv, acct: Account, **kw):

@@ -108,6 +108,7 @@ def test_the_quota_is_replaced_and_the_pacer_attached():
     handler = emitter._unique_id_handlers["retry-config-codepipeline"]["handler"].__self__
     assert type(handler._retry_quota._quota) is UnlimitedRetryQuota
     assert handler._retry_policy._retry_backoff._pacers is client.cprec_pacers
+    assert handler._retry_policy._retry_checker._pacers is client.cprec_pacers
     owners = [getattr(h, "__self__", None)
               for h in emitter._handlers.prefix_search("needs-retry.codepipeline.X")]  # fmt: skip
     assert not any(isinstance(o, adaptive.ClientRateLimiter) for o in owners)

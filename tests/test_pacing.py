@@ -209,3 +209,29 @@ def test_a_throttle_is_retried_at_once_a_few_times_only_while_the_pacer_paces():
     pacers.of("ListActionExecutions").rate = 5.0  # any operation paced: the client is
     assert [backoff.delay_amount(c) for c in cases] == [0.0, 1.0, 2.0, 0.1]
     assert fifth.attempt_number == 5  # the context botocore keeps is left as it was
+
+
+def test_a_throttle_is_retried_up_to_30_attempts_only_while_the_pacer_paces():
+    """botocore retries while attempt_number < max_attempts (11: `max_attempts` 10
+    retries); while the pacers pace, a throttle is retried while attempt_number < 30."""
+    from botocore.awsrequest import AWSResponse
+    from botocore.retries import standard
+
+    pacers = Pacers()
+    detector = standard.ThrottlingErrorDetector(standard.RetryEventAdapter())
+    conditions = client_mod.PacedRetryConditions(pacers, detector, max_attempts=11)
+
+    def retried(status: int, code: str, attempt: int) -> bool:
+        return conditions.is_retryable(standard.RetryContext(
+            attempt_number=attempt, parsed_response={"Error": {"Code": code}},
+            http_response=AWSResponse("http://x", status, {}, None), request_context={},
+        ))  # fmt: skip
+
+    attempts = (10, 11, 29, 30)
+    throttle = [retried(400, "ThrottlingException", n) for n in attempts]
+    error = [retried(500, "InternalFailure", n) for n in attempts]
+    assert (throttle, error) == ([True, False, False, False], [True, False, False, False])
+    pacers.of("GetPipelineExecution").rate = 5.0
+    throttle = [retried(400, "ThrottlingException", n) for n in attempts]
+    error = [retried(500, "InternalFailure", n) for n in attempts]
+    assert (throttle, error) == ([True, True, True, False], [True, False, False, False])
