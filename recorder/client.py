@@ -201,7 +201,8 @@ def tune_retries(client, pacers: Pacers | None = None) -> None:
     (`retries` takes only `mode`, `max_attempts`, `total_max_attempts`), hence this by
     hand: botocore's own handler is kept (the adaptive rate limiter is a separate
     handler) and only its quota, backoff and retry conditions are swapped, each for a
-    subclass of botocore's own that defers to it but where said above. Relies on botocore internals (the emitter's
+    subclass of botocore's own that defers to it but where said above. Relies on
+    botocore internals (the emitter's
     `_unique_id_handlers`, `RetryHandler._retry_quota` and `._retry_policy`,
     `RetryQuotaChecker._quota`, `RetryPolicy._retry_backoff` and `._retry_checker`,
     `StandardRetryConditions._max_attempts_checker`); if they change, client

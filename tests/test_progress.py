@@ -197,3 +197,11 @@ def test_the_plan_skips_a_pipeline_deleted_while_it_lists_and_a_refusal_is_one_l
         "codepipeline:ListPipelines because no identity-based policy allows the "
         "codepipeline:ListPipelines action"
     ]
+
+
+def test_a_plan_rate_without_plan_is_refused_before_anything_runs(tmp_path):
+    result = CliRunner().invoke(main, ["collect", "--plan-rate", "5", "--data", str(tmp_path),
+                                       "--region", "us-east-1"])  # fmt: skip
+    assert result.exit_code == 2
+    assert result.output == "Error: --plan-rate is for --plan: add --plan, or drop --plan-rate\n"
+    assert list(tmp_path.iterdir()) == []

@@ -178,6 +178,8 @@ def collect_command(
     if plan_only:
         click.echo(plan(data, **selection).text(plan_rates or (5.0, 20.0)))
         return
+    if plan_rates:  # else a forgotten --plan would start the backfill it meant to plan
+        raise UserError("--plan-rate is for --plan: add --plan, or drop --plan-rate")
     result = collect(data, **selection, log_format=log_format, build_cache=build_cache,
                      max_duration=max_duration)  # fmt: skip
     sys.exit(result.exit_code)
