@@ -100,6 +100,10 @@ class SimulatorServer:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # Closing does not wait for the handler threads: one serving an idle keep-alive
+    # connection waits for the client's next request, and `cprec simulate` on Ctrl-C
+    # (or a test's stop) took seconds, or forever, to exit (socketserver joins them).
+    block_on_close = False
     allow_reuse_address = True
     sim: SimulatorServer
 
