@@ -568,7 +568,9 @@ def test_simulate_serves_until_interrupted():
         cp = make_client(url)
         assert len(cp.list_pipelines()["pipelines"]) == 3
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
+        # 60 s, not 10: on the CI machine this exit has twice taken over 10 s (locally up to
+        # 6.8 s, one run in eight), a delay not found yet and left open in the closing note
+        out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0 and out == ""
         assert err.splitlines() == [
             "Record it from another shell (the simulator accepts any credentials):",
