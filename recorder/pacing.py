@@ -74,8 +74,7 @@ class Pacer:
         self.attempts = self.throttled = 0
         self.paced: deque[Window] = deque(maxlen=RECENT)  # windows sent while pacing
         self.baseline_shares: deque[float] = deque(maxlen=RECENT)
-        self.limit: float | None = None  # the granted rate last found (None: none known)
-        self.grants: deque[float] = deque(maxlen=LIMITS)  # its last estimates
+        self.grants: deque[float] = deque(maxlen=LIMITS)  # the granted rate's last estimates
         self.history: list[tuple[float, float]] = []  # (seconds, rate) at each change
         self._t0 = self.last
 
@@ -93,6 +92,11 @@ class Pacer:
                     return
                 wait = (1.0 - self.tokens) / self.rate
             self.sleep(wait)
+
+    @property
+    def limit(self) -> float | None:
+        """The granted rate last found: the median of its estimates (None: none known)."""
+        return statistics.median(self.grants) if self.grants else None
 
     @property
     def baseline(self) -> float:
@@ -125,8 +129,7 @@ class Pacer:
                 if not usual or w.share <= self.baseline:
                     self.baseline_shares.append(w.share)
                 if self.limit is not None and w.sent > self.limit * FORGET:
-                    self.limit = None  # sent well past it and not limited: the grant rose
-                    self.grants.clear()
+                    self.grants.clear()  # sent well past it and not limited: the grant rose
                 near = self.limit is not None and self.rate >= NEAR * self.limit
                 grow = GROW_NEAR if near else GROW
                 rate = min(CEILING, self.rate * grow, max(self.rate, 2 * w.sent))
@@ -141,7 +144,6 @@ class Pacer:
         window's is noisy: at 5/s a window is 20 attempts, and with 30 % throttled at
         random its deliveries vary by +-15 %)."""
         self.grants.append(max(FLOOR, w.delivered / (1.0 - min(self.baseline, 0.9))))
-        self.limit = statistics.median(self.grants)
         return self.limit
 
     def _elastic(self, w: Window) -> bool:
