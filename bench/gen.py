@@ -271,11 +271,11 @@ def check_layout(root: Path) -> list[str]:
 
 
 def cache_key() -> str:
-    """What a generated cache is kept under: the cache's FORMAT and the fingerprint of the
-    SQL that derived its rows (a reader of another derivation does not use the file)."""
+    """What a generated cache is kept under: the cache's version stamp (a reader of
+    another version does not use the file)."""
     from recorder import cache
 
-    return f"f{cache.FORMAT}-{cache._derived_fingerprint()[:8]}"
+    return f"v{cache.version()[:12]}"
 
 
 def template_cache(tdir: Path) -> tuple[Path, float | None]:

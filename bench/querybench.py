@@ -395,13 +395,13 @@ def bench_incremental_refresh(root: Path, pipelines: int, rounds: int = 2) -> li
 def _cache_counts(root: Path) -> dict[str, int]:
     import duckdb
 
+    from queries.relations import catalog
     from recorder import cache
-    from recorder.views import DERIVED, STORED
 
     con = duckdb.connect(str(cache.cache_path(root)), read_only=True)
     out = {
         t: con.execute(f"SELECT count(*) FROM cache.{t}").fetchone()[0]
-        for t in (*CRON_TABLES, *DERIVED, *(f"stored_{n}" for n in STORED), "files")
+        for t in (*CRON_TABLES, *catalog().names, "files")
     }
     con.close()
     return out

@@ -26,21 +26,15 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from queries.relations import catalog
 from recorder import cache as cache_mod
 from recorder import reader, s3
+from recorder.derive import defaults
 from recorder.errors import UserError, first_line
 from recorder.layout import existing_root, sql_string
 from recorder.reader import data_errors
 from recorder.schemas import TABLES
-from recorder.views import (
-    DERIVED,
-    SESSION_SQL,
-    STORED,
-    create_macros,
-    create_parquet_views,
-    create_stored_macros,
-    stored_sql,
-)
+from recorder.views import SESSION_SQL, create_parquet_views, reader_sql
 
 __all__ = [
     "NamedQuery",
@@ -161,9 +155,14 @@ def write_database(
 
 
 # What cprec writes into a database file, as (schema, name), in either form.
+# (Files of earlier versions held their tables in `main`, as `stored_<name>` for some.)
 def _cprec_relations() -> set[tuple[str, str]]:
-    names = [*TABLES, *DERIVED, *(f"stored_{n}" for n in STORED)]
-    return {("main", n) for n in names} | {("raw", n) for n in TABLES}
+    names = [*TABLES, *catalog().names]
+    return (
+        {(s, n) for s in ("main", "cache") for n in names}
+        | {("main", f"stored_{n}") for n in names}
+        | {("raw", n) for n in TABLES}
+    )
 
 
 def _holds_cprec_tables(con: duckdb.DuckDBPyConnection) -> bool:
@@ -177,11 +176,12 @@ def _holds_cprec_tables(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def _write_tables(path: Path, root: Path) -> str:
-    """Write into the new database `path` every deduplicated table, the derived relations
-    and the default rule's deployment attempts as tables, plus the macros: the relations
-    the named queries read, as of now. The rows come from the cache when a reader would
-    use it (it holds the last completed state), else from the Parquet views. Returns
-    which."""
+    """Write into the new database `path` every deduplicated table and the rows of every
+    relation (for the default arguments of one with parameters) as tables of schema
+    `cache`, and in `main` the views and macros over them, as a cache file holds them:
+    the relations the named queries read, as of now. The rows come from the cache when a
+    reader would use it (it holds the last completed state), else from the Parquet
+    views. Returns which."""
     con = duckdb.connect()
     con.execute(SESSION_SQL)
     if cache_mod.attach_current(con, root, "cprec_cache") is None:
@@ -195,16 +195,19 @@ def _write_tables(path: Path, root: Path) -> str:
             f"ATTACH {sql_string(str(path))} AS cprec_out "
             f"(STORAGE_VERSION '{DB_FILE_STORAGE_VERSION}')"
         )
+        con.execute("CREATE SCHEMA cprec_out.cache")
         with data_errors(root):
-            for name in [*TABLES, *DERIVED]:
-                con.execute(f"CREATE TABLE cprec_out.main.{name} AS SELECT * FROM {name}")
-            for name in STORED:
+            for name in TABLES:
+                con.execute(f"CREATE TABLE cprec_out.cache.{name} AS SELECT * FROM {name}")
+            for rel in catalog().relations:
                 # the stored rows: the cache's, or computed over the views
-                sql = stored_sql(name, compute=False)
-                con.execute(f"CREATE TABLE cprec_out.main.stored_{name} AS {sql}")
-        con.execute("USE cprec_out")  # the macros go into the file, bound to its tables
-        create_macros(con, temp=False)
-        create_stored_macros(con, temp=False, stored="main")
+                args = f"({defaults(rel)})" if rel.params else ""
+                con.execute(
+                    f"CREATE TABLE cprec_out.cache.{rel.name} AS SELECT * FROM {rel.name}{args}"
+                )
+        con.execute("USE cprec_out")  # the views and macros go into the file, over its tables
+        for sql in reader_sql("cache", catalog(), temp=False):
+            con.execute(sql)
         con.execute("CHECKPOINT cprec_out")
     except duckdb.Error as exc:
         raise UserError(f"cannot write {path}: {first_line(exc)}") from None

@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from importlib import resources
 from pathlib import Path
 from string import Template
 
@@ -41,7 +42,6 @@ import pyarrow as pa
 from recorder import layout
 from recorder.errors import UserError
 from recorder.schemas import TABLES, Table
-from recorder.views import sql_file
 
 DEFAULT_DATABASE = "cprec"
 RAW_PREFIX = "raw_"
@@ -223,7 +223,7 @@ def _latest_window(table: Table) -> str:
 
 def view_sql(table: Table, db: str) -> str:
     """The view `<table>`: the latest recording per natural key of `raw_<table>`, and for
-    a table with a commit point only rows whose commit point exists (views._committed)."""
+    a table with a commit point only rows whose commit point exists (views.committed_sql)."""
     q = layout.ident
     names = [name for name, _ in layout.columns(table)]
     select = _wrap([q(n) for n in names])
@@ -244,7 +244,14 @@ def view_sql(table: Table, db: str) -> str:
 
 
 def stage_runs_sql(db: str) -> str:
-    body = sql_file("_athena_stage_runs.sql").splitlines()
+    # stage_runs in Athena's dialect: the query layer owns it beside its DuckDB form
+    # (queries/sql/relations/stage_runs.sql), which tests/test_athena.py holds it equal to
+    body = (
+        resources.files("queries")
+        .joinpath("sql", "athena", "stage_runs.sql")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    )
     while body and body[0].startswith("--"):  # the file's header
         body.pop(0)
     select = Template("\n".join(body).strip()).substitute(database=db)

@@ -3,21 +3,20 @@
 Why: at a year of a 500-pipeline organisation the daily partitions hold hundreds of
 thousands of files, and every query over Parquet views lists, opens and
 deduplicates all of them. The cache keeps each table deduplicated (the latest
-recording per natural key) plus a materialised `stage_runs`, so named queries
+recording per natural key) plus every derived relation materialised, so named queries
 read columnar tables instead. The Parquet files stay the source of truth: the
 cache can be deleted at any time and rebuilt with `cprec cache`.
 
 File: <cache dir>/cprec.duckdb, the cache dir being <root>/.cache for a local root,
 and for an S3 root a local directory under the user's cache directory, one per root
 (`--cache-dir` chooses another: `use_dir`). Inside, schema `cache` holds one table per
-Parquet table, the derived and stored tables (views.DERIVED, views.STORED), `files`
-(every Parquet file loaded), `meta` and `fingerprints`; schema `main` holds the views
-and macros a reader queries (views.reader_sql over schema `cache`). `fingerprints` says
-which version wrote what: "reader", the views and macros of `main` (a reader of that
-version opens the file and queries; one of another version creates its own, temporary,
-which shadow them; a refresh by another version replaces them), and "derived", the SQL
-that computed the derived and stored rows (a refresh by another version recomputes them
-all).
+Parquet table, one table per relation the query layer declares (queries/relations.py,
+maintained by recorder/derive.py's rules), `files` (every Parquet file loaded), `parts`
+and `version`; schema `main` holds the views and macros a reader queries
+(views.reader_sql over schema `cache`). `version` holds the one version stamp (`version()`)
+readers check: a file of another version of cprec is not read (the Parquet files answer)
+until a refresh by this version rebuilds what differs, which `parts` says (the tables,
+each relation, the readers' views).
 
 What makes it trustworthy:
 - Every change, the first build included (its tables are created in it), is one
@@ -40,7 +39,8 @@ A refresh:
    current files are loaded);
 3. upserts new rows: a row replaces the cached one with the same key unless that one
    is the later recording (layout.supersedes_sql, the views' rule);
-4. recomputes `stage_runs` for the executions whose action executions changed.
+4. recomputes each relation for the keys of its grain that the changed rows touch
+   (their executions, pipelines and pipeline names: `Cache._refresh_derived`).
 Writers that know what they wrote (the collector, compaction) pass their file
 lists, so no directory walk is needed; `cprec cache` walks the tree.
 
@@ -66,30 +66,14 @@ from pathlib import Path
 
 import duckdb
 
+from recorder import derive, layout, s3
 from recorder import head as head_mod
-from recorder import layout, s3
 from recorder.errors import LockedError, UserError, WriteError, first_line
 from recorder.lock import data_lock, held_by_someone, hold
 from recorder.s3 import S3Path
 from recorder.schemas import TABLES, Table
 from recorder.testhooks import checkpoint
-from recorder.views import (
-    BY_PIPELINE,
-    DERIVED,
-    SESSION_SQL,
-    STORED,
-    check_files,
-    create_cache_views,
-    create_macros,
-    create_stored_macros,
-    fingerprint,
-    macros_sql,
-    reader_fingerprint,
-    reader_sql,
-    sql_file,
-    stored_macros_sql,
-    stored_sql,
-)
+from recorder.views import SESSION_SQL, check_files, committed_sql, create_cache_views, reader_sql
 
 log = logging.getLogger("cprec.cache")
 
@@ -98,28 +82,11 @@ CACHE_FILE = "cprec.duckdb"
 STALE_MARKER = "STALE"
 WRITING_MARKER = "WRITING"
 NEW_SUFFIX = ".new"  # a rebuild's file, beside the cache file until it is renamed over it
-# Bumped when the cache's own layout or the rule that fills its tables changes: an older
-# file is rebuilt (5: the upsert keeps the latest row by the views' rule, run_id included).
-FORMAT = 5
+# Bumped when the way the cache fills its tables changes beyond what the tables' digest
+# sees (their columns and the rule that keeps the latest recording): part of the version.
+LAYOUT = 6
 KEEP = object()  # refresh(head=KEEP): the root head the cache records stays as it was
 BATCH_FILES = 4000
-
-# Joins a table aliased {a} to the `touched` executions (t) on the execution key.
-_SAME_EXECUTION = (
-    "{a}.account_id = t.account_id AND {a}.region = t.region "
-    "AND {a}.pipeline = t.pipeline AND {a}.execution_id = t.execution_id"
-)
-_SAME_PIPELINE = (
-    "{a}.account_id = t.account_id AND {a}.region = t.region AND {a}.pipeline = t.pipeline"
-)
-
-# What the derived relations (views.DERIVED, the default rule's attempts) read: a change
-# to a row of these tables touches its execution, whose derived rows are recomputed, and
-# its pipeline, whose deployment attempts are (a rollback or the next deployment changes
-# an earlier one's rolled_back_at; the latest definition chooses the deploy stage).
-EXECUTION_SOURCES = ("action_executions", "executions", "execution_revisions", "rule_executions")
-PIPELINE_SOURCES = ("pipeline_actions",)
-
 
 _DIRS: dict[str, Path] = {}  # root -> the cache directory chosen with --cache-dir
 
@@ -203,9 +170,6 @@ def open_reader(root: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | Non
         if why:
             con.close()
             return None, why
-        if not _holds(con, "reader", reader_fingerprint()):
-            # another version's views and macros: this one's, temporary, shadow them
-            create_cache_views(con, _catalog(con))
     except BaseException:
         con.close()
         raise
@@ -228,7 +192,7 @@ def attach_current(con: duckdb.DuckDBPyConnection, root: Path, alias: str) -> st
     if why:
         con.execute(f"DETACH {alias}")
         return why
-    create_cache_views(con, alias)
+    create_cache_views(con, alias, derive.default_catalog())
     return None
 
 
@@ -236,13 +200,14 @@ def _not_current(
     con: duckdb.DuckDBPyConnection, db: str | None = None, *, root: Path
 ) -> str | None:
     """Why this version's readers cannot use the cache open in `con` (as database `db`,
-    default the connection's own), or None: a build never completed, its derived and
-    stored rows were computed by another version's SQL (until a refresh by this version
-    recomputes them, the Parquet files answer), or it is not a whole state of `root`."""
-    if _format(con, db) != FORMAT:
+    default the connection's own), or None: a build never completed, another version of
+    cprec wrote it (its version stamp differs: until a refresh by this version rebuilds
+    what differs, the Parquet files answer), or it is not a whole state of `root`."""
+    stamp = _stamp(con, db)
+    if stamp is None:
         return "never completed a build (run `cprec cache`)"
-    if not _holds(con, "derived", _derived_fingerprint(), db):
-        return "its derived rows were computed by another version of cprec (run `cprec cache`)"
+    if stamp != version():
+        return "another version of cprec wrote it (run `cprec cache`)"
     return _not_of_root(con, db, root)
 
 
@@ -266,11 +231,9 @@ def _not_of_root(con: duckdb.DuckDBPyConnection, db: str | None, root: Path) -> 
 
 def _recorded_head(con: duckdb.DuckDBPyConnection, db: str | None = None) -> str | None:
     """The root head (recorder/head.py `Head.token`) the cache open in `con` records."""
-    if not _has_table(con, "fingerprints", db):
+    if not _has_table(con, "version", db):
         return None
-    row = con.execute(
-        f"SELECT fingerprint FROM {_schema(db)}.fingerprints WHERE what = 'root'"
-    ).fetchall()
+    row = con.execute(f"SELECT root FROM {_schema(db)}.version").fetchall()
     return row[0][0] if row else None
 
 
@@ -284,7 +247,7 @@ def _cache_head(root: Path) -> str | None:
     except duckdb.Error:
         return None
     try:
-        return _recorded_head(con) if _format(con) == FORMAT else None
+        return _recorded_head(con) if _stamp(con) == version() else None
     finally:
         con.close()
 
@@ -293,30 +256,22 @@ def _catalog(con: duckdb.DuckDBPyConnection) -> str:
     return layout.ident(con.execute("SELECT current_database()").fetchone()[0])
 
 
-def _format(con: duckdb.DuckDBPyConnection, db: str | None = None) -> int | None:
-    """The format of a completed build, None if none completed (a lookup, not a failing
-    query: a failed statement would abort the refresh's transaction). `db`: the
-    database the cache is attached as (default the connection's own)."""
-    if not _has_table(con, "meta", db):
+def _stamp(con: duckdb.DuckDBPyConnection, db: str | None = None) -> str | None:
+    """The version stamp of the cache open in `con` (as database `db`), None if no build
+    completed (a lookup, not a failing query: a failed statement would abort the
+    refresh's transaction)."""
+    if not _has_table(con, "version", db):
         return None
     # fetchall: a result left unfinished would refuse the caller's next query
-    row = con.execute(f"SELECT max(format) FROM {_schema(db)}.meta").fetchall()
+    row = con.execute(f"SELECT stamp FROM {_schema(db)}.version").fetchall()
     return row[0][0] if row else None
 
 
-def _holds(con: duckdb.DuckDBPyConnection, what: str, value: str, db: str | None = None) -> bool:
-    """The file's `what` ("reader": its views and macros, Cache._store_reader_sql;
-    "derived": its derived and stored rows) has the fingerprint `value`."""
-    return _has_table(con, "fingerprints", db) and bool(
-        con.execute(f"SELECT count(*) FROM {_schema(db)}.fingerprints "
-                    "WHERE what = $w AND fingerprint = $f",
-                    {"w": what, "f": value}).fetchall()[0][0]
-    )  # fmt: skip
-
-
-def _set(con: duckdb.DuckDBPyConnection, what: str, value: str) -> None:
-    con.execute("DELETE FROM cache.fingerprints WHERE what = $w", {"w": what})
-    con.execute("INSERT INTO cache.fingerprints VALUES ($w, $f)", {"w": what, "f": value})
+def _parts(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """What the cache file holds, part by part (`parts`), as its last refresh wrote it."""
+    if not _has_table(con, "parts"):
+        return {}
+    return dict(con.execute("SELECT part, digest FROM cache.parts").fetchall())
 
 
 def _schema(db: str | None) -> str:
@@ -452,7 +407,9 @@ class Cache:
                 "`cprec cache --rebuild`)"
             ) from None
         self.con.execute(SESSION_SQL)  # UTC; no progress bar in a collector's log
-        self.rederive = False  # set by _ensure_schema
+        self.catalog = derive.default_catalog()
+        self.parts = parts()
+        self.whole: set[str] = set()  # relations recomputed whole (set by _ensure_schema)
 
     def close(self) -> None:
         self.con.close()
@@ -464,72 +421,65 @@ class Cache:
         self.close()
 
     def _ensure_schema(self) -> None:
-        """Create or upgrade the tables; runs inside the refresh's transaction."""
+        """Create the tables, or keep what this version would have written and drop the
+        rest; runs inside the refresh's transaction. The file's parts (`parts`) say what
+        differs: other tables (columns, or the rule that fills them) and every table is
+        loaded again; another relation's SQL (or that of one it reads) and that relation
+        is recomputed whole."""
         con = self.con
-        if _format(con) not in (None, FORMAT):
-            con.execute("DROP SCHEMA cache CASCADE")
+        held = _parts(con)
+        if held.get("tables") != self.parts["tables"]:
+            con.execute("DROP SCHEMA IF EXISTS cache CASCADE")
+            held = {}
         con.execute("CREATE SCHEMA IF NOT EXISTS cache")
         con.execute(
             "CREATE TABLE IF NOT EXISTS cache.files ("
             "path VARCHAR, tbl VARCHAR, pipeline VARCHAR, dt VARCHAR)"
         )
         con.execute(
-            "CREATE TABLE IF NOT EXISTS cache.meta "
-            "(format INTEGER, refreshed_at TIMESTAMPTZ, files BIGINT)"
+            "CREATE TABLE IF NOT EXISTS cache.version "
+            "(stamp VARCHAR, refreshed_at TIMESTAMPTZ, files BIGINT, root VARCHAR)"
         )
-        con.execute(
-            "CREATE TABLE IF NOT EXISTS cache.fingerprints (what VARCHAR, fingerprint VARCHAR)"
-        )
+        con.execute("CREATE TABLE IF NOT EXISTS cache.parts (part VARCHAR, digest VARCHAR)")
         for table in TABLES.values():
-            cols = layout.columns(table)
             con.execute(
                 f"CREATE TABLE IF NOT EXISTS cache.{table.name} ("
-                + ", ".join(f"{layout.ident(n)} {t}" for n, t in cols)
+                + ", ".join(f"{layout.ident(n)} {t}" for n, t in layout.columns(table))
                 + ")"
             )
-            have = {r[0] for r in con.execute(f"DESCRIBE cache.{table.name}").fetchall()}
-            for n, t in cols:  # schemas only ever add columns
-                if n not in have:
-                    con.execute(f"ALTER TABLE cache.{table.name} ADD COLUMN {layout.ident(n)} {t}")
-        # Rows derived by another version's SQL (or over other columns) are not this
-        # version's: its derived and stored tables are dropped, created again below and
-        # filled from every row by this refresh (_refresh_derived).
-        self.rederive = not _holds(con, "derived", _derived_fingerprint())
-        if self.rederive:
-            for name in [n for n in _derived_sql() if _has_table(con, n)]:
+        self.whole = {n for n in self.catalog.names if held.get(n) != self.parts[n]}
+        for name in self.catalog.names:
+            if name in self.whole and _has_table(con, name):
                 con.execute(f"DROP TABLE cache.{name}")
-        missing = [n for n in _derived_sql() if not _has_table(con, n)]
-        if missing:
-            self._sources(None)
-        macros = False
-        for name, sql in _derived_sql().items():
-            if name not in missing:
-                continue
-            if name not in DERIVED and not macros:  # every derived relation exists now
-                self._sources(None, macros="computed")
-                macros = True
-            # Columns spelled out, not `CREATE TABLE AS ... LIMIT 0`: DuckDB 2.0.0 keeps
-            # the empty result's statistics for a table created that way, and scans of
-            # rows inserted later in the same transaction come back empty (the derived
-            # tables are read by the next ones in the refresh's transaction).
-            cols = con.execute(f"DESCRIBE {sql}").fetchall()
-            con.execute(
-                f"CREATE TABLE cache.{name} ("
-                + ", ".join(f"{layout.ident(c[0])} {c[1]}" for c in cols)
-                + ")"
-            )
-            if name in DERIVED:  # what the next ones read
-                con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM cache.{name}")
+
+    def _create(self, rel: derive.Relation) -> None:
+        """Create the table of `rel` (after the tables and relations it reads)."""
+        # Columns spelled out, not `CREATE TABLE AS ... LIMIT 0`: DuckDB 2.0.0 keeps the
+        # empty result's statistics for a table created that way, and scans of rows
+        # inserted later in the same transaction come back empty (each relation is read
+        # by the next ones in the refresh's transaction).
+        cols = self.con.execute(f"DESCRIBE {self._compute(rel, scoped=False)}").fetchall()
+        self.con.execute(
+            f"CREATE TABLE cache.{rel.name} ("
+            + ", ".join(f"{layout.ident(c[0])} {c[1]}" for c in cols)
+            + ")"
+        )
+
+    def _compute(self, rel: derive.Relation, *, scoped: bool) -> str:
+        def table(name: str) -> str:
+            return _committed_source(TABLES[name], "cache")
+
+        return derive.compute_sql(self.con, rel, "cache", table, scoped=scoped)
 
     def _store_reader_sql(self) -> None:
-        """Store the readers' views and macros in the file (schema main), as
-        create_cache_views makes them, with this code's views.reader_fingerprint: a reader
-        of this version opens the file and queries, instead of binding ~50 ms of macros
-        per connection. Only when the file holds another fingerprint (a first build, or
-        the first refresh by another version), in the refresh's transaction; what the
-        file held before is dropped, so no object of another version is left."""
+        """Store the readers' views and macros in the file (schema main), over its own
+        tables: a reader of this version opens the file and queries, instead of binding
+        ~50 ms of macros per connection. Only when the file holds another version's (a
+        first build, or the first refresh by another version), in the refresh's
+        transaction; what the file held before is dropped, so no object of another
+        version is left."""
         con = self.con
-        if _holds(con, "reader", reader_fingerprint()):
+        if _parts(con).get("reader") == self.parts["reader"]:
             return
         old = con.execute(
             "SELECT 'VIEW', view_name FROM duckdb_views() "
@@ -541,9 +491,8 @@ class Cache:
         ).fetchall()
         for kind, name in old:
             con.execute(f"DROP {kind} IF EXISTS main.{layout.ident(name)}")
-        for sql in reader_sql("cache", temp=False):
+        for sql in reader_sql("cache", self.catalog, temp=False):
             con.execute(sql)
-        _set(con, "reader", reader_fingerprint())
 
     # -- refresh ---------------------------------------------------------------------
 
@@ -561,24 +510,25 @@ class Cache:
         result = RefreshResult()
         self.con.execute("BEGIN TRANSACTION")
         try:
-            if written is not None and _format(self.con) != FORMAT:
-                # Adding a few files to a cache that never completed a build would
-                # make it look complete.
-                raise UserError(f"the cache {self.path} was never built whole")
+            if written is not None and _stamp(self.con) != version():
+                # Adding a few files to a cache this version never completed a build of
+                # would make it look complete.
+                raise UserError(f"the cache {self.path} was never built whole by this version")
+            recorded = None if head is None else _recorded_head(self.con) if head is KEEP else head
             self._ensure_schema()
             checkpoint("cache-step")
             self._refresh(result, written, removed)
             checkpoint("cache-step")
-            _set(self.con, "derived", _derived_fingerprint())
-            if head is None:
-                self.con.execute("DELETE FROM cache.fingerprints WHERE what = 'root'")
-            elif head is not KEEP:
-                _set(self.con, "root", head)
             self._store_reader_sql()
-            self.con.execute("DELETE FROM cache.meta")
+            self.con.execute("DELETE FROM cache.parts")
             self.con.execute(
-                "INSERT INTO cache.meta SELECT $f, now(), count(*) FROM cache.files",
-                {"f": FORMAT},
+                "INSERT INTO cache.parts SELECT unnest($p), unnest($d)",
+                {"p": list(self.parts), "d": list(self.parts.values())},
+            )
+            self.con.execute("DELETE FROM cache.version")
+            self.con.execute(
+                "INSERT INTO cache.version SELECT $v, now(), count(*), $r FROM cache.files",
+                {"v": version(), "r": recorded},
             )
             checkpoint("cache-step")
             self.con.execute("COMMIT")
@@ -630,18 +580,12 @@ class Cache:
             tbl, pipeline, dt = known[path]
             reload[tbl].add((pipeline, dt))
         self._forget(gone)
-        self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE touched "
-            "(account_id VARCHAR, region VARCHAR, pipeline VARCHAR, execution_id VARCHAR)"
-        )
-        self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE touched_pipelines "
-            "(account_id VARCHAR, region VARCHAR, pipeline VARCHAR)"
-        )
+        for grain in ("execution", "pipeline"):
+            cols = ", ".join(f"{c} VARCHAR" for c in derive.GRAINS[grain])
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE touched_{grain} ({cols})")
         # A first build derives every row at the end, from whole tables.
-        self.everything = (
-            self.rederive or not self.con.execute("SELECT count(*) FROM cache.files").fetchone()[0]
-        )
+        if not self.con.execute("SELECT count(*) FROM cache.files").fetchone()[0]:
+            self.whole = set(self.catalog.names)
         for name, parts in reload.items():
             for pipeline, dt in parts:
                 self._touch(TABLES[name], f"cache.{name}", self._partition_filter(TABLES[name]),
@@ -687,22 +631,16 @@ class Cache:
         self.con.execute(f"DELETE FROM cache.{table.name} {self._partition_filter(table)}", params)
 
     def _touch(self, table: Table, relation: str, where: str = "", params=None) -> None:
-        """Note the executions and pipelines of `relation`'s rows (rows of `table` being
-        loaded or deleted) whose derived rows must be recomputed."""
-        if self.everything:
+        """Note the keys of `relation`'s rows (rows of `table` being loaded or deleted)
+        whose relations must be recomputed: their executions, or for a table without
+        one, their pipelines. Only for a table some relation reads."""
+        if table.name not in self.catalog.read_tables or len(self.whole) == len(self.catalog.names):
             return
-        if table.name in EXECUTION_SOURCES:
-            self.con.execute(
-                "INSERT INTO touched SELECT DISTINCT account_id, region, pipeline, execution_id "
-                f"FROM {relation} {where}",
-                params,
-            )
-        elif table.name in PIPELINE_SOURCES:
-            self.con.execute(
-                "INSERT INTO touched_pipelines SELECT DISTINCT account_id, region, pipeline "
-                f"FROM {relation} {where}",
-                params,
-            )
+        grain = "execution" if "execution_id" in table.schema.names else "pipeline"
+        cols = ", ".join(derive.GRAINS[grain])
+        self.con.execute(
+            f"INSERT INTO touched_{grain} SELECT DISTINCT {cols} FROM {relation} {where}", params
+        )
 
     def _load(self, table: Table, files: list[Path]) -> None:
         con = self.con
@@ -810,97 +748,73 @@ class Cache:
                 f"cannot cache: {first_line(e)}; move that file out and run again"
             ) from None
 
-    def _sources(self, scope: str | None, *, macros: str | None = None) -> None:
-        """Temporary views named like the tables, derived relations and stored tables over
-        the cache's, as the SQL that derives rows sees them: only the touched executions
-        (`scope` "execution"), only the touched pipelines ("pipeline"), only the pipelines
-        whose name a touched pipeline has ("name"), or all rows (None). Then the scalar
-        macros and, with `macros`, the table macros (views.create_stored_macros) reading
-        the stored rows ("stored") or computing them ("computed")."""
-        con = self.con
-        joins = {
-            "execution": f"SEMI JOIN touched t ON {_SAME_EXECUTION.format(a='x')}",
-            "pipeline": f"SEMI JOIN touched_pipelines t ON {_SAME_PIPELINE.format(a='x')}",
-            "name": "WHERE x.pipeline IN (SELECT pipeline FROM touched_pipelines)",
-            None: "",
-        }
-        by_pipeline = PIPELINE_SOURCES if scope in ("pipeline", "name") else ()
-        stored = [f"stored_{n}" for n in STORED] if scope != "execution" else []
-        # (per-name stored rows hold no account: in the "pipeline" scope nothing reads them)
-        keyed = [f"stored_{n}" for n in STORED if scope == "name" or n in BY_PIPELINE]
-        scoped = (*EXECUTION_SOURCES, *DERIVED, *by_pipeline, *keyed)
-        names = [*TABLES, *DERIVED, *stored]
-        for name in [n for n in names if n in TABLES or _has_table(con, n)]:
-            con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT x.* FROM cache.{name} x "
-                f"{joins[scope] if name in scoped else ''}"
-            )
-        create_macros(con, temp=True)
-        if macros:
-            create_stored_macros(con, temp=True, stored="temp.main" if macros == "stored" else None)
-
     def _refresh_derived(self) -> None:
-        """Recompute the derived tables' rows of the touched executions, in DERIVED order
-        (each reads the rows the one before it just wrote), then the stored rows of
-        STORED: per pipeline (BY_PIPELINE) for the touched pipelines (every pipeline of a
-        touched execution), the others for every pipeline of their names."""
+        """Recompute each relation, in the catalog's order (each reads the rows the ones
+        before it just wrote): whole when `whole` names it (a first build, another
+        version's SQL), else for just the keys of its grain that this refresh touched,
+        which are said explicitly: the touched executions; their pipelines and those of
+        the touched pipeline rows; the names of those pipelines."""
         con = self.con
-        if self.everything:
-            for name in _derived_sql():
-                con.execute(f"DELETE FROM cache.{name}")
-            # The views read the tables as they fill (each table reads the ones before it):
-            # created once, with the macros over the stored rows.
-            self._sources(None, macros="stored")
-            for name, sql in _derived_sql().items():
-                con.execute(f"INSERT INTO cache.{name} {sql}")
-            return
-        con.execute("CREATE OR REPLACE TEMP TABLE t0 AS SELECT DISTINCT * FROM touched")
-        con.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT * FROM t0")
-        con.execute(
-            "INSERT INTO touched_pipelines SELECT account_id, region, pipeline FROM touched"
-        )
-        con.execute("CREATE OR REPLACE TEMP TABLE t0 AS SELECT DISTINCT * FROM touched_pipelines")
-        con.execute("CREATE OR REPLACE TEMP TABLE touched_pipelines AS SELECT * FROM t0")
-        con.execute("DROP TABLE t0")
-        if con.execute("SELECT count(*) FROM touched").fetchone()[0]:
-            self._sources("execution")
-            for name in DERIVED:
+        con.execute(derive.macro_sql(self.catalog.macros, temp=True))  # what the SQL calls
+        keys = {
+            "execution": "SELECT DISTINCT * FROM touched_execution",
+            "pipeline": "SELECT DISTINCT account_id, region, pipeline FROM touched_execution "
+            "UNION SELECT * FROM touched_pipeline",
+            "name": f"SELECT DISTINCT pipeline FROM {derive.keys_table('pipeline')}",
+        }
+        for grain, sql in keys.items():
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {derive.keys_table(grain)} AS {sql}")
+        counts = {
+            g: con.execute(f"SELECT count(*) FROM {derive.keys_table(g)}").fetchone()[0]
+            for g in keys
+        }
+        for rel in self.catalog.relations:
+            if rel.name in self.whole:
+                if not _has_table(con, rel.name):
+                    self._create(rel)
+                con.execute(f"DELETE FROM cache.{rel.name}")
+                con.execute(f"INSERT INTO cache.{rel.name} {self._compute(rel, scoped=False)}")
+            elif counts[rel.grain]:
+                on = " AND ".join(f"x.{c} = k.{c}" for c in rel.key)
                 con.execute(
-                    f"DELETE FROM cache.{name} s USING touched t "
-                    f"WHERE {_SAME_EXECUTION.format(a='s')}"
+                    f"DELETE FROM cache.{rel.name} x USING {derive.keys_table(rel.grain)} k "
+                    f"WHERE {on}"
                 )
-                con.execute(f"INSERT INTO cache.{name} {_derived_sql()[name]}")
-        if not con.execute("SELECT count(*) FROM touched_pipelines").fetchone()[0]:
-            return
-        current = None
-        for name in STORED:
-            scope = "pipeline" if name in BY_PIPELINE else "name"
-            if scope == "pipeline":
-                where = f"s USING touched_pipelines t WHERE {_SAME_PIPELINE.format(a='s')}"
-            else:
-                where = "s WHERE pipeline IN (SELECT pipeline FROM touched_pipelines)"
-            con.execute(f"DELETE FROM cache.stored_{name} {where}")
-            if scope != current:  # each stored table reads the ones before it, in its scope
-                self._sources(scope, macros="stored")
-                current = scope
-            con.execute(f"INSERT INTO cache.stored_{name} {_derived_sql()[f'stored_{name}']}")
+                con.execute(f"INSERT INTO cache.{rel.name} {self._compute(rel, scoped=True)}")
+
+
+def _committed_source(table: Table, schema: str) -> str:
+    """The rows of `table` in the cache's `schema` as a reader's view gives them."""
+    return f"({committed_sql(table, f'SELECT * FROM {schema}.{table.name}', schema)})"
+
+
+def tables_digest() -> str:
+    """What identifies the cache's tables: their columns, the rule that keeps the
+    latest recording of a key, and LAYOUT."""
+    return derive.digest(
+        LAYOUT,
+        layout.supersedes_sql("c", "s"),
+        [(t.name, layout.columns(t), layout.latest_only_sql(t)) for t in TABLES.values()],
+    )
 
 
 @functools.cache
-def _derived_fingerprint() -> str:
-    """What identifies the rows of the derived and stored tables: their SQL (with the
-    macros it calls) over the tables' columns."""
-    macros = [macros_sql(temp=True), *stored_macros_sql(temp=True, stored="temp.main")]
-    return fingerprint(_derived_sql(), macros)
+def parts() -> dict[str, str]:
+    """What a cache file of this version holds, part by part: its tables, each relation
+    (recorder/derive.py: its SQL and what it reads) and the readers' views and macros
+    (with the DuckDB version, which binds them). A refresh rebuilds the parts that
+    differ from the file's."""
+    catalog = derive.default_catalog()
+    tables = tables_digest()
+    readers = derive.digest(reader_sql("cache", catalog, temp=False), duckdb.__version__)
+    return {"tables": tables, **catalog.digests(tables), "reader": readers}
 
 
 @functools.cache
-def _derived_sql() -> dict[str, str]:
-    """The SELECT of each table derived from the others, in the order they are built:
-    views.DERIVED, then views.STORED (as `stored_<name>`). Read once per process."""
-    sql = {name: sql_file(f"_{name}.sql") for name in DERIVED}
-    sql |= {f"stored_{name}": stored_sql(name) for name in STORED}
-    return sql
+def version() -> str:
+    """The one version stamp of what a cache file holds: readers use a file only when
+    its stamp is this one."""
+    return derive.digest(sorted(parts().items()))
 
 
 def build(root: Path, *, rebuild: bool = False) -> RefreshResult:

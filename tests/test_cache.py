@@ -256,28 +256,38 @@ def temporary_objects(root) -> int:
         con.close()
 
 
+def another_version(root, part: str, *sql: str) -> None:
+    """Make the cache file of `root` look written by another version of cprec whose
+    `part` differs from this one's (its digest and so the version stamp), running `sql`
+    in it."""
+    with duckdb.connect(str(cache_path(root))) as other:
+        other.execute("UPDATE cache.parts SET digest = 'other' WHERE part = $p", {"p": part})
+        other.execute("UPDATE cache.version SET stamp = 'another version'")
+        for statement in sql:
+            other.execute(statement)
+
+
 def test_a_reader_uses_the_views_and_macros_the_cache_file_holds(root):
     """A refresh stores this version's reader views and macros in the file, and a reader
-    of this version creates none. A file holding another version's (another fingerprint)
-    is read through temporary ones, which shadow them; the next refresh replaces them and
-    leaves nothing of the other version."""
+    of this version creates none. A file of another version (another version stamp) is
+    not read: the Parquet files answer, and with the cache required one line says why.
+    The next refresh replaces its views and macros and leaves nothing of the other
+    version."""
     refresh(root)
     parquet = answers(root, cache=False)
     assert temporary_objects(root) == 0
     assert answers(root, cache=True) == parquet
 
-    with duckdb.connect(str(cache_path(root))) as other_version:
-        other_version.execute(
-            "UPDATE cache.fingerprints SET fingerprint = 'another version' WHERE what = 'reader'"
-        )
-        # its relations differ from this version's: a window macro that keeps no row,
-        # and a view this version does not have
-        other_version.execute("CREATE OR REPLACE MACRO in_window(ts, since, until) AS false")
-        other_version.execute("CREATE VIEW gone AS SELECT 1 AS x")
-    assert temporary_objects(root) > 0
-    assert answers(root, cache=True) == parquet
+    # its relations differ from this version's: a window macro that keeps no row, and a
+    # view this version does not have
+    another_version(root, "reader", "CREATE OR REPLACE MACRO in_window(ts, since, until) AS false",
+                    "CREATE VIEW gone AS SELECT 1 AS x")  # fmt: skip
+    assert not views_read_cache(queries.connect(root))
+    with pytest.raises(UserError, match="another version of cprec wrote it"):
+        queries.connect(root, cache=True)
 
-    refresh(root)
+    result = refresh(root)
+    assert result.files_loaded == 0
     assert temporary_objects(root) == 0
     assert answers(root, cache=True) == parquet
     with duckdb.connect(str(cache_path(root)), read_only=True) as con:
@@ -303,25 +313,27 @@ def test_a_moved_root_is_loaded_again_as_by_a_first_build(root, tmp_path):
     assert answers(moved, cache=True) == answers(moved, cache=False)
 
 
-def test_rows_derived_by_another_version_are_derived_again(root):
-    """A cache whose derived and stored rows another version's SQL computed (another
-    "derived" fingerprint) is not read: the Parquet files answer (or, when the cache is
-    required, one line says why) until the next refresh recomputes every one of them,
-    even a refresh that loads no file."""
+def test_a_refresh_by_this_version_recomputes_what_differs_and_only_that(root):
+    """A cache whose rows of one relation another version's SQL computed (another digest
+    of that part) is not read until a refresh by this version, even one that loads no
+    file, recomputes that relation whole, and every relation that reads it; the others
+    are kept as they are (here one whose rows were tampered with, to show it)."""
     refresh(root)
     parquet = answers(root, cache=False)
-    with duckdb.connect(str(cache_path(root))) as other_version:
-        other_version.execute(
-            "UPDATE cache.fingerprints SET fingerprint = 'another version' WHERE what = 'derived'"
-        )
-        # what another version's SQL could have left: rows this version computes otherwise
-        other_version.execute("DELETE FROM cache.stored_stage_duration_stats")
-        other_version.execute("DELETE FROM cache.stage_runs WHERE stage = 'Build'")
+    another_version(root, "stage_duration_stats",
+                    "DELETE FROM cache.stage_duration_stats",
+                    "DELETE FROM cache.stage_retry_stats WHERE stage = 'Build'")  # fmt: skip
     assert not views_read_cache(queries.connect(root))
-    with pytest.raises(UserError, match="derived rows were computed by another version"):
-        queries.connect(root, cache=True)
 
     result = refresh(root)
 
     assert result.files_loaded == 0
+    with duckdb.connect(str(cache_path(root)), read_only=True) as con:
+        count = "SELECT count(*) FROM cache.{} WHERE stage = 'Build'"
+        assert con.execute(count.format("stage_duration_stats")).fetchall() == [(2,)]
+        assert con.execute(count.format("stage_retry_stats")).fetchall() == [(0,)]  # kept
+    with duckdb.connect(str(cache_path(root))) as con:  # as it was
+        con.execute("DELETE FROM cache.stage_retry_stats")
+        con.execute("INSERT INTO cache.stage_retry_stats "
+                    "SELECT * FROM compute_stage_retry_stats(NULL, NULL)")  # fmt: skip
     assert answers(root, cache=True) == parquet

@@ -31,7 +31,7 @@ from recorder.simulator import Account, SimulatorServer
 from recorder.testhooks import KILL_ENV
 
 # a cache's bookkeeping that differs between two builds of the same rows
-NOT_COMPARED = {"meta", "fingerprints"}
+NOT_COMPARED = {"version", "parts"}
 
 CHILD = """
 import sys
@@ -105,11 +105,11 @@ def test_a_cache_refreshed_run_by_run_equals_one_built_from_scratch(tmp_path, se
                 compact(root, min_age_days=0, today=acct.now.date() + timedelta(days=2),
                         grace=timedelta(0), now=acct.now + timedelta(days=2))  # fmt: skip
             elif step == "version":
+                # another version's deployment rule: it and what reads it are recomputed
                 with duckdb.connect(str(cache_mod.cache_path(root))) as other:
-                    other.execute(
-                        "UPDATE cache.fingerprints SET fingerprint = 'another version' "
-                        "WHERE what = 'derived'"
-                    )
+                    other.execute("UPDATE cache.parts SET digest = 'other' "
+                                  "WHERE part = 'deploy_attempts'")  # fmt: skip
+                    other.execute("UPDATE cache.version SET stamp = 'other'")
                 assert run(root, srv, acct, build_cache=True).exit_code == 0, where
             elif step == "delete":
                 acct.delete_pipeline(acct.pipeline_names()[0])

@@ -1,6 +1,4 @@
--- The SELECT behind `failed_executions`: a view over `executions`, `action_executions` and
--- `rule_executions` (recorder/views.py), or materialised for the executions a refresh
--- touched (recorder/cache.py). One row per execution with status Failed, with the step
+-- `failed_executions` (grain: execution). One row per execution with status Failed, with the step
 -- that failed last: the Failed action execution or Failed condition rule execution of the
 -- execution that was updated last (then started last; then by step and name). `step` says
 -- which ('action' or 'rule'); `action` holds the action's or the rule's name, with its
@@ -10,12 +8,12 @@
 WITH steps AS (
     SELECT account_id, region, pipeline, execution_id, 'action' AS step, stage, action,
         error_code, error_message, start_time, last_update_time
-    FROM action_executions
+    FROM {action_executions}
     WHERE status = 'Failed'
     UNION ALL
     SELECT account_id, region, pipeline, execution_id, 'rule', stage, rule, error_code,
         error_message, start_time, last_update_time
-    FROM rule_executions
+    FROM {rule_executions}
     WHERE status = 'Failed'
 ),
 latest AS (
@@ -29,6 +27,6 @@ latest AS (
 SELECT
     e.account_id, e.region, e.pipeline, e.execution_id, e.start_time,
     s.stage, s.step, s.action, s.error_code, s.error_message
-FROM executions AS e
+FROM {executions} AS e
 LEFT JOIN latest AS s USING (account_id, region, pipeline, execution_id)
 WHERE e.status = 'Failed'

@@ -1,4 +1,4 @@
--- Macros, created after the per-table views (recorder/views.py).
+-- Scalar macros every relation and named query may call, created first (recorder/derive.py).
 -- Files whose name starts with `_` are not named queries.
 
 -- Time window on a start time: NULL bounds are open, `until` is exclusive.

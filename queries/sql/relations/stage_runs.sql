@@ -1,6 +1,4 @@
--- The SELECT behind `stage_runs`: a view over `action_executions` (recorder/views.py), or
--- materialised for the executions a refresh touched (recorder/cache.py).
--- One row per execution x stage (a "stage run", DESIGN.md): the action executions
+-- `stage_runs` (grain: execution). One row per execution x stage (a "stage run", DESIGN.md): the action executions
 -- of one (execution_id, stage).
 --   start_time   = min(start_time) of its action executions
 --   end_time     = max(last_update_time)
@@ -28,7 +26,7 @@ WITH per_action AS (
         count(*) FILTER (WHERE status = 'InProgress') AS in_progress,
         min(start_time) AS start_time,
         max(last_update_time) AS end_time
-    FROM action_executions
+    FROM {action_executions}
     GROUP BY ALL
 ),
 runs AS (
@@ -59,7 +57,7 @@ SELECT
     lag(r.stage) OVER run AS after_stage,
     seconds_between(coalesce(lag(r.end_time) OVER run, e.start_time), r.start_time) AS wait_s
 FROM runs AS r
-LEFT JOIN executions AS e USING (account_id, region, pipeline, execution_id)
+LEFT JOIN {executions} AS e USING (account_id, region, pipeline, execution_id)
 WINDOW run AS (
     PARTITION BY r.account_id, r.region, r.pipeline, r.execution_id
     ORDER BY r.start_time, r.stage

@@ -1,12 +1,11 @@
--- Delivery definitions: deployments, rollbacks, restore episodes, stage waits and the
--- DORA bands. Table macros, created after every view and `deploy_attempts(patterns)`
--- (recorder/views.py; the rule itself is `sql/_deploy_rule.sql`) because DuckDB binds a
--- table macro's body when it is created. The named queries (queries/sql/) select from
--- these, so each rule has one owner.
+-- The library: delivery definitions (deployments, rollbacks, restore episodes, stage waits)
+-- and the DORA bands, as macros over the relations (queries/relations.py), created after
+-- them because DuckDB binds a table macro's body when it is created. The named queries
+-- select from these, so each rule has one owner.
 --
 -- `patterns` is the --deploy-stage list of GLOBs (empty = the default rule).
 
--- Deployment attempts (sql/_deploy_rule.sql): terminal Succeeded or Failed
+-- Deployment attempts (relations/deploy_attempts.sql): terminal Succeeded or Failed
 -- stage runs of a deploy stage, at deploy_time = the stage run's end.
 CREATE OR REPLACE MACRO deployment_attempts(patterns) AS TABLE
     SELECT * EXCLUDE (rolled_back_at, first_created)
@@ -54,7 +53,7 @@ CREATE OR REPLACE MACRO lead_times(patterns) AS TABLE
     WHERE status = 'Succeeded' AND NOT rollback;
 
 -- Failures and restore episodes (the failures and the deployment after each:
--- sql/_deploy_failures.sql). A failure is a Failed attempt of a STANDARD execution
+-- relations/failure_restores.sql). A failure is a Failed attempt of a STANDARD execution
 -- (at its deploy_time, the stage run's end) or a rolled-back deployment (at
 -- rolled_back_at). A failure opens an episode unless one is open; the next deployment
 -- (STANDARD or ROLLBACK) after it and before `until` (or `now`) closes it, at that
@@ -83,7 +82,7 @@ CREATE OR REPLACE MACRO deploy_failures(patterns, until, now) AS TABLE
     WINDOW episode AS (PARTITION BY account_id, region, pipeline, restored_at);
 
 -- Stage runs with the wait before them: `stage_runs` itself, whose after_stage and wait_s
--- (sql/_stage_runs.sql) say how long a stage run waited after the one before it. Kept
+-- (relations/stage_runs.sql) say how long a stage run waited after the one before it. Kept
 -- for SQL written against it.
 CREATE OR REPLACE MACRO stage_waits() AS TABLE
     SELECT * FROM stage_runs;

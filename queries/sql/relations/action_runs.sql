@@ -1,5 +1,4 @@
--- The SELECT behind `action_runs`: a view over `action_executions` (recorder/views.py), or
--- materialised for the executions a refresh touched (recorder/cache.py). One row per
+-- `action_runs` (grain: execution). One row per
 -- execution x stage x action (an "action run": every attempt of one action in one
 -- execution):
 --   first_start = min(start_time) of its attempts
@@ -15,5 +14,5 @@ SELECT
             < max(start_time) FILTER (WHERE status = 'Succeeded'),
         false
     ) AS flaky
-FROM action_executions
+FROM {action_executions}
 GROUP BY account_id, region, pipeline, execution_id, stage, action

@@ -1,6 +1,4 @@
--- The SELECT behind `execution_times`: a view over `stage_runs`, `action_executions` and
--- `execution_revisions` (recorder/views.py), or materialised for the executions a refresh
--- touched (recorder/cache.py). One row per execution with stage runs, where its time went:
+-- `execution_times` (grain: execution). One row per execution with stage runs, where its time went:
 --   total_s           last stage run end - first stage run start
 --   in_stages_s       sum of its stage run durations
 --   queued_s          first stage run start - execution start (stage_runs.wait_s of its
@@ -17,20 +15,20 @@ WITH runs AS (
         min(wait_s) FILTER (WHERE after_stage IS NULL) AS queued_s,
         coalesce(sum_exact(CASE WHEN after_stage IS NOT NULL THEN wait_s END), 0)
             AS between_stages_s
-    FROM stage_runs
+    FROM {stage_runs}
     GROUP BY ALL
 ),
 approvals AS (
     SELECT
         account_id, region, pipeline, execution_id,
         sum_exact(seconds_between(start_time, last_update_time)) AS approval_s
-    FROM action_executions
+    FROM {action_executions}
     WHERE category = 'Approval'
     GROUP BY ALL
 ),
 created AS (
     SELECT account_id, region, pipeline, execution_id, min(created) AS first_created
-    FROM execution_revisions
+    FROM {execution_revisions}
     WHERE kind = 'artifact' AND created IS NOT NULL
     GROUP BY ALL
 )

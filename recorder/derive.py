@@ -1,0 +1,256 @@
+"""The engine behind every derived relation: declared once, computed the same way over
+the Parquet files and over the query cache, maintained incrementally in the cache.
+
+The relations themselves belong to the query layer (queries/relations.py declares them,
+queries/sql/relations/<name>.sql defines each); this module only knows how to turn a
+declaration into SQL. A declaration is a `Relation`:
+
+- `name`, and its SQL: one SELECT whose inputs are written `{table}` or `{relation}`
+  (the tables of recorder/schemas.py and the relations declared before it). The
+  placeholders are what it reads: nothing else declares it.
+- `grain`: the key its rows depend on, "execution" (account, region, pipeline,
+  execution), "pipeline" (account, region, pipeline) or "name" (the pipeline name,
+  across accounts and regions, as the named queries group). A row of a relation depends
+  only on the rows of its inputs that share its key: that is what lets the cache
+  recompute a relation for just the keys a refresh touched.
+- `params`: a relation with parameters (PARAMETERS: the time window, the deploy-stage
+  patterns) is a table macro `<name>(params)`; the cache stores its rows for the default
+  arguments, and the macro reads them for those arguments and computes any others.
+
+Where the inputs come from is said by the caller, never by shadowing a name: a reader
+fills each placeholder with the relation of that name (`reader_sql`), the cache with its
+table, narrowed to the keys it recomputes (`compute_sql`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+
+import duckdb
+
+from recorder import layout
+from recorder.schemas import TABLES
+
+# The key of each grain, from the finest.
+GRAINS = {
+    "execution": ("account_id", "region", "pipeline", "execution_id"),
+    "pipeline": ("account_id", "region", "pipeline"),
+    "name": ("pipeline",),
+}
+
+# Every parameter a relation may take: (the default argument the cache stores rows for,
+# the test that an argument is that default). Bound values when DuckDB plans a query, so a
+# reader's macro reads the stored rows or computes them, never both.
+PARAMETERS = {
+    "patterns": ("[]", "len(CAST(patterns AS VARCHAR[])) = 0"),
+    "since": ("NULL", "since IS NULL"),
+    "until": ("NULL", "until IS NULL"),
+}
+
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
+@dataclass(frozen=True)
+class Relation:
+    name: str
+    grain: str
+    params: tuple[str, ...] = ()
+    sql: str = field(default="", repr=False)
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The inputs its SQL names, in order of first use."""
+        return tuple(dict.fromkeys(_PLACEHOLDER.findall(self.sql)))
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return GRAINS[self.grain]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The relations to maintain, in the order they are built (each reads only the tables
+    and the relations before it), with the SQL of the scalar macros every relation may
+    call (`macros`, created first) and of the table macros built on the relations
+    (`library`, created after them: DuckDB binds a table macro's body when it is
+    created)."""
+
+    relations: tuple[Relation, ...]
+    macros: str
+    library: str
+
+    def __post_init__(self) -> None:
+        seen: dict[str, Relation] = {}
+        for rel in self.relations:
+            check(rel, seen)
+            seen[rel.name] = rel
+
+    @classmethod
+    def load(cls, package: str, declared: list[tuple]) -> Catalog:
+        """The catalog of `declared` ((name, grain[, params]) each), reading each SQL from
+        `<package>/sql/relations/<name>.sql` and the macros from `sql/_macros.sql` and
+        `sql/_library.sql`."""
+        files = resources.files(package).joinpath("sql")
+        relations = tuple(
+            Relation(name, grain, tuple(params[0]) if params else (),
+                     files.joinpath("relations", f"{name}.sql").read_text(encoding="utf-8"))
+            for name, grain, *params in declared
+        )  # fmt: skip
+        return cls(
+            relations,
+            files.joinpath("_macros.sql").read_text(encoding="utf-8"),
+            files.joinpath("_library.sql").read_text(encoding="utf-8"),
+        )
+
+    def __getitem__(self, name: str) -> Relation:
+        return next(r for r in self.relations if r.name == name)
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.relations]
+
+    @property
+    def read_tables(self) -> set[str]:
+        """The tables some relation reads: a change to their rows touches a key."""
+        return {n for r in self.relations for n in r.reads if n in TABLES}
+
+    def digests(self, tables: str) -> dict[str, str]:
+        """Each relation's digest: its declaration and SQL, the macros, and the digests of
+        what it reads (`tables`: the tables' digest). A relation whose digest changed is
+        recomputed whole, and with it every relation that reads it."""
+        out: dict[str, str] = {}
+        for rel in self.relations:
+            inputs = [out.get(n, tables) for n in rel.reads]
+            out[rel.name] = digest(rel.name, rel.grain, rel.params, rel.sql, self.macros, inputs)
+        return out
+
+
+def default_catalog() -> Catalog:
+    """The query layer's relations (queries/relations.py): it owns every metric
+    definition; recorder only builds what it is given (imported when first needed, as
+    queries builds on recorder)."""
+    from queries.relations import catalog
+
+    return catalog()
+
+
+def check(rel: Relation, before: dict[str, Relation]) -> None:
+    """Refuse a declaration that the engine could not maintain correctly."""
+    if rel.grain not in GRAINS:
+        raise ValueError(f"{rel.name}: unknown grain {rel.grain!r}")
+    if unknown := [p for p in rel.params if p not in PARAMETERS]:
+        raise ValueError(f"{rel.name}: unknown parameters {unknown}")
+    if not rel.reads:
+        raise ValueError(f"{rel.name}: its SQL reads nothing (inputs are written {{name}})")
+    rank = list(GRAINS)
+    for name in rel.reads:
+        if name in TABLES:
+            cols = {n for n, _ in layout.columns(TABLES[name])}
+            if not set(rel.key) <= cols:
+                raise ValueError(f"{rel.name}: reads {name}, which has no {rel.grain} key")
+            continue
+        if name not in before:
+            raise ValueError(f"{rel.name}: reads {name}, neither a table nor declared before it")
+        other = before[name]
+        if rank.index(other.grain) > rank.index(rel.grain):
+            raise ValueError(f"{rel.name}: a {rel.grain} relation reads {name}, by {other.grain}")
+        if missing := [p for p in other.params if p not in rel.params]:
+            raise ValueError(f"{rel.name}: reads {name} without its parameters {missing}")
+
+
+def digest(*parts: object) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def expand(rel: Relation, source: Callable[[str], str]) -> str:
+    """`rel`'s SQL with each input placeholder replaced by `source(name)`."""
+    return _PLACEHOLDER.sub(lambda m: source(m.group(1)), rel.sql)
+
+
+def macro_sql(sql: str, *, temp: bool) -> str:
+    """Macro definitions (`CREATE OR REPLACE MACRO`), temporary when `temp` (a read-only
+    database takes temporary objects only)."""
+    return sql.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO") if temp else sql
+
+
+def defaults(rel: Relation) -> str:
+    return ", ".join(PARAMETERS[p][0] for p in rel.params)
+
+
+def reader_sql(
+    catalog: Catalog, *, temp: bool, stored: str | None, tables: Callable[[str], str] = str
+) -> list[str]:
+    """The statements that give a reader every relation of `catalog`: the scalar macros,
+    a view per relation without parameters and a table macro `<name>(params)` per
+    relation with some, then the library. `tables(name)`: the relation a table's rows come
+    from. `stored`: the schema holding the cache's tables (views then read the stored
+    rows, macros the stored rows for the default arguments); None: computed from the
+    tables."""
+    view = "TEMP VIEW" if temp else "VIEW"
+    kind = "TEMP MACRO" if temp else "MACRO"
+    by_name = {r.name: r for r in catalog.relations}
+
+    def source(name: str) -> str:
+        if name in by_name and by_name[name].params:
+            return f"{name}({', '.join(by_name[name].params)})"
+        return name if name in by_name else tables(name)
+
+    sql = [macro_sql(catalog.macros, temp=temp)]
+    for rel in catalog.relations:
+        if not rel.params:
+            body = f"SELECT * FROM {stored}.{rel.name}" if stored else expand(rel, source)
+            sql.append(f"CREATE OR REPLACE {view} {rel.name} AS {body}")
+            continue
+        args = ", ".join(rel.params)
+        sql.append(f"CREATE OR REPLACE {kind} compute_{rel.name}({args}) AS TABLE "
+                   + expand(rel, source))  # fmt: skip
+        if stored:
+            when = " AND ".join(PARAMETERS[p][1] for p in rel.params)
+            body = (
+                f"SELECT * FROM {stored}.{rel.name} WHERE {when} "
+                f"UNION ALL SELECT * FROM compute_{rel.name}({args}) WHERE NOT ({when})"
+            )
+        else:
+            body = f"SELECT * FROM compute_{rel.name}({args})"
+        sql.append(f"CREATE OR REPLACE {kind} {rel.name}({args}) AS TABLE {body}")
+    sql.append(macro_sql(catalog.library, temp=temp))
+    return sql
+
+
+def keys_table(grain: str) -> str:
+    return f"cprec_keys_{grain}"
+
+
+def compute_sql(
+    con: duckdb.DuckDBPyConnection,
+    rel: Relation,
+    schema: str,
+    table_source: Callable[[str], str],
+    *,
+    scoped: bool,
+) -> str:
+    """A SELECT of the rows the cache stores for `rel`: over the cache's tables and
+    relations in `schema` (`table_source(name)`: a table's rows there), limited, when
+    `scoped`, to the keys of its grain in the temporary table keys_table(grain). A
+    relation with parameters is computed for their default arguments through a temporary
+    macro (its SQL names them)."""
+    key = rel.key
+
+    def source(name: str) -> str:
+        relation = table_source(name) if name in TABLES else f"{schema}.{name}"
+        if not scoped:
+            return relation
+        on = " AND ".join(f"x.{c} = k.{c}" for c in key)
+        return f"(SELECT x.* FROM {relation} AS x SEMI JOIN {keys_table(rel.grain)} AS k ON {on})"
+
+    body = expand(rel, source)
+    if not rel.params:
+        return body
+    con.execute(
+        f"CREATE OR REPLACE TEMP MACRO cprec_compute({', '.join(rel.params)}) AS TABLE {body}"
+    )
+    return f"SELECT * FROM cprec_compute({defaults(rel)})"
