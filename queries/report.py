@@ -33,9 +33,9 @@ from recorder.layout import as_root
 # the four keys of the headline, as the `dora` query names them
 KEYS = (
     ("per_week", "frequency_band", "Deployment frequency", "per week", True),
-    ("lead_time_p50_s", "lead_time_band", "Lead time for changes", "p50", False),
-    ("change_failure_rate", "failure_rate_band", "Change failure rate", "", False),
-    ("restore_p50_s", "restore_band", "Time to restore", "p50", False),
+    ("p50_lead_time_s", "lead_time_band", "Lead time for changes", "p50", False),
+    ("change_failure_rate", "change_failure_rate_band", "Change failure rate", "", False),
+    ("p50_restore_s", "restore_band", "Time to restore", "p50", False),
 )
 MAX_STAGE_ROWS = 60  # stage-duration rows drawn; the pipelines with the slowest p90 first
 MAX_FAILURES = 20  # recent failures listed
@@ -121,7 +121,7 @@ def _content(run: _Runner, selection: Selection, dora: list[dict], summary: list
     script, divs = components(charts)
     per_dora = {r["pipeline"]: r for r in dora}
     # a pipeline without a deploy stage has no `dora` row: its delivery keys are blank
-    blank = dict.fromkeys(("per_week", "lead_time_p50_s", "restore_p50_s"))
+    blank = dict.fromkeys(("per_week", "p50_lead_time_s", "p50_restore_s"))
     rows = [{**blank, **r, **per_dora.get(r["pipeline"], {})} for r in summary]
     rows.sort(key=lambda r: (-(r["failure_rate"] or 0), r["pipeline"]))
     failures = run("recent-failures")
@@ -266,7 +266,7 @@ def _stage_durations(rows: list[dict]):
         "y": factors,
         "p50": [r["p50_s"] for r in keep], "p90": [r["p90_s"] for r in keep],
         "p95": [r["p95_s"] for r in keep], "max": [r["max_s"] for r in keep],
-        "runs": [r["executions"] for r in keep],
+        "runs": [r["runs"] for r in keep],
     })  # fmt: skip
     fig = _style(figure(
         title="Stage durations (s): bar to p50, line p50 to p95, dot p90",
@@ -356,16 +356,16 @@ def _errors(rows: list[dict]):
 
 
 def _approvals(rows: list[dict]):
-    rows = [r for r in rows if r["p50_wait_s"] is not None]
+    rows = [r for r in rows if r["p50_approval_s"] is not None]
     if not rows:
         return None
     labels = [f"{r['pipeline']} / {r['action']}" for r in rows]
     return _bars(
         "Approval waits: p50 of approved or rejected (hours)", labels,
-        [r["p50_wait_s"] / 3600 for r in rows],
+        [r["p50_approval_s"] / 3600 for r in rows],
         [("approval", "@label"), ("p50", "@value{0.00} h"), ("p90", "@p90{0.00} h"),
          ("approvals", "@n")],
-        {"p90": [(r["p90_wait_s"] or math.nan) / 3600 for r in rows],
+        {"p90": [(r["p90_approval_s"] or math.nan) / 3600 for r in rows],
          "n": [r["approvals"] for r in rows]},
     )  # fmt: skip
 

@@ -755,7 +755,8 @@ class Cache:
         which are said explicitly: the touched executions; their pipelines and those of
         the touched pipeline rows; the names of those pipelines."""
         con = self.con
-        con.execute(derive.macro_sql(self.catalog.macros, temp=True))  # what the SQL calls
+        con.execute(derive.status_macros(temp=True))  # what the SQL calls
+        con.execute(derive.macro_sql(self.catalog.macros, temp=True))
         keys = {
             "execution": "SELECT DISTINCT * FROM touched_execution",
             "pipeline": "SELECT DISTINCT account_id, region, pipeline FROM touched_execution "

@@ -33,7 +33,7 @@ from importlib import resources
 import duckdb
 
 from recorder import layout
-from recorder.schemas import TABLES
+from recorder.schemas import TABLES, TERMINAL_ACTION, TERMINAL_EXECUTION
 
 # The key of each grain, from the finest.
 GRAINS = {
@@ -125,7 +125,15 @@ class Catalog:
         out: dict[str, str] = {}
         for rel in self.relations:
             inputs = [out.get(n, tables) for n in rel.reads]
-            out[rel.name] = digest(rel.name, rel.grain, rel.params, rel.sql, self.macros, inputs)
+            out[rel.name] = digest(
+                rel.name,
+                rel.grain,
+                rel.params,
+                rel.sql,
+                self.macros,
+                status_macros(temp=True),
+                inputs,
+            )
         return out
 
 
@@ -199,7 +207,7 @@ def reader_sql(
             return f"{name}({', '.join(by_name[name].params)})"
         return name if name in by_name else tables(name)
 
-    sql = [macro_sql(catalog.macros, temp=temp)]
+    sql = [status_macros(temp=temp), macro_sql(catalog.macros, temp=temp)]
     for rel in catalog.relations:
         if not rel.params:
             body = f"SELECT * FROM {stored}.{rel.name}" if stored else expand(rel, source)
@@ -219,6 +227,18 @@ def reader_sql(
         sql.append(f"CREATE OR REPLACE {kind} {rel.name}({args}) AS TABLE {body}")
     sql.append(macro_sql(catalog.library, temp=temp))
     return sql
+
+
+def status_macros(*, temp: bool) -> str:
+    """execution_terminal(status) and action_terminal(status), from the one list of the
+    statuses that end each (recorder/schemas.py)."""
+    kind = "TEMP MACRO" if temp else "MACRO"
+    return "; ".join(
+        f"CREATE OR REPLACE {kind} {name}(status) AS status IN "
+        f"({', '.join(layout.sql_string(s) for s in statuses)})"
+        for name, statuses in (("execution_terminal", TERMINAL_EXECUTION),
+                               ("action_terminal", TERMINAL_ACTION))
+    )  # fmt: skip
 
 
 def keys_table(grain: str) -> str:

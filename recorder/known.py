@@ -19,11 +19,11 @@ import duckdb
 from recorder import reader
 from recorder.errors import UserError, first_line
 from recorder.flatten import has_stage_conditions, ts
+from recorder.schemas import TERMINAL_EXECUTION
 
 OVERLAP = timedelta(hours=6)  # re-read before the watermark: late starts, clock skew
 LOOKBACK = timedelta(days=31)  # recorded executions loaded before the paging bound
 RETENTION = timedelta(days=365)  # AWS keeps execution history for 12 months
-TERMINAL_EXECUTION = frozenset({"Cancelled", "Failed", "Stopped", "Succeeded", "Superseded"})
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CURSOR_TABLES = ("executions", "stage_states", "pipelines")  # all that load_known reads
 

@@ -12,6 +12,13 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+# The statuses that end a pipeline execution and an action execution (the CodePipeline
+# API reference, PipelineExecution.status and ActionExecution.status). The one list: the
+# collector's cursor reads it, and the SQL macros execution_terminal and action_terminal
+# are made from it (recorder/derive.py).
+TERMINAL_EXECUTION = ("Cancelled", "Failed", "Stopped", "Succeeded", "Superseded")
+TERMINAL_ACTION = ("Abandoned", "Failed", "Succeeded")
+
 TS = pa.timestamp("us", tz="UTC")
 S = pa.string()
 I = pa.int64()  # noqa: E741

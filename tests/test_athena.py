@@ -136,9 +136,13 @@ def test_the_views_read_the_raw_tables_and_commit_points_of_their_database():
     assert read == {
         ("cprec", "action_executions"),
         ("cprec", "executions"),  # an execution's start: the wait before its first stage
+        ("cprec", "rule_executions"),  # the stage's conditions: part of its outcome
         ("", "ranked"),
         ("", "per_action"),
         ("", "runs"),
+        ("", "ranked_rules"),
+        ("", "rules"),
+        ("", "conditions"),
     }
 
 

@@ -274,8 +274,8 @@ def test_time_to_restore_in_a_window(con):
 
 
 def test_dora(con):
-    # columns: pipeline, deployments, per_week, frequency_band, lead_time_p50_s,
-    # lead_time_band, change_failure_rate, failure_rate_band, restore_p50_s, restore_band
+    # columns: pipeline, deployments, per_week, frequency_band, p50_lead_time_s,
+    # lead_time_band, change_failure_rate, change_failure_rate_band, p50_restore_s, restore_band
     # (per pipeline: the figures of the tests above)
     assert rows(con, "dora") == [
         # 1.0 >= 1: high; 174900 < 7 d: high; 0.333 > 0.15: low; no restored episode
@@ -330,7 +330,7 @@ def test_band_macros_at_their_thresholds(con):
         "0", "86399.999", "86400", "604799", "604800", "2591999", "2592000", "NULL",
     ]) == ["elite", "elite", "high", "high", "medium", "medium", "low", None]  # fmt: skip
     # change failure rate: <= 0.05 elite, <= 0.10 high, <= 0.15 medium; as doubles too
-    assert bands("failure_rate_band", [
+    assert bands("change_failure_rate_band", [
         "0", "0.05", "0.0501", "0.10", "0.1001", "0.15", "0.1501", "1", "NULL",
         "1 / 20", "2 / 20", "3 / 20", "CAST(0.15 AS DOUBLE)",
     ]) == [

@@ -22,6 +22,7 @@ from conftest import (
 from conftest import SCENARIO_NOW as NOW
 
 import queries
+from recorder.cache import refresh
 from recorder.errors import UserError
 from recorder.schemas import TABLES
 from recorder.store import write_rows
@@ -89,7 +90,7 @@ def test_view_columns_are_canonical(con):
 
 def test_stage_durations(con):
     assert columns(con, "stage-durations") == [
-        "pipeline", "stage", "executions", "p50_s", "p90_s", "p95_s", "max_s", "mean_s",
+        "pipeline", "stage", "runs", "p50_s", "p90_s", "p95_s", "max_s", "mean_s",
     ]  # fmt: skip
     assert rows(con, "stage-durations") == [
         # one run, 100 and 200: p50 = 150, p90 = 100 + 0.9*100, p95 = 100 + 0.95*100
@@ -149,7 +150,7 @@ def test_failure_rates(con):
 
 def test_pipeline_summary(con):
     # columns: executions, succeeded, failed, superseded, stopped, running, failure_rate,
-    # superseded_rate, median_s
+    # superseded_rate, p50_s, p90_s
     assert rows(con, "pipeline-summary") == [
         # durations 120, 240 -> median 180, p90 120 + 0.9 * 120 = 228; 0 Failed / (2 + 0)
         ("api", 2, 2, 0, 0, 0, 0, 0.0, 0.0, 180.0, 228.0),
@@ -182,7 +183,9 @@ def test_trend(con):
         ("api", date(2026, 1, 5), 1, 0, 0.0, 120.0, 0),
         ("api", date(2026, 1, 12), 1, 0, 0.0, 240.0, 0),
         ("ops", date(2026, 1, 5), 1, 0, None, None, 0),
-        ("web", date(2026, 1, 5), 5, 1, 0.25, 900.0, 0),
+        # E1 S (600 s), E2 S (1200 s), E3 Stopped, E4 F, E5 running: failure_rate as in
+        # pipeline-summary, 1 Failed / (2 Succeeded + 1 Failed); p50 of the Succeeded 900
+        ("web", date(2026, 1, 5), 5, 1, round(1 / 3, 9), 900.0, 0),
     ]
 
 
@@ -228,6 +231,47 @@ def test_recent_failures_names_a_failed_rule_as_the_step(tmp_path):
             ACCOUNT,
         ),
     ]
+
+
+def test_a_stage_run_takes_its_outcome_from_its_conditions_too(tmp_path):
+    """CodePipeline fails a stage whose on-success condition fails after its actions
+    succeeded (an alarm rule after a deployment): the stage run is Failed, and so is the
+    deployment attempt. A rule still being evaluated keeps the run InProgress (not
+    terminal); a rule evaluated before the run began (an entry condition) is not part of
+    it."""
+    start = t("10:00:00")
+    execs = [execution_row(e, "Failed", start, t("10:30:00")) for e in ("C1", "C2", "C3")]
+    acts = [action_row(e, 1, "Deploy", "Release", "Succeeded", t("10:01:00"), t("10:05:00"))
+            for e in ("C1", "C2", "C3")]  # fmt: skip
+
+    def rule(eid, status, begin, end):
+        return {**common_columns(t("10:30:00")), "dt": execs[0]["dt"], "execution_id": eid,
+                "rule_execution_id": f"{eid}-{begin}", "stage": "Deploy", "rule": "NoAlarms",
+                "status": status, "start_time": t(begin), "last_update_time": t(end)}  # fmt: skip
+
+    rules = [
+        rule("C1", "Failed", "10:05:00", "10:09:00"),  # on success, after the actions
+        rule("C2", "InProgress", "10:05:00", "10:06:00"),  # still being evaluated
+        rule("C3", "Failed", "10:00:00", "10:00:30"),  # before the run: entry, a retry since
+    ]
+    definition = {**common_columns(t("10:30:00")), "dt": execs[0]["dt"], "pipeline_version": 1,
+                  "stage": "Deploy", "stage_index": 0, "action": "Release",
+                  "category": "Deploy"}  # fmt: skip
+    write_rows(tmp_path, "executions", execs, pipeline="p", run_id="r")
+    write_rows(tmp_path, "action_executions", acts, pipeline="p", run_id="r")
+    write_rows(tmp_path, "rule_executions", rules, pipeline="p", run_id="r")
+    write_rows(tmp_path, "pipeline_actions", [definition], pipeline="p", run_id="r")
+    for cache in (False, True):
+        if cache:
+            refresh(tmp_path)
+        con = queries.connect(tmp_path, cache=cache)
+        assert con.sql("SELECT execution_id, status, terminal FROM stage_runs ORDER BY ALL"
+                       ).fetchall() == [("C1", "Failed", True), ("C2", "InProgress", False),
+                                        ("C3", "Succeeded", True)]  # fmt: skip
+        # C2 is not terminal: no attempt yet
+        assert con.sql("SELECT execution_id, status FROM deploy_attempts([]) ORDER BY ALL"
+                       ).fetchall() == [("C1", "Failed"), ("C3", "Succeeded")]  # fmt: skip
+        con.close()
 
 
 def test_error_codes(con):

@@ -88,7 +88,7 @@ def test_queries_lists_names_and_descriptions(data):
 @pytest.mark.parametrize(
     ("name", "header"),
     [
-        ("stage-durations", "pipeline,stage,executions,p50_s,p90_s,p95_s,max_s,mean_s"),
+        ("stage-durations", "pipeline,stage,runs,p50_s,p90_s,p95_s,max_s,mean_s"),
         ("failure-rates", "pipeline,stage,action,attempts,failed,failure_rate"),
     ],
 )
@@ -121,7 +121,7 @@ def test_json_and_jsonl(data):
     result = run(data, "query", "pipeline-summary", "--format", "json")
     assert result.exit_code == 0
     got = json.loads(result.stdout)
-    assert got[0]["pipeline"] == "api" and got[0]["median_s"] == 180.0
+    assert got[0]["pipeline"] == "api" and got[0]["p50_s"] == 180.0
     assert {r["pipeline"] for r in got} == {"api", "ops", "web", LONG}
     lines = run(data, "query", "current-state", "--format", "jsonl").stdout.splitlines()
     states = [json.loads(line) for line in lines]
@@ -182,7 +182,7 @@ def test_a_quote_in_pipeline_returns_no_rows(data):
         assert result.exit_code == 0, result.output
         assert result.stdout == (
             "pipeline,executions,succeeded,failed,superseded,stopped,running,failure_rate,"
-            "superseded_rate,median_s,p90_s\n"
+            "superseded_rate,p50_s,p90_s\n"
         )
 
 

@@ -27,7 +27,7 @@ CREATE OR REPLACE MACRO standard_attempts(patterns, until, now) AS TABLE
             false
         ) AS rolled_back
     FROM deploy_attempts(patterns)
-    WHERE NOT rollback;
+    WHERE NOT "rollback";
 
 -- Deployments per week: n * 7 / the window's days, the window running from `since` (or
 -- `first_start`, the first recorded execution start) to `until` (or `now`).
@@ -50,7 +50,7 @@ CREATE OR REPLACE MACRO lead_times(patterns) AS TABLE
         CASE WHEN first_created IS NOT NULL
             THEN seconds_between(execution_start, deploy_time) END AS in_pipeline_s
     FROM deploy_attempts(patterns)
-    WHERE status = 'Succeeded' AND NOT rollback;
+    WHERE status = 'Succeeded' AND NOT "rollback";
 
 -- Failures and restore episodes (the failures and the deployment after each:
 -- relations/failure_restores.sql). A failure is a Failed attempt of a STANDARD execution
@@ -114,7 +114,7 @@ CREATE OR REPLACE MACRO lead_time_band(seconds) AS
         ELSE 'low'
     END;
 
-CREATE OR REPLACE MACRO failure_rate_band(rate) AS
+CREATE OR REPLACE MACRO change_failure_rate_band(rate) AS
     CASE
         WHEN rate IS NULL THEN NULL
         WHEN rate <= 0.05 THEN 'elite'

@@ -13,13 +13,19 @@ CREATE OR REPLACE MACRO glob_any(v, patterns) AS
 CREATE OR REPLACE MACRO pipeline_matches(p, patterns) AS
     len(CAST(patterns AS VARCHAR[])) = 0 OR glob_any(p, patterns);
 
--- Statuses that end a pipeline execution (DESIGN.md, pipeline failure rate).
-CREATE OR REPLACE MACRO execution_terminal(status) AS
-    status IN ('Succeeded', 'Failed', 'Stopped', 'Superseded', 'Cancelled');
+-- (execution_terminal(status) and action_terminal(status), the statuses that end a
+-- pipeline execution and an action execution, are made from recorder/schemas.py.)
 
--- Statuses that end an action execution (DESIGN.md, failure-rates).
-CREATE OR REPLACE MACRO action_terminal(status) AS
-    status IN ('Succeeded', 'Failed', 'Abandoned');
+-- The failure rate of executions, of stage runs or of action executions: Failed / (Succeeded +
+-- Failed). What never reached an outcome (Superseded, Stopped, Cancelled, Abandoned, still
+-- running) does not dilute it. NULL without an outcome.
+CREATE OR REPLACE MACRO failure_rate(failed, succeeded) AS
+    failed / nullif(failed + succeeded, 0);
+
+-- The change failure rate (DORA): (failed + rolled back) deployment attempts / attempts.
+-- NULL without an attempt.
+CREATE OR REPLACE MACRO change_failure_rate(failed, rolled_back, attempts) AS
+    (failed + rolled_back) / nullif(attempts, 0);
 
 -- Seconds between two timestamps, exact to the microsecond.
 CREATE OR REPLACE MACRO seconds_between(a, b) AS

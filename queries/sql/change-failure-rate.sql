@@ -8,7 +8,7 @@
 --                the deployment, before the next STANDARD deployment of that pipeline and
 --                stage and before --until (or now)
 --   rollbacks    executions of type ROLLBACK that started in the window
---   change_failure_rate = (failed + rolled_back) / attempts
+--   change_failure_rate = (failed + rolled_back) / attempts (_macros.sql)
 WITH attempts AS (
     SELECT pipeline, status, rolled_back
     FROM standard_attempts($deploy_stages, $until, $now)
@@ -38,7 +38,7 @@ SELECT
     coalesce(p.failed, 0) AS failed,
     coalesce(p.rolled_back, 0) AS rolled_back,
     coalesce(r.rollbacks, 0) AS rollbacks,
-    (p.failed + p.rolled_back) / nullif(p.attempts, 0) AS change_failure_rate
+    change_failure_rate(p.failed, p.rolled_back, p.attempts) AS change_failure_rate
 FROM per_pipeline AS p
 FULL JOIN rollbacks AS r USING (pipeline)
 ORDER BY pipeline;

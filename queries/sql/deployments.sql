@@ -10,7 +10,7 @@
 --                        the pipeline's first recorded execution start) to --until (or now)
 --   median_interval_s    median of the seconds between consecutive deployments
 --   last_deploy          the latest deployment's time
--- (recorder/sql/_stats.sql computes the figures but per_week.)
+-- (queries/sql/relations/*_stats.sql computes the figures but per_week.)
 SELECT
     pipeline,
     stage,

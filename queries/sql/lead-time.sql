@@ -14,9 +14,9 @@ SELECT
     pipeline,
     count(lead_s) AS deployments,
     count(*) - count(lead_s) AS without_created,
-    quantile_cont(lead_s, 0.5) AS p50_s,
-    quantile_cont(lead_s, 0.9) AS p90_s,
-    mean_exact(lead_s) AS mean_s,
+    quantile_cont(lead_s, 0.5) AS p50_lead_time_s,
+    quantile_cont(lead_s, 0.9) AS p90_lead_time_s,
+    mean_exact(lead_s) AS mean_lead_time_s,
     quantile_cont(to_start_s, 0.5) AS to_start_s,
     quantile_cont(in_pipeline_s, 0.5) AS in_pipeline_s
 FROM leads

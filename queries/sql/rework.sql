@@ -3,7 +3,7 @@
 -- most executions any one of its actions has (a retry of failed actions adds one):
 -- retried = runs with attempts > 1, retry_rate = retried / runs, extra_attempts =
 -- sum(attempts - 1). Stages in order of first start.
--- (recorder/sql/_stats.sql computes the figures.)
+-- (queries/sql/relations/*_stats.sql computes the figures.)
 SELECT
     pipeline,
     stage,

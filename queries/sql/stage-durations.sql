@@ -2,10 +2,10 @@
 -- Over terminal stage runs (no action execution InProgress) whose start is in the window;
 -- percentiles are quantile_cont (linear interpolation). Stages in order of first start.
 -- The three quantiles come from one list-valued quantile_cont: one sort per group, not three.
--- (recorder/sql/_stats.sql computes the figures: stored by the query cache for the open
+-- (queries/sql/relations/*_stats.sql computes the figures: stored by the query cache for the open
 -- window.)
 SELECT
-    pipeline, stage, executions, q[1] AS p50_s, q[2] AS p90_s, q[3] AS p95_s, max_s, mean_s
+    pipeline, stage, runs, q[1] AS p50_s, q[2] AS p90_s, q[3] AS p95_s, max_s, mean_s
 FROM stage_duration_stats($since, $until)
 WHERE pipeline_matches(pipeline, $pipelines)
 ORDER BY pipeline, first_start, stage;

@@ -4,7 +4,7 @@
 -- - the execution's start (a queue ahead of the first stage). Over stage runs whose start
 -- is in the window (stage_runs.wait_s): runs, p50/p90 (quantile_cont), max and total
 -- seconds. Stages in order of first start.
--- (recorder/sql/_stats.sql computes the figures.)
+-- (queries/sql/relations/*_stats.sql computes the figures.)
 SELECT
     pipeline,
     stage,

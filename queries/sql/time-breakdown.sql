@@ -9,8 +9,8 @@
 --   source_to_start_s execution start - earliest artifact revision `created` (executions
 --                     without one are left out of this median only)
 -- Each column is a median of its own, so the parts need not add up to total_s. The
--- per-execution figures are `execution_times` (recorder/sql/_execution_times.sql), the
--- medians recorder/sql/_stats.sql.
+-- per-execution figures are `execution_times` (relations/execution_times.sql), the
+-- medians queries/sql/relations/*_stats.sql.
 SELECT
     pipeline,
     executions,

@@ -1,11 +1,12 @@
 -- Weekly executions, failures, failure rate, median duration and deployments per pipeline.
 -- Weeks start on Monday (UTC). executions, failed, failure_rate and p50_s are over the
 -- executions that started in the week (and in the window): failure_rate = Failed /
--- terminal executions; p50_s = median duration of the terminal ones (last_update_time -
--- start_time). deployments = STANDARD deployments (see `deployments`; --deploy-stage)
+-- (Succeeded + Failed), as in pipeline-summary; p50_s = median duration of the Succeeded
+-- ones (last_update_time - start_time), as in pipeline-summary. deployments = STANDARD deployments (see `deployments`; --deploy-stage)
 -- whose time falls in the week and in the window.
 WITH runs AS (
-    SELECT pipeline, week, executions, failed, failed / nullif(terminal, 0) AS failure_rate, p50_s
+    SELECT
+        pipeline, week, executions, failed, failure_rate(failed, succeeded) AS failure_rate, p50_s
     FROM weekly_execution_stats($since, $until)
     WHERE pipeline_matches(pipeline, $pipelines)
 ),
@@ -15,7 +16,7 @@ deploys AS (
         CAST(date_trunc('week', deploy_time AT TIME ZONE 'UTC') AS DATE) AS week,
         count(*) AS deployments
     FROM deployment_log($deploy_stages)
-    WHERE NOT rollback
+    WHERE NOT "rollback"
         AND in_window(deploy_time, $since, $until)
         AND pipeline_matches(pipeline, $pipelines)
     GROUP BY ALL

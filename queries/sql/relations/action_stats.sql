@@ -1,15 +1,16 @@
 -- `action_stats(since, until)` (grain: name).
 -- Action executions in a terminal status (action_terminal) per pipeline, stage and action:
--- count, p50/p90/p95 (quantile_cont), max and mean seconds (start to last update), Failed
--- ones, first start. Each attempt counts.
+-- attempts, p50/p90/p95 (quantile_cont), max and mean seconds (start to last update),
+-- Succeeded and Failed ones, first start. Each attempt counts.
 SELECT
     pipeline,
     stage,
     action,
-    count(*) AS executions,
+    count(*) AS attempts,
     quantile_cont(seconds_between(start_time, last_update_time), [0.5, 0.9, 0.95]) AS q,
     max(seconds_between(start_time, last_update_time)) AS max_s,
     mean_exact(seconds_between(start_time, last_update_time)) AS mean_s,
+    count(*) FILTER (WHERE status = 'Succeeded') AS succeeded,
     count(*) FILTER (WHERE status = 'Failed') AS failed,
     min(start_time) AS first_start
 FROM {action_executions}

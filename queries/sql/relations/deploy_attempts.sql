@@ -17,7 +17,7 @@ WITH attempts AS (
         r.account_id, r.region, r.pipeline, r.stage, r.execution_id, r.status,
         r.end_time AS deploy_time,
         e.start_time AS execution_start,
-        coalesce(e.execution_type = 'ROLLBACK', false) AS rollback,
+        coalesce(e.execution_type = 'ROLLBACK', false) AS "rollback",
         e.pipeline_version
     FROM {stage_runs} AS r
     JOIN {deploy_stages} AS d USING (account_id, region, pipeline, stage)
@@ -28,7 +28,7 @@ done AS (
     SELECT
         *,
         lead(deploy_time) OVER (
-            PARTITION BY account_id, region, pipeline, stage, rollback
+            PARTITION BY account_id, region, pipeline, stage, "rollback"
             ORDER BY deploy_time, execution_id
         ) AS next_deploy_time
     FROM attempts
@@ -49,7 +49,7 @@ rolled AS (
         AND x.pipeline = d.pipeline
         AND x.start_time > d.deploy_time
         AND x.start_time < coalesce(d.next_deploy_time, 'infinity'::TIMESTAMPTZ)
-    WHERE NOT d.rollback
+    WHERE NOT d."rollback"
         AND x.rollback_target_execution_id IS DISTINCT FROM d.execution_id
     GROUP BY ALL
 )

@@ -24,18 +24,18 @@ intervals AS (
                 deploy_time
             ) AS interval_s
         FROM attempts
-        WHERE status = 'Succeeded' AND NOT rollback
+        WHERE status = 'Succeeded' AND NOT "rollback"
     )
     GROUP BY ALL
 ),
 per_stage AS (
     SELECT
         pipeline, stage,
-        count(*) FILTER (WHERE status = 'Succeeded' AND NOT rollback) AS deployments,
-        count(*) FILTER (WHERE status = 'Succeeded' AND rollback) AS rollback_deployments,
+        count(*) FILTER (WHERE status = 'Succeeded' AND NOT "rollback") AS deployments,
+        count(*) FILTER (WHERE status = 'Succeeded' AND "rollback") AS rollback_deployments,
         count(DISTINCT CAST(deploy_time AT TIME ZONE 'UTC' AS DATE))
-            FILTER (WHERE status = 'Succeeded' AND NOT rollback) AS deploy_days,
-        max(deploy_time) FILTER (WHERE status = 'Succeeded' AND NOT rollback)
+            FILTER (WHERE status = 'Succeeded' AND NOT "rollback") AS deploy_days,
+        max(deploy_time) FILTER (WHERE status = 'Succeeded' AND NOT "rollback")
             AS last_deploy,
         min(deploy_time) AS first_attempt
     FROM attempts

@@ -7,7 +7,7 @@
 WITH failures AS (
     SELECT account_id, region, pipeline, stage, execution_id, deploy_time AS failed_at
     FROM {deploy_attempts}
-    WHERE status = 'Failed' AND NOT rollback
+    WHERE status = 'Failed' AND NOT "rollback"
     UNION ALL
     SELECT account_id, region, pipeline, stage, execution_id, rolled_back_at
     FROM {deploy_attempts}

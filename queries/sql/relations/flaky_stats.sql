@@ -6,7 +6,7 @@ SELECT
     pipeline,
     stage,
     action,
-    count(*) AS executions,
+    count(*) AS runs,
     count(*) FILTER (WHERE flaky) AS flaky,
     max(first_start) FILTER (WHERE flaky) AS last_flaky
 FROM {action_runs}

@@ -1,10 +1,10 @@
 -- `stage_duration_stats(since, until)` (grain: name).
--- Terminal stage runs (no action execution InProgress) per pipeline and stage: count,
+-- Terminal stage runs (stage_runs.terminal) per pipeline and stage: runs,
 -- p50/p90/p95 (quantile_cont, one sort per group), max and mean seconds, first start.
 SELECT
     pipeline,
     stage,
-    count(*) AS executions,
+    count(*) AS runs,
     quantile_cont(duration_s, [0.5, 0.9, 0.95]) AS q,
     max(duration_s) AS max_s,
     mean_exact(duration_s) AS mean_s,

@@ -3,14 +3,19 @@
 --   start_time   = min(start_time) of its action executions
 --   end_time     = max(last_update_time)
 --   duration_s   = end_time - start_time, in seconds
---   terminal     = none of its action executions is InProgress
+--   terminal     = none of its action executions and condition rules is InProgress
 --   attempts     = the number of rounds: the most executions any one action has in
 --                  the run (1 without a retry; a retry of failed actions adds one)
---   status       = InProgress if any action execution is InProgress; else Failed if
---                  the latest execution of any action Failed; else Abandoned if the
---                  latest of any action was Abandoned; else Succeeded. "Latest" is by
---                  start_time, then last_update_time, then action_execution_id, so a
---                  failure fixed by a retry leaves the stage Succeeded.
+--   status       = the stage's own outcome, from its actions and its conditions, as
+--                  CodePipeline decides it: InProgress if any action execution, or the
+--                  latest evaluation of any rule of a condition evaluated once the run
+--                  began (on success, on failure), is InProgress; else Failed if the
+--                  latest execution of any action, or the latest evaluation of such a
+--                  rule, Failed (a deployment whose alarm rule failed it is a failed
+--                  deployment); else Abandoned if the latest of any action was
+--                  Abandoned; else Succeeded. "Latest" is by start_time, then
+--                  last_update_time, then the execution id, so a failure fixed by a
+--                  retry leaves the stage Succeeded.
 --   actions, action_executions = distinct actions, action executions in the run
 --   after_stage  = the stage of the same execution whose run started last before this
 --                  one (by start_time, then stage name); NULL for the first stage run
@@ -44,19 +49,49 @@ runs AS (
             WHEN bool_or(latest_status = 'Failed') THEN 'Failed'
             WHEN bool_or(latest_status = 'Abandoned') THEN 'Abandoned'
             ELSE 'Succeeded'
-        END AS status,
+        END AS action_status,
         max(runs) AS attempts,
         sum(in_progress) = 0 AS terminal,
         count(*) AS actions,
         CAST(sum(runs) AS BIGINT) AS action_executions
     FROM per_action
     GROUP BY account_id, region, pipeline, execution_id, stage
+),
+rules AS (
+    SELECT
+        account_id, region, pipeline, execution_id, stage, rule,
+        max_by(status, row(start_time, last_update_time, rule_execution_id)) AS latest_status,
+        max(start_time) AS latest_start
+    FROM {rule_executions}
+    GROUP BY ALL
+),
+conditions AS (
+    SELECT
+        r.account_id, r.region, r.pipeline, r.execution_id, r.stage,
+        bool_or(c.latest_status = 'InProgress') AS running,
+        bool_or(c.latest_status = 'Failed') AS failed
+    FROM runs AS r
+    JOIN rules AS c
+        ON c.account_id = r.account_id AND c.region = r.region AND c.pipeline = r.pipeline
+        AND c.execution_id = r.execution_id AND c.stage = r.stage
+        AND c.latest_start >= r.start_time
+    GROUP BY ALL
 )
 SELECT
-    r.*,
+    r.account_id, r.region, r.pipeline, r.execution_id, r.stage,
+    r.start_time, r.end_time, r.duration_s,
+    CASE
+        WHEN r.action_status = 'InProgress' OR c.running THEN 'InProgress'
+        WHEN r.action_status = 'Failed' OR c.failed THEN 'Failed'
+        ELSE r.action_status
+    END AS status,
+    r.attempts,
+    r.terminal AND NOT coalesce(c.running, false) AS terminal,
+    r.actions, r.action_executions,
     lag(r.stage) OVER run AS after_stage,
     seconds_between(coalesce(lag(r.end_time) OVER run, e.start_time), r.start_time) AS wait_s
 FROM runs AS r
+LEFT JOIN conditions AS c USING (account_id, region, pipeline, execution_id, stage)
 LEFT JOIN {executions} AS e USING (account_id, region, pipeline, execution_id)
 WINDOW run AS (
     PARTITION BY r.account_id, r.region, r.pipeline, r.execution_id
