@@ -34,7 +34,7 @@ from recorder.errors import UserError, first_line
 from recorder.layout import existing_root, sql_string
 from recorder.reader import data_errors
 from recorder.schemas import TABLES
-from recorder.views import SESSION_SQL, create_parquet_views, reader_sql
+from recorder.views import configure, create_parquet_views, reader_sql
 
 __all__ = [
     "NamedQuery",
@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 PARAMETERS = ("since", "until", "pipelines", "now", "deploy_stages")
+STREAM_BATCH_ROWS = 50_000  # rows per batch of a streamed result
 _PARAM = re.compile(r"\$([A-Za-z_]\w*)")
 _COMMENT = re.compile(r"--[^\n]*")
 
@@ -183,7 +184,7 @@ def _write_tables(path: Path, root: Path) -> str:
     reader would use it (it holds the last completed state), else from the Parquet
     views. Returns which."""
     con = duckdb.connect()
-    con.execute(SESSION_SQL)
+    configure(con)
     if cache_mod.attach_current(con, root, "cprec_cache") is None:
         source = "the cache"
     else:
@@ -313,11 +314,14 @@ def run_query(
     now: datetime | None = None,
     deploy_stages: Sequence[str] = (),
     data_root: str | Path | None = None,
-) -> pa.Table:
+    stream: bool = False,
+) -> pa.Table | pa.RecordBatchReader:
     """Run a named query with its parameters bound; `data_root` only sharpens error messages.
 
     `deploy_stages`: GLOBs naming the deploy stages (empty = each pipeline's last stage
-    holding a Deploy action, sql/_delivery.sql)."""
+    holding a Deploy action, relations/deploy_stages.sql). `stream`: a reader of batches
+    (the rows are fetched as it is read; read it inside `reader.data_errors`), not a
+    table held whole in memory."""
     query = get_query(name)
     values = {
         "since": since,
@@ -328,6 +332,8 @@ def run_query(
     }
     params = {k: values[k] for k in query.parameters}
     with data_errors(data_root):
+        if stream:
+            return con.execute(query.sql, params).fetch_record_batch(STREAM_BATCH_ROWS)
         return con.sql(query.sql, params=params).to_arrow_table()
 
 

@@ -37,32 +37,109 @@ from recorder.errors import UserError, first_line
 MIN_TEXT = 12  # text columns are cut down to this; if the grid still does not fit: records
 
 
+# Formats written batch by batch from a streamed result: the process holds one batch, not
+# the result (a year of failures is a million rows). `table` needs every row to size its
+# columns, so a streamed result is read whole for it.
+STREAMED = ("csv", "json", "jsonl", "markdown", "parquet")
+BATCH_ROWS = 50_000
+
+
 def write_result(
-    table: pa.Table, fmt: str, output: Path | None = None, *, width: int | None = None
-) -> None:
-    """Write `table` in `fmt` to `output`, or to standard output."""
-    table = plain(table)
+    result: pa.Table | pa.RecordBatchReader,
+    fmt: str,
+    output: Path | None = None,
+    *,
+    width: int | None = None,
+) -> int:
+    """Write `result` in `fmt` to `output` (written under a temporary name, then renamed
+    into place: never a partial file), or to standard output. Returns the rows written."""
+    if isinstance(result, pa.RecordBatchReader) and fmt not in STREAMED:
+        result = result.read_all()
+    if isinstance(result, pa.Table):
+        result = pa.RecordBatchReader.from_batches(result.schema, result.to_batches(BATCH_ROWS))
+    if fmt == "parquet" and output is None:
+        raise UserError("--format parquet needs -o/--output FILE")
+    tmp = None if output is None else output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
-        if fmt == "parquet":
-            if output is None:
-                raise UserError("--format parquet needs -o/--output FILE")
-            pq.write_table(
-                table.rename_columns(unique_names(table.column_names)), output,
-                compression="zstd",
-            )  # fmt: skip
-            return
-        text = render(table, fmt, width=width or terminal_width())
-        if output is None:
-            sys.stdout.write(text)
+        if tmp is None:
+            rows = _write(result, fmt, sys.stdout, None, width)
             sys.stdout.flush()
-        else:
-            output.write_text(text, encoding="utf-8", newline="")
+            return rows
+        try:
+            if fmt == "parquet":
+                rows = _write(result, fmt, None, tmp, width)
+            else:
+                with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                    rows = _write(result, fmt, fh, None, width)
+            os.replace(tmp, output)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return rows
     except OSError as e:
         raise UserError(f"cannot write {output or 'standard output'}: {e.strerror or e}") from None
     except (OverflowError, pa.ArrowNotImplementedError, pa.ArrowInvalid) as e:
         # values Python or the format cannot hold (an infinite timestamp, an INTERVAL
         # inside a list written as Parquet): say so rather than print a traceback
         raise UserError(f"cannot write this result as {fmt}: {first_line(e)}") from None
+
+
+def _write(reader: pa.RecordBatchReader, fmt: str, fh, path: Path | None, width) -> int:
+    """Write each batch of `reader` as it comes; the text equals render() of the whole."""
+    rows = 0
+    if fmt == "table":
+        table = reader.read_all()
+        fh.write(render(table, fmt, width=width or terminal_width()))
+        return table.num_rows
+    if fmt == "parquet":
+        writer = None
+        for batch in reader:
+            table = plain(pa.Table.from_batches([batch], reader.schema))
+            table = table.rename_columns(unique_names(table.column_names))
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+            writer.write_table(table)
+            rows += table.num_rows
+        if writer is None:  # no rows: the columns still
+            table = plain(reader.schema.empty_table())
+            pq.write_table(table.rename_columns(unique_names(table.column_names)), path,
+                           compression="zstd")  # fmt: skip
+        else:
+            writer.close()
+        return rows
+    first = True  # (json: no object written yet; the others: no header yet)
+    for batch in reader:
+        if fmt == "json" and not batch.num_rows:
+            continue
+        table = plain(pa.Table.from_batches([batch], reader.schema))
+        fh.write(_chunk(table, fmt, first))
+        first = False
+        rows += table.num_rows
+    if first:  # nothing written: the header (or the empty list) still
+        fh.write(render(reader.schema.empty_table(), fmt))
+    elif fmt == "json":
+        fh.write("\n]\n")
+    return rows
+
+
+def _chunk(table: pa.Table, fmt: str, first: bool) -> str:
+    """render() of a batch, as the continuation of the batches before it."""
+    columns = table.column_names
+    rows = list(zip(*(c.to_pylist() for c in table.columns), strict=True))
+    if fmt == "csv":
+        text = render_csv(columns, rows)
+        return text if first else text.split("\n", 1)[1]
+    if fmt == "markdown":
+        text = render_markdown(columns, rows)
+        return text if first else text.split("\n", 2)[2]
+    keys = unique_names(columns)
+    objects = [{k: _json_value(v) for k, v in zip(keys, r, strict=True)} for r in rows]
+    if fmt == "jsonl":
+        return "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in objects)
+    # json: the list render() writes (indent 2), opened by the first batch
+    items = ",\n".join(
+        "  " + json.dumps(o, indent=2, ensure_ascii=False).replace("\n", "\n  ") for o in objects
+    )
+    return ("[\n" if first else ",\n") + items
 
 
 def terminal_width() -> int:

@@ -56,6 +56,7 @@ import functools
 import hashlib
 import logging
 import os
+import shutil
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -73,7 +74,7 @@ from recorder.lock import data_lock, held_by_someone, hold
 from recorder.s3 import S3Path
 from recorder.schemas import TABLES, Table
 from recorder.testhooks import checkpoint
-from recorder.views import SESSION_SQL, check_files, committed_sql, create_cache_views, reader_sql
+from recorder.views import check_files, committed_sql, configure, create_cache_views, reader_sql
 
 log = logging.getLogger("cprec.cache")
 
@@ -165,7 +166,7 @@ def open_reader(root: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | Non
     except duckdb.Error as e:
         return None, f"cannot open it ({first_line(e)})"
     try:
-        con.execute(SESSION_SQL)
+        configure(con)
         why = _not_current(con, root=root)
         if why:
             con.close()
@@ -406,7 +407,11 @@ class Cache:
                 f"cannot open the cache {path}: {first_line(e)} (delete it, or run "
                 "`cprec cache --rebuild`)"
             ) from None
-        self.con.execute(SESSION_SQL)  # UTC; no progress bar in a collector's log
+        # UTC, no progress bar in a collector's log, the memory limit; it spills beside
+        # the file (DuckDB removes what it spilled when the connection closes)
+        spill = path.with_name(path.name + ".spill")
+        shutil.rmtree(spill, ignore_errors=True)  # a killed writer's (DuckDB's lock is ours)
+        configure(self.con, spill=spill)
         self.catalog = derive.default_catalog()
         self.parts = parts()
         self.whole: set[str] = set()  # relations recomputed whole (set by _ensure_schema)

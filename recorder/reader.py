@@ -17,7 +17,7 @@ from recorder import s3
 from recorder.errors import UserError, first_line
 from recorder.layout import as_root, list_files, parquet_metadata
 from recorder.lock import read_lock
-from recorder.views import SESSION_SQL, create_parquet_views
+from recorder.views import configure, create_parquet_views
 
 
 def connect(
@@ -42,7 +42,7 @@ def connect(
 
 def open_parquet(root: Path, tables: tuple[str, ...] | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    con.execute(SESSION_SQL)
+    configure(con)
     if s3.is_s3(root):
         s3.attach(con)
     read_lock(root, con)

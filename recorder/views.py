@@ -18,6 +18,9 @@ under the wrong type.
 
 from __future__ import annotations
 
+import itertools
+import os
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -28,9 +31,34 @@ from recorder.errors import UserError, first_line
 from recorder.s3 import S3Path
 from recorder.schemas import TABLES, Table
 
-# Every reader's session settings. DuckDB draws a progress bar on stdout for a query that
-# runs over 2 s: it would land in the middle of a CSV or a report.
+# Every connection's session settings. DuckDB draws a progress bar on stdout for a query
+# that runs over 2 s: it would land in the middle of a CSV or a report.
 SESSION_SQL = "SET TimeZone = 'UTC'; SET enable_progress_bar = false"
+
+# What DuckDB may hold in memory before it spills to disk, in every connection cprec opens
+# (--memory-limit, or this variable). DuckDB's own default is 80 % of the machine's RAM,
+# so a cron job's memory grew with the history it reads (15 GB for a recompute of 500
+# pipelines x 365 days); with a fixed limit the whole process stays under a fixed
+# ceiling (bench/RESULTS.md, section 8: the limit plus ~150 MB of Python, pyarrow and
+# boto3) and what does not fit is spilled.
+MEMORY_LIMIT_ENV = "CPREC_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "256MB"
+_spills = itertools.count()
+
+
+def configure(con: duckdb.DuckDBPyConnection, spill: Path | None = None) -> None:
+    """Apply the session settings and the memory limit to `con`, spilling to `spill`
+    (default a directory of this process and connection under the system's temporary
+    directory: DuckDB creates it when it first spills and removes it when it closes)."""
+    con.execute(SESSION_SQL)
+    limit = os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+    try:
+        con.execute(f"SET memory_limit = {layout.sql_string(limit)}")
+    except duckdb.Error as e:
+        raise UserError(f"memory limit {limit!r} ({MEMORY_LIMIT_ENV}): {first_line(e)}") from None
+    if spill is None:
+        spill = Path(tempfile.gettempdir()) / f"cprec-spill-{os.getpid()}-{next(_spills)}"
+    con.execute(f"SET temp_directory = {layout.sql_string(str(spill))}")
 
 
 def committed_sql(table: Table, latest: str, schema: str) -> str:

@@ -3,6 +3,8 @@ the storage layer and the query layer. Only here do errors become exit codes."""
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from recorder import __version__
@@ -37,9 +39,18 @@ def _one_line(message: str, code: int) -> click.ClickException:
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(__version__, prog_name="cprec")
+@click.option(
+    "--memory-limit",
+    metavar="SIZE",
+    envvar="CPREC_MEMORY_LIMIT",
+    help="What DuckDB may hold in memory before it spills to disk, e.g. 512MB or 2GB "
+    "(default 256MB; env CPREC_MEMORY_LIMIT).",
+)
 @click.pass_context
-def main(ctx: click.Context) -> None:
+def main(ctx: click.Context, memory_limit: str | None) -> None:
     """Record AWS CodePipeline history as Parquet and query it with DuckDB."""
+    if memory_limit:  # every connection reads it (recorder/views.py configure)
+        os.environ["CPREC_MEMORY_LIMIT"] = memory_limit
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
 

@@ -14,6 +14,7 @@ import queries
 from queries.output import write_result
 from recorder.cli.options import _stack, cache_option, data_option, output_options
 from recorder.errors import UserError
+from recorder.reader import data_errors
 from recorder.timeparse import parse_bound, window_warnings
 
 pipeline_option = click.option(
@@ -87,10 +88,12 @@ def query_cmd(
     queries.get_query(name)  # an unknown name fails before anything is read
     window = window_of(since, until)
     con = queries.connect(data, cache=use_cache)
-    result = queries.run_query(
-        con, name, pipelines=pipelines, deploy_stages=deploy_stages, data_root=data, **window
-    )
-    write_result(result, fmt, output)
+    with data_errors(data):  # the rows are read as they are written
+        result = queries.run_query(
+            con, name, pipelines=pipelines, deploy_stages=deploy_stages, data_root=data,
+            stream=True, **window,
+        )  # fmt: skip
+        write_result(result, fmt, output)
 
 
 @click.command("sql")
@@ -137,14 +140,14 @@ def export_cmd(
         raise UserError(f"cannot create {directory}: {exc.strerror}") from None
     index = []
     for q in queries.named_queries().values():
-        result = queries.run_query(
-            con, q.name, pipelines=pipelines, deploy_stages=deploy_stages, data_root=data, **window
-        )
         file = f"{q.name}.csv"
-        write_result(result, "csv", directory / file)
-        index.append(
-            {"name": q.name, "file": file, "rows": result.num_rows, "description": q.description}
-        )
+        with data_errors(data):  # the rows are read as they are written
+            result = queries.run_query(
+                con, q.name, pipelines=pipelines, deploy_stages=deploy_stages, data_root=data,
+                stream=True, **window,
+            )  # fmt: skip
+            rows = write_result(result, "csv", directory / file)
+        index.append({"name": q.name, "file": file, "rows": rows, "description": q.description})
     with open(directory / "index.csv", "w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, ["name", "file", "rows", "description"], lineterminator="\n")
         writer.writeheader()
