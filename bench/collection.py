@@ -19,7 +19,7 @@ LATENCY_MS = 50
 
 def _max_results() -> dict[str, int]:
     """The largest page each list operation allows, from botocore's service model."""
-    from recorder.simulator.api import service_model
+    from recorder.simulator.protocol import service_model
 
     m = service_model()
     out = {}

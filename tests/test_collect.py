@@ -41,6 +41,7 @@ from recorder.flatten import (
 from recorder.known import TERMINAL_EXECUTION
 from recorder.schemas import EXECUTION_TABLES, TABLES
 from recorder.simulator import Account, Faults, SimulatorServer
+from recorder.simulator.fixtures import SeedAccount
 from recorder.store import PAUSE_ENV, Batch
 
 COMMON = ("account_id", "region", "run_id", "recorded_at")
@@ -503,12 +504,12 @@ def test_runs_every_half_hour_follow_retries_and_revivals(tmp_path):
 
 
 def test_seed_samples_over_http_land_as_their_exact_rows(tmp_path):
-    """Account.from_seeds serves the shared/seeds samples verbatim; through boto3 they
+    """SeedAccount serves the shared/seeds samples verbatim; through boto3 they
     become the rows test_flatten pins down, in the partitions the contract names."""
     fixtures = Path(__file__).parent / "fixtures"
     execution = json.loads((fixtures / "get_pipeline_execution.json").read_text())
     state = json.loads((fixtures / "get_pipeline_state.json").read_text())
-    acct = Account.from_seeds()
+    acct = SeedAccount()
     with SimulatorServer(acct) as srv:
         first = run(tmp_path, srv, acct)
         second = run(tmp_path, srv, acct)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import http.client
 import json
 import os
@@ -10,6 +11,8 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
 from urllib.parse import urlparse
 
 import boto3
@@ -20,8 +23,10 @@ from botocore.exceptions import ClientError, ConnectionClosedError, ParamValidat
 from botocore.validate import validate_parameters
 from click.testing import CliRunner
 
+import recorder.simulator
 from recorder.cli import main
 from recorder.simulator import Account, ApiError, Faults, SimulatorServer
+from recorder.simulator.fixtures import SeedAccount
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 MODEL = botocore.session.get_session().get_service_model("codepipeline")
@@ -300,7 +305,7 @@ SEED_BODY = (
 
 
 def test_seeds_scenario_serves_the_samples_verbatim():
-    acct = Account.from_seeds()
+    acct = SeedAccount()
     with SimulatorServer(acct) as srv:
         url = urlparse(srv.endpoint_url)
         conn = http.client.HTTPConnection(url.hostname, url.port)
@@ -540,6 +545,75 @@ def test_big_accounts_are_lazy():
     one = acct.call("ListPipelineExecutions", {"pipelineName": listed[0]["name"]})
     assert len(listed) == 500 and len(one["pipelineExecutionSummaries"]) == 100
     assert time.monotonic() - t < 5
+
+
+# -- the package's structure ----------------------------------------------------------------
+
+PACKAGE = "recorder.simulator"
+
+
+def import_graph(sources: dict[str, str]) -> dict[str, set[str]]:
+    """Module -> the modules among `sources` it imports. Every import statement counts,
+    at any depth (in a function, under `if TYPE_CHECKING:`): an import put off to run
+    time, or made for the type checker only, still ties the two modules together."""
+    graph = {}
+    for name, text in sources.items():
+        package = name if name == PACKAGE else name.rpartition(".")[0]
+        deps = set()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Import):
+                deps |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + [base] if base else up)
+                for alias in node.names:  # `from pkg import sub` imports the submodule
+                    sub = f"{base}.{alias.name}"
+                    deps.add(sub if sub in sources else base)
+        graph[name] = {d for d in deps if d in sources and d != name}
+    return graph
+
+
+def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    try:
+        tuple(TopologicalSorter(graph).static_order())
+    except CycleError as e:
+        return e.args[1]
+    return None
+
+
+def test_simulator_modules_import_each_other_without_a_cycle():
+    root = Path(recorder.simulator.__file__).parent
+    sources = {
+        PACKAGE if path.stem == "__init__" else f"{PACKAGE}.{path.stem}": path.read_text()
+        for path in root.glob("*.py")
+    }
+    graph = import_graph(sources)
+    assert import_cycle(graph) is None, " -> ".join(import_cycle(graph))
+    # the shared pieces sit below the modules that once imported one another
+    assert {f"{PACKAGE}.api", f"{PACKAGE}.protocol"} <= graph[f"{PACKAGE}.model"]
+    assert {f"{PACKAGE}.model", f"{PACKAGE}.protocol"} <= graph[f"{PACKAGE}.fixtures"]
+    assert f"{PACKAGE}.protocol" in graph[f"{PACKAGE}.api"]
+
+
+def test_the_cycle_check_sees_lazy_type_only_and_relative_imports():
+    a, b = f"{PACKAGE}.a", f"{PACKAGE}.b"
+    lazy = f"def f():\n    from {a} import x\n"  # b imports a inside a function
+    back = [
+        f"from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from {b} import y\n",
+        f"import {b}\n",
+        f"from {PACKAGE} import b\n",
+        "from . import b\n",
+        "from .b import f\n",
+    ]
+    for a_text in back:
+        assert sorted(import_cycle(import_graph({a: a_text, b: lazy}))[:2]) == [a, b], a_text
+    # through the package: `from recorder.simulator import name` runs its __init__
+    via_init = {PACKAGE: f"from {b} import f\n", a: f"from {PACKAGE} import f\n", b: lazy}
+    assert import_cycle(import_graph(via_init))
+    assert import_graph({a: "import os\n", b: lazy}) == {a: set(), b: {a}}
+    assert import_cycle(import_graph({a: "import os\n", b: lazy})) is None
 
 
 # -- the command ----------------------------------------------------------------------

@@ -7,14 +7,15 @@
 
 Modules: `definitions` (what pipelines look like), `timeline` (their
 deterministic execution history), `projection` and `state` (what the API shows
-at the clock), `api` (operations, paging, errors), `model` (the Account),
-`sts` (AssumeRole into further accounts, GetCallerIdentity), `faults`, `server`,
-`fixtures` (the shared/seeds scenario), `command` (`cprec simulate`).
+at the clock), `protocol` (ApiError, input validation), `api` (operations,
+paging), `model` (the Account), `sts` (AssumeRole into further accounts,
+GetCallerIdentity), `faults`, `server`, `fixtures` (`SeedAccount`, the
+shared/seeds scenario), `command` (`cprec simulate`).
 """
 
-from recorder.simulator.api import ApiError
 from recorder.simulator.faults import Faults
 from recorder.simulator.model import Account
+from recorder.simulator.protocol import ApiError
 from recorder.simulator.server import SimulatorServer
 
 __all__ = ["Account", "ApiError", "Faults", "SimulatorServer"]

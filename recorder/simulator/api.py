@@ -1,7 +1,8 @@
-"""The seven CodePipeline operations: input validation, pagination, modeled errors.
+"""The seven CodePipeline operations: paging, and the modeled errors each answers.
 
-Inputs are checked against botocore's own input shapes (plus the `max` bounds
-botocore does not enforce), so the simulator rejects what the service rejects.
+Input validation and `ApiError` live in `protocol.py`, shared with `model` and
+`fixtures`. `Operations` reads its account through the `Pipelines` protocol, not
+`model.Account`: `model` imports this module, so this one must not import it.
 `nextToken` is opaque and signed: it carries the (start, id) of the last item
 returned, so paging stays free of duplicates while the clock moves.
 """
@@ -11,82 +12,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
-from functools import cache
-from typing import TYPE_CHECKING, Any
-
-from botocore.exceptions import ParamValidationError
-from botocore.validate import validate_parameters
+from typing import Any, Protocol
 
 from recorder.simulator import projection
-from recorder.simulator.definitions import DAY, declaration
+from recorder.simulator.definitions import PipelineSpec, declaration
+from recorder.simulator.protocol import RETENTION_S, ApiError
 from recorder.simulator.state import pipeline_state
+from recorder.simulator.timeline import Timeline
 
-if TYPE_CHECKING:
-    from recorder.simulator.model import Account
-
-RETENTION_S = 365 * DAY  # ListPipelineExecutions shows 12 months
-_NAME = re.compile(r"[A-Za-z0-9.@\-_]{1,100}")
 _LAST = 1 << 128  # above every id number
-
-
-class ApiError(Exception):
-    """A modeled AWS error: `code` becomes `__type`, `http_status` the status line."""
-
-    def __init__(self, code: str, message: str, http_status: int = 400):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.http_status = http_status
-
-
-@cache
-def service_model():
-    import botocore.session
-
-    return botocore.session.get_session().get_service_model("codepipeline")
-
-
-OPERATIONS = (
-    "ListPipelines",
-    "GetPipeline",
-    "GetPipelineState",
-    "ListPipelineExecutions",
-    "GetPipelineExecution",
-    "ListActionExecutions",
-    "ListRuleExecutions",
-)
-
-
-def validate(operation: str, params: dict) -> None:
-    if operation not in OPERATIONS:
-        raise ApiError("UnknownOperationException", f"Unknown operation {operation}")
-    shape = service_model().operation_model(operation).input_shape
-    if not isinstance(params, dict):
-        raise ApiError("SerializationException", "Request body must be a JSON object")
-    try:
-        validate_parameters(params, shape)
-    except ParamValidationError as e:
-        report = str(e.kwargs.get("report", e)).replace("\n", "; ")
-        raise ApiError("ValidationException", f"1 validation error detected: {report}") from None
-    if "maxResults" in params:
-        top = shape.members["maxResults"].metadata["max"]
-        if params["maxResults"] > top:
-            raise ApiError(
-                "ValidationException",
-                f"1 validation error detected: Value '{params['maxResults']}' at 'maxResults' "
-                f"failed to satisfy constraint: Member must have value less than or equal to {top}",
-            )
-    for key in ("name", "pipelineName"):
-        if key in params and not _NAME.fullmatch(params[key]):
-            raise ApiError(
-                "ValidationException",
-                f"1 validation error detected: Value '{params[key]}' at '{key}' failed to "
-                "satisfy constraint: Member must satisfy regular expression pattern: "
-                "[A-Za-z0-9.@\\-_]+",
-            )
 
 
 def _token(op: str, scope: str, key: list) -> str:
@@ -127,10 +63,22 @@ def _desc(keys: list, rows: list, now: float, token_key) -> Iterator[int]:
     return iter(range(end - 1, -1, -1))
 
 
+class Pipelines(Protocol):
+    """What `Operations` reads of an account (`model.Account` is one), typed by shape."""
+
+    _now: float
+
+    def pipeline_names(self) -> list[str]: ...
+
+    def _spec(self, name: str) -> PipelineSpec: ...
+
+    def _pipeline(self, name: str) -> tuple[PipelineSpec, Timeline]: ...
+
+
 class Operations:
     """Operation handlers over an Account; the Account holds the lock."""
 
-    def __init__(self, account: Account):
+    def __init__(self, account: Pipelines):
         self.acct = account
 
     def handler(self, operation: str) -> Callable[[dict], dict]:

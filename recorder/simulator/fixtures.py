@@ -19,8 +19,8 @@ import json
 from datetime import UTC, datetime
 from importlib import resources
 
-from recorder.simulator.api import ApiError, validate
 from recorder.simulator.model import Account
+from recorder.simulator.protocol import ApiError, validate
 
 SAMPLE_PIPELINE = "MyFirstPipeline"
 SAMPLE_EXECUTION_IDS = (

@@ -3,7 +3,9 @@
 The account holds a deterministic timeline per pipeline (built lazily, on
 first use) and a clock. `call()` answers an operation exactly as the HTTP
 server would; `advance()` only moves the clock, so executions start, progress
-and finish by being seen later on the same plan.
+and finish by being seen later on the same plan. The seeds scenario is
+`fixtures.SeedAccount`, a subclass built by whoever wants it: `fixtures` imports
+this module, so this one does not import `fixtures`.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from recorder.simulator import projection
-from recorder.simulator.api import _NAME, RETENTION_S, ApiError, Operations, validate
+from recorder.simulator.api import Operations
 from recorder.simulator.definitions import DAY, PipelineSpec, make_spec
 from recorder.simulator.names import pipeline_names
+from recorder.simulator.protocol import PIPELINE_NAME, RETENTION_S, ApiError, validate
 from recorder.simulator.timeline import Timeline
 
 
@@ -52,7 +55,7 @@ class Account:
         self._born = self._now  # the clock at creation: history covers `days` before it
         self.history_start = self._now - days * DAY
         names = list(names) if names is not None else pipeline_names(pipelines, seed)
-        bad = [n for n in names if not _NAME.fullmatch(n)]
+        bad = [n for n in names if not PIPELINE_NAME.fullmatch(n)]
         if bad or len(set(names)) != len(names):
             raise ValueError(f"pipeline names must be unique and match [A-Za-z0-9.@_-]: {bad}")
         self._names = names
@@ -163,10 +166,3 @@ class Account:
             cutoff = now - RETENTION_S
             return [render(spec, ex, run, now) for start, _, ex, run in reversed(items)
                     if start <= now and ex.start >= cutoff]  # fmt: skip
-
-    @classmethod
-    def from_seeds(cls) -> Account:
-        """The fixture scenario serving the two samples in shared/seeds verbatim."""
-        from recorder.simulator.fixtures import SeedAccount
-
-        return SeedAccount()

@@ -25,9 +25,9 @@ from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
-from recorder.simulator.api import ApiError
 from recorder.simulator.faults import FaultPlan, Faults
 from recorder.simulator.model import Account
+from recorder.simulator.protocol import ApiError
 from recorder.simulator.sts import SESSION_SECONDS, Sts
 
 TARGET_PREFIX = "CodePipeline_20150709."

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.sax.saxutils import escape
 
-from recorder.simulator.api import ApiError
 from recorder.simulator.model import Account
+from recorder.simulator.protocol import ApiError
 
 ROLE_NAME = "cprec-reader"  # the member role `cprec simulate --accounts N` prints
 SESSION_SECONDS = 3600  # AssumeRole's default DurationSeconds
