@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def bench_collection(
 ) -> dict:
     """Backfill + steady state of `pipelines` pipelines at 50 ms a call, per worker count."""
     from recorder.collect import collect
+    from recorder.config import CollectConfig
     from recorder.simulator import Account, Faults, SimulatorServer
 
     dummy_credentials()
@@ -99,29 +101,17 @@ def bench_collection(
         root.mkdir(parents=True)
         with SimulatorServer(acct, faults=Faults(latency_ms=LATENCY_MS)) as srv:
             t0 = time.perf_counter()
-            r1 = collect(
-                root,
-                regions=["us-east-1"],
-                endpoint_url=srv.endpoint_url,
-                since=since,
-                workers=w,
-                quiet=True,
-                now=acct.now,
+            config = CollectConfig(
+                regions=("us-east-1",), endpoint_url=srv.endpoint_url, workers=w, now=acct.now
             )
+            r1 = collect(root, replace(config, since=since))
             wall1 = time.perf_counter() - t0
             calls1 = dict(srv.calls)
             acct.advance(5)
             steady_min = api_minimum_steady(acct, names, root)
             srv.calls.clear()
             t0 = time.perf_counter()
-            r2 = collect(
-                root,
-                regions=["us-east-1"],
-                endpoint_url=srv.endpoint_url,
-                workers=w,
-                quiet=True,
-                now=acct.now,
-            )
+            r2 = collect(root, replace(config, now=acct.now))
             wall2 = time.perf_counter() - t0
             calls2 = dict(srv.calls)
         ok = r1.exit_code == 0 and r2.exit_code == 0 and not r1.pipelines_failed
@@ -258,6 +248,12 @@ sys.path.insert(0, {repo!r}); sys.path.insert(0, {bench!r}); sys.path.insert(0, 
 from datetime import datetime, timedelta, UTC
 import common; common.dummy_credentials()
 from recorder.collect import collect
+try:
+    from recorder.config import CollectConfig
+    def collecting(root, **kw):
+        return collect(root, CollectConfig(**kw))
+except ImportError:  # a baseline tree from before CollectConfig: collect took keywords
+    collecting = collect
 now = datetime.fromisoformat({now!r})
 def hwm():  # VmHWM: ru_maxrss would include the parent's RSS at fork (kept across exec)
     for line in open("/proc/self/status"):
@@ -266,8 +262,8 @@ def hwm():  # VmHWM: ru_maxrss would include the parent's RSS at fork (kept acro
 if {baseline}:
     print(json.dumps({{"rss_kb": hwm()}})); sys.exit()
 t0 = time.perf_counter()
-r = collect({root!r}, regions=["us-east-1"], endpoint_url={url!r},
-            since=now - timedelta(days={days}), workers={workers}, quiet=True, now=now)
+r = collecting({root!r}, regions=["us-east-1"], endpoint_url={url!r},
+               since=now - timedelta(days={days}), workers={workers}, quiet=True, now=now)
 print(json.dumps({{"rss_kb": hwm(),
                   "seconds": time.perf_counter() - t0, "exit": r.exit_code,
                   "rows": sum(r.rows_written.values()),
@@ -372,6 +368,7 @@ def bench_cron(
     """Collect every 5 simulated minutes for `hours`, count files, compact, count again."""
     from recorder.collect import collect
     from recorder.compact import compact
+    from recorder.config import CollectConfig
     from recorder.simulator import Account, SimulatorServer
 
     dummy_credentials()
@@ -383,28 +380,14 @@ def bench_cron(
     runs = int(hours * 12)
     t0 = time.perf_counter()
     with SimulatorServer(acct) as srv:
-        collect(
-            root,
-            regions=["us-east-1"],
-            endpoint_url=srv.endpoint_url,
-            workers=8,
-            quiet=True,
-            now=acct.now,
-            since=start - timedelta(days=3),
-        )
+        config = CollectConfig(regions=("us-east-1",), endpoint_url=srv.endpoint_url, workers=8)
+        collect(root, replace(config, now=acct.now, since=start - timedelta(days=3)))
         files_backfill = du(root)[0]
         run_times = []
         for _ in range(runs):
             acct.advance(5)
             t1 = time.perf_counter()
-            collect(
-                root,
-                regions=["us-east-1"],
-                endpoint_url=srv.endpoint_url,
-                workers=8,
-                quiet=True,
-                now=acct.now,
-            )
+            collect(root, replace(config, now=acct.now))
             run_times.append(time.perf_counter() - t1)
     cron_s = time.perf_counter() - t0
     files_before, bytes_before = du(root)

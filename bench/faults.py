@@ -53,10 +53,12 @@ import json, sys
 from datetime import datetime
 import recorder.client
 from recorder.collect import collect
+from recorder.config import CollectConfig
 mode, root, url, now = sys.argv[1:5]
 if mode == "stock":  # bench only: keep botocore's retry quota, as before the fix
     recorder.client.tune_retries = lambda client, pacer=None: None
-r = collect(root, endpoint_url=url, regions=["us-east-1"], now=datetime.fromisoformat(now))
+r = collect(root, CollectConfig(endpoint_url=url, regions=["us-east-1"],
+                                 now=datetime.fromisoformat(now)))
 print(json.dumps({"exit_code": r.exit_code, "recorded": r.pipelines_recorded,
                   "failed": len(r.pipelines_failed), "listed": r.pipelines_listed}))
 """

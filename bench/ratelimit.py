@@ -56,6 +56,12 @@ import json, sys
 from datetime import datetime
 import recorder.client
 from recorder.collect import collect
+try:
+    from recorder.config import CollectConfig
+    def collecting(root, **kw):
+        return collect(root, CollectConfig(**kw))
+except ImportError:  # --tree of a checkout from before CollectConfig: collect took keywords
+    collecting = collect
 pacers = []
 try:
     import recorder.pacing as pacing
@@ -67,8 +73,8 @@ if pacing is not None:
             super().__init__(*a, **kw)
             pacers.append(self)
     pacing.Pacer = Kept
-r = collect(sys.argv[1], endpoint_url=sys.argv[2], regions=["us-east-1"],
-            now=datetime.fromisoformat(sys.argv[3]))
+r = collecting(sys.argv[1], endpoint_url=sys.argv[2], regions=["us-east-1"],
+               now=datetime.fromisoformat(sys.argv[3]))
 print(json.dumps({"exit_code": r.exit_code, "calls": dict(r.api_calls),
                   "attempts": dict(r.api_attempts), "throttles": r.throttles,
                   "pacer": max((p.history for p in pacers), key=len, default=None)}))
@@ -80,8 +86,12 @@ PLAN = """
 import json, sys
 from datetime import datetime
 from recorder.plan import plan
-p = plan(sys.argv[1], endpoint_url=sys.argv[2], regions=["us-east-1"],
-         now=datetime.fromisoformat(sys.argv[3]))
+kw = dict(endpoint_url=sys.argv[2], regions=["us-east-1"], now=datetime.fromisoformat(sys.argv[3]))
+try:
+    from recorder.config import CollectConfig
+    p = plan(sys.argv[1], CollectConfig(**kw))
+except ImportError:  # --tree of a checkout from before CollectConfig: plan took keywords
+    p = plan(sys.argv[1], **kw)
 print(json.dumps({"estimate": p.seconds_at(float(sys.argv[4])), "made": p.regions[0].made}))
 """
 

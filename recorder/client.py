@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import boto3
 import botocore
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from botocore.retries import quota as botocore_quota
 from botocore.retries import standard as botocore_standard
 
@@ -287,3 +288,11 @@ def make_client(
     if stats is not None:
         stats.attach(client)
     return client
+
+
+def describe(e: Exception) -> str:
+    """An AWS error as one line, `Code: Message` (what run rows, logs and errors show)."""
+    if isinstance(e, ClientError):
+        err = e.response.get("Error", {})
+        return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".rstrip(": ")
+    return f"{type(e).__name__}: {e}"

@@ -26,7 +26,6 @@ import fnmatch
 import json
 import os
 import pickle
-import re
 import sqlite3
 import sys
 import time
@@ -34,37 +33,22 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import boto3
 import click
 import duckdb
 import pyarrow as pa
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-    ProfileNotFound,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from recorder import __version__, fetch, head
 from recorder import cache as cache_mod
-from recorder.accounts import Role, assumed_credentials, parse_roles, session_with
-from recorder.client import CallStats, default_region, make_client
-from recorder.errors import (
-    EXIT_OK,
-    EXIT_PARTIAL,
-    CprecError,
-    UserError,
-    first_line,
-)
+from recorder.accounts import Account
+from recorder.client import CallStats, describe, make_client
+from recorder.config import CollectConfig
+from recorder.errors import EXIT_OK, EXIT_PARTIAL, CprecError, first_line
 from recorder.flatten import (
     flatten_action_execution,
     flatten_execution,
@@ -93,8 +77,6 @@ FLUSH_ROWS_ENV = "CPREC_TEST_FLUSH_ROWS"  # a crash matrix flushes more often
 # a run killed by its scheduler (`timeout 300 cprec collect`, a container's or a
 # Lambda's limit) keeps the executions it fetched until shortly before the kill.
 FLUSH_SECONDS = 30.0
-# AWS region names: lower case, e.g. us-east-1, us-gov-west-1, eusc-de-east-1.
-REGION = re.compile(r"[a-z]{2,}(-[a-z]+)+-[0-9]+")
 VANISHED = frozenset({"PipelineNotFoundException"})
 # Write order within a flush: dependants first, the rows the next run reads last.
 WRITE_ORDER = (
@@ -109,18 +91,6 @@ WRITE_ORDER = (
     "execution_variables",
     "executions",
 )
-
-
-@dataclass(frozen=True)
-class Account:
-    """An account of the run: its id, the role assumed into it (None: the caller's own),
-    each region's Session and call counts; `error` when the role could not be assumed."""
-
-    account_id: str
-    role_arn: str | None
-    sessions: dict[str, boto3.Session]
-    stats: dict[str, CallStats]
-    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -292,33 +262,16 @@ def select(names: list[str], include: tuple[str, ...], exclude: tuple[str, ...])
     ]
 
 
-def collect(
-    data_root: Path,
-    *,
-    regions: list[str] | None = None,
-    profile: str | None = None,
-    endpoint_url: str | None = None,
-    include: tuple[str, ...] | list[str] = (),
-    exclude: tuple[str, ...] | list[str] = (),
-    since: datetime | None = None,
-    workers: int = 8,
-    quiet: bool = True,
-    now: datetime | None = None,
-    log_format: str = "text",
-    role_arns: tuple[str, ...] | list[str] = (),
-    external_id: str | None = None,
-    build_cache: bool = False,
-    max_duration: float | None = None,
-) -> CollectResult:
-    """Record every selected pipeline of every region into `data_root`: of the caller's
-    account, or of each account of `role_arns` (assumed with `external_id`, if given).
+def collect(data_root: Path, config: CollectConfig) -> CollectResult:
+    """Record every pipeline `config` selects, of every region, into `data_root`: of the
+    caller's account, or of each account of its `role_arns`.
 
     The query cache is refreshed with what the run wrote when one exists; with
-    `build_cache` (`cprec collect` without --no-cache) a local root without one gets one
-    built from the whole tree at the end of the run.
+    `config.build_cache` (`cprec collect` without --no-cache) a local root without one
+    gets one built from the whole tree at the end of the run.
 
-    `max_duration` (seconds): no new execution is fetched after that long; what was
-    fetched is published whole and the run ends normally, the pipelines it did not
+    `config.max_duration` (seconds): no new execution is fetched after that long; what
+    was fetched is published whole and the run ends normally, the pipelines it did not
     finish counted as unfinished (the next run continues them). The cache refresh and
     the run rows come after it.
 
@@ -327,40 +280,29 @@ def collect(
     (all recorded) or 1 (some pipelines, regions or accounts failed, the rest written).
     """
     data_root = as_root(data_root)
-    with configure_logging(quiet=quiet, log_format=log_format):
-        regions = _regions(regions, profile)
-        roles = parse_roles(role_arns)
-        now = now.astimezone(UTC) if now else None
-        clock = now or utcnow()
-        since = (since or clock - RETENTION).astimezone(UTC)
-        if since > clock:
-            # No execution starts after the clock: the run would record none, and say nothing.
-            raise UserError(
-                f"--since {since.isoformat()} is after now "
-                f"({clock.isoformat(timespec='seconds')}): no execution would be recorded"
-            )
-        _check_endpoint(endpoint_url)
+    with configure_logging(quiet=config.quiet, log_format=config.log_format):
+        scope = config.scope()
         run_id = _run_id()
-        deadline = None if max_duration is None else time.monotonic() + max_duration
+        deadline = None if config.max_duration is None else time.monotonic() + config.max_duration
         # Arrow's default allocator (mimalloc) keeps freed segments per thread: with a
         # pool of workers each converting its own batches, that held ~45 MB more at peak
         # than the C library's allocator, which reuses memory across threads.
         pa.set_memory_pool(pa.system_memory_pool())
         # Asked before the lock is taken: no credentials, no trace left in the data root.
-        accounts = _accounts(regions, profile, endpoint_url, roles, external_id)
+        accounts = scope.accounts()
         with data_lock(data_root), cache_mod.writing(data_root, run_id) as claim:
             clean_tmp(data_root)
             run = Run(
                 root=data_root,
                 run_id=run_id,
                 account=accounts[0],
-                endpoint_url=endpoint_url,
-                include=tuple(include),
-                exclude=tuple(exclude),
-                since=since,
-                now=now,
-                workers=workers,
-                progress=not quiet and _is_tty(),
+                endpoint_url=config.endpoint_url,
+                include=config.include,
+                exclude=config.exclude,
+                since=scope.since,
+                now=scope.now,
+                workers=config.workers,
+                progress=not config.quiet and _is_tty(),
                 cache_current=claim.current,
                 deadline=deadline,
             )
@@ -370,12 +312,12 @@ def collect(
                     logger_for(account=account.account_id, region=None).error(
                         "account not recorded: %s", account.error
                     )
-                for region in regions:
+                for region in scope.regions:
                     outcome = _collect_region(replace(run, account=account), region)
                     outcomes.append(outcome)
                     files += [f for o in outcome.pipelines for f in o.files]
                     files += _write_run_row(run, outcome)
-            _refresh_cache(claim, files, build=build_cache)
+            _refresh_cache(claim, files, build=config.build_cache)
             checkpoint("end-step")
             head.end(data_root, run_id)  # after the last write: the root is whole again
         return CollectResult(run_id, outcomes, files)
@@ -403,142 +345,12 @@ def _refresh_cache(claim: cache_mod.Writing, files: list[Path], *, build: bool) 
         )
 
 
-def _check_endpoint(url: str | None) -> None:
-    if url is None:
-        return
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UserError(f"--endpoint-url {url!r} is not a URL like https://host:port")
-
-
 def _run_id() -> str:
     return f"{utcnow():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
 def _is_tty() -> bool:
     return sys.stderr.isatty()
-
-
-def _regions(regions: list[str] | None, profile: str | None) -> list[str]:
-    try:
-        chosen = list(dict.fromkeys(regions or [])) or [default_region(profile)]
-    except ProfileNotFound as e:
-        raise UserError(str(e)) from None
-    if not chosen or chosen[0] is None:
-        raise UserError("no region: pass --region or set AWS_REGION or a profile region")
-    for region in chosen:
-        # Stored in every row and part of every key: a second spelling of one region
-        # would record its whole history again under another name.
-        if not REGION.fullmatch(region):
-            raise UserError(f"{region!r} is not an AWS region name (like us-east-1)")
-    return chosen
-
-
-def _session(profile: str | None, region: str) -> boto3.Session:
-    try:
-        return boto3.Session(profile_name=profile, region_name=region)
-    except ProfileNotFound as e:
-        raise UserError(str(e)) from None
-
-
-def _accounts(
-    regions: list[str],
-    profile: str | None,
-    endpoint_url: str | None,
-    roles: list[Role],
-    external_id: str | None,
-) -> list[Account]:
-    """The accounts to collect, each identified (GetCallerIdentity with its credentials).
-
-    One Session per account and region, shared by that region's clients and threads;
-    an account's GetCallerIdentity (and AssumeRole) is counted with its first region's
-    traffic. With roles, the caller's own identity is asked first and counted nowhere
-    (it is no account's): bad credentials or endpoint are a configuration error, exit
-    2, not a failure of every account.
-    """
-    sessions = {r: _session(profile, r) for r in regions}
-    if roles:
-        _account_id(sessions[regions[0]], endpoint_url, None)
-        return [_assume(role, regions, profile, endpoint_url, external_id) for role in roles]
-    stats = {r: CallStats() for r in regions}
-    account_id = _account_id(sessions[regions[0]], endpoint_url, stats[regions[0]])
-    return [Account(account_id, None, sessions, stats)]
-
-
-def _assume(
-    role: Role,
-    regions: list[str],
-    profile: str | None,
-    endpoint_url: str | None,
-    external_id: str | None,
-) -> Account:
-    """The role's account, identified with the assumed credentials: the account id is
-    the one they act in, asked as for the caller's own; a refusal (AssumeRole denied) is
-    the account's failure, with the ARN's account id."""
-    stats = {r: CallStats() for r in regions}
-    with _configuration_errors(endpoint_url):
-        credentials = assumed_credentials(
-            _session(profile, regions[0]),  # its own: renewals may come from any thread
-            role,
-            external_id=external_id,
-            endpoint_url=endpoint_url,
-            stats=stats[regions[0]],
-        )
-        sessions = {r: session_with(credentials, r, profile) for r in regions}
-        try:
-            account_id = _caller_account(sessions[regions[0]], endpoint_url, stats[regions[0]])
-        except ClientError as e:
-            error = f"cannot assume {role.arn}: {_describe(e)}"
-            return Account(role.account_id, role.arn, sessions, stats, error)
-    return Account(account_id, role.arn, sessions, stats)
-
-
-def _account_id(session: boto3.Session, endpoint_url: str | None, stats: CallStats | None) -> str:
-    with _configuration_errors(endpoint_url):
-        try:
-            return _caller_account(session, endpoint_url, stats)
-        except ClientError as e:
-            raise UserError(f"cannot identify the AWS account: {_describe(e)}") from None
-
-
-def _caller_account(session: boto3.Session, endpoint_url: str | None, stats: CallStats | None):
-    # The first call: an endpoint that does not answer is told after 3 attempts,
-    # not after the minute 11 would take.
-    sts = make_client(
-        "sts",
-        region=session.region_name,
-        session=session,
-        endpoint_url=endpoint_url,
-        stats=stats,
-        max_attempts=2,
-    )
-    return fetch.account_id(sts)
-
-
-@contextmanager
-def _configuration_errors(endpoint_url: str | None) -> Iterator[None]:
-    """What the user must fix (credentials, profile, endpoint) as a UserError (exit 2)."""
-    try:
-        yield
-    except (NoCredentialsError, PartialCredentialsError) as e:
-        raise UserError(f"no AWS credentials: {e}") from None
-    except (NoRegionError, ProfileNotFound) as e:
-        raise UserError(str(e)) from None
-    except (ResponseParserError, KeyError, TypeError, ValueError) as e:
-        # botocore could not read the answer (an HTML page, a proxy): name the endpoint
-        where = endpoint_url or "the AWS endpoint"
-        raise UserError(
-            f"{where} does not answer as AWS does (STS GetCallerIdentity: {type(e).__name__})"
-        ) from None
-    except BotoCoreError as e:
-        raise UserError(f"cannot reach AWS: {e}") from None
-
-
-def _describe(e: Exception) -> str:
-    if isinstance(e, ClientError):
-        err = e.response.get("Error", {})
-        return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".rstrip(": ")
-    return f"{type(e).__name__}: {e}"
 
 
 def _collect_region(run: Run, region: str) -> RegionOutcome:
@@ -576,7 +388,7 @@ def _collect_region(run: Run, region: str) -> RegionOutcome:
         log.info("collecting %d of %d pipelines", len(names), listed)
         pipelines = _run_pool(ctx, [by_name[n] for n in work_order(names, known)])
     except (ClientError, BotoCoreError, ResponseParserError) as e:
-        error = _describe(e)
+        error = describe(e)
         if run.account.role_arn is None:
             log.error("region failed: %s", error)
         else:
@@ -658,7 +470,7 @@ def _record_pipeline(ctx: _Region, summary: dict) -> PipelineOutcome:
         try:
             batch.flush()
         except OSError as e:
-            failure = {"error_code": type(e).__name__, "error": _describe(e)}
+            failure = {"error_code": type(e).__name__, "error": describe(e)}
     except (ClientError, BotoCoreError, ResponseParserError, OSError) as e:
         # AWS said no, or did not answer, or the disk is full: one line, not a traceback
         if isinstance(e, ClientError):
@@ -667,9 +479,9 @@ def _record_pipeline(ctx: _Region, summary: dict) -> PipelineOutcome:
             code = type(e).__name__
         if code in VANISHED:
             failure = {"vanished": True}
-            log.warning("pipeline deleted during the run; skipped (%s)", _describe(e))
+            log.warning("pipeline deleted during the run; skipped (%s)", describe(e))
         else:
-            failure = {"error_code": code, "error": _describe(e)}
+            failure = {"error_code": code, "error": describe(e)}
         # What is buffered is whole groups (an execution with every row under it, oldest
         # first): publishing it is as safe as a crash here, and saves the next run.
         try:
@@ -678,7 +490,7 @@ def _record_pipeline(ctx: _Region, summary: dict) -> PipelineOutcome:
             pass  # the disk is full: the error above says so; the next run fetches again
     except Exception as e:  # a bug: keep the other pipelines going, but show the traceback
         log.exception("unexpected error")
-        failure = {"error_code": type(e).__name__, "error": _describe(e)}
+        failure = {"error_code": type(e).__name__, "error": describe(e)}
     return PipelineOutcome(name, dict(batch.written), tuple(batch.files), **failure)
 
 

@@ -25,30 +25,22 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from recorder import fetch
-from recorder.accounts import parse_roles
-from recorder.client import make_client
-from recorder.collect import (
-    VANISHED,
-    _accounts,
-    _check_endpoint,
-    _describe,
-    _regions,
-    select,
-    work_order,
-)
+from recorder.client import describe, make_client
+from recorder.collect import VANISHED, select, work_order
+from recorder.config import CollectConfig, Scope
 from recorder.errors import EXIT_PARTIAL, CprecError, UserError
 from recorder.flatten import ts
 from recorder.known import RETENTION, Cursor, Known, load_known
 from recorder.layout import as_root
 from recorder.logs import configure_logging
 from recorder.progress import duration
-from recorder.timeparse import utcnow
 
 PAGE = fetch.PAGE_SIZE
 
@@ -107,57 +99,39 @@ class Plan:
         return "\n".join(lines)
 
 
-def plan(
-    data_root,
-    *,
-    regions: list[str] | None = None,
-    profile: str | None = None,
-    endpoint_url: str | None = None,
-    include: tuple[str, ...] | list[str] = (),
-    exclude: tuple[str, ...] | list[str] = (),
-    since: datetime | None = None,
-    workers: int = 8,
-    now: datetime | None = None,
-    role_arns: tuple[str, ...] | list[str] = (),
-    external_id: str | None = None,
-    quiet: bool = True,
-) -> Plan:
+def plan(data_root: Path, config: CollectConfig) -> Plan:
+    """What collecting `config`'s selection into `data_root` would fetch, checked and its
+    accounts identified as the run does them (the same errors, exit 2); nothing written.
+    Of the run's own settings it reads `workers` (the plan lists on as many threads)."""
     data_root = as_root(data_root)
-    with configure_logging(quiet=quiet, log_format="text"):
-        regions = _regions(regions, profile)
-        roles = parse_roles(role_arns)
-        clock = (now or utcnow()).astimezone(UTC)
-        since = (since or clock - RETENTION).astimezone(UTC)
-        if since > clock:
-            raise UserError(f"--since {since.isoformat()} is after now")
-        _check_endpoint(endpoint_url)
-        accounts = _accounts(regions, profile, endpoint_url, roles, external_id)
-        out = Plan(since, workers, [])
+    with configure_logging(quiet=config.quiet, log_format="text"):
+        scope = config.scope()
+        accounts = scope.accounts()
+        out = Plan(scope.since, config.workers, [])
         for account in accounts:
             if account.error:
                 raise UserError(account.error)
-            for region in regions:
-                where = (data_root, account, region, endpoint_url)
+            for region in scope.regions:
                 try:
-                    out.regions.append(_plan_region(*where, include, exclude, since, clock,
-                                                    workers))  # fmt: skip
+                    out.regions.append(_plan_region(data_root, account, region, scope))
                 except (ClientError, BotoCoreError, ResponseParserError) as e:
                     raise PlanError(
-                        f"cannot plan {account.account_id} {region}: {_describe(e)}"
+                        f"cannot plan {account.account_id} {region}: {describe(e)}"
                     ) from None
         return out
 
 
-def _plan_region(root, account, region, endpoint_url, include, exclude, since, clock, workers):
+def _plan_region(root, account, region: str, scope: Scope) -> RegionPlan:
+    config, since, workers = scope.config, scope.since, scope.config.workers
     stats = account.stats[region]
     started = time.monotonic()
     client = make_client("codepipeline", region=region, session=account.sessions[region],
-                         endpoint_url=endpoint_url, stats=stats,
+                         endpoint_url=config.endpoint_url, stats=stats,
                          max_pool_connections=workers)  # fmt: skip
     summaries = fetch.list_pipelines(client)
     by_name = {s["name"]: s for s in summaries}
-    names = select(sorted(by_name), tuple(include), tuple(exclude))
-    known = load_known(root, account.account_id, region, open_floor=clock - RETENTION)
+    names = select(sorted(by_name), config.include, config.exclude)
+    known = load_known(root, account.account_id, region, open_floor=scope.clock - RETENTION)
     result = RegionPlan(account.account_id, region, pipelines=len(names))
     for op in ("GetCallerIdentity", "ListPipelines"):  # as many as the run would make
         result.calls[op] = stats.calls[op]

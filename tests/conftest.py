@@ -54,6 +54,7 @@ import pytest
 import queries
 from recorder import s3
 from recorder.collect import collect
+from recorder.config import CollectConfig
 from recorder.schemas import TABLES
 from recorder.simulator import Account, SimulatorServer
 from recorder.simulator.command import simulated_accounts
@@ -107,8 +108,9 @@ def fast_backoff(monkeypatch):
 
 
 def run(root: Path, srv, acct: Account, **kw):
-    """Collect the simulated account behind `srv` into `root` at the account's clock."""
-    return collect(root, endpoint_url=srv.endpoint_url, now=acct.now, **kw)
+    """Collect the simulated account behind `srv` into `root` at the account's clock;
+    `kw` are further CollectConfig fields."""
+    return collect(root, CollectConfig(endpoint_url=srv.endpoint_url, now=acct.now, **kw))
 
 
 def serve_accounts(count: int = 2, *, pipelines: int = 3, days: int = 2, **kw) -> SimulatorServer:

@@ -25,6 +25,7 @@ from conftest import SIM_NOW as NOW  # noqa: I001
 from conftest import pending, run, wait_for
 
 from recorder import collect as collect_mod
+from recorder import config as config_mod
 from recorder import fetch, layout
 from recorder.cli import main
 from recorder.client import CallStats, make_client
@@ -357,7 +358,7 @@ def test_access_denied_is_exit_1_and_one_line(tmp_path):
 
 
 def test_since_after_now_is_refused_before_credentials_or_the_data_root(tmp_path, monkeypatch):
-    monkeypatch.setattr(collect_mod, "utcnow", lambda: datetime(2026, 3, 1, 12, tzinfo=UTC))
+    monkeypatch.setattr(config_mod, "utcnow", lambda: datetime(2026, 3, 1, 12, tzinfo=UTC))
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")  # asked for, they would be the error
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     root = tmp_path / "data"

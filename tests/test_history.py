@@ -43,8 +43,11 @@ CHILD = """
 import sys
 from datetime import datetime
 from recorder.collect import collect
-r = collect(sys.argv[1], endpoint_url=sys.argv[2], now=datetime.fromisoformat(sys.argv[3]),
-            workers=int(sys.argv[4]), include=tuple(sys.argv[5:]), build_cache=True)
+from recorder.config import CollectConfig
+r = collect(sys.argv[1], CollectConfig(endpoint_url=sys.argv[2],
+                                       now=datetime.fromisoformat(sys.argv[3]),
+                                       workers=int(sys.argv[4]), include=tuple(sys.argv[5:]),
+                                       build_cache=True))
 sys.exit(r.exit_code)
 """
 

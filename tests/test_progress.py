@@ -16,6 +16,7 @@ from conftest import run
 from recorder import collect as collect_mod
 from recorder.cli import main
 from recorder.client import CallStats
+from recorder.config import CollectConfig
 from recorder.known import Known
 from recorder.plan import plan
 from recorder.progress import Progress, duration
@@ -99,8 +100,8 @@ def test_a_heartbeat_line_says_how_far_a_run_is(tmp_path, monkeypatch, capsys):
 def test_the_plan_names_the_calls_a_first_run_then_makes(tmp_path):
     acct = Account(pipelines=6, days=10, seed=7, now=NOW)
     with SimulatorServer(acct) as srv:
-        estimate = plan(tmp_path, endpoint_url=srv.endpoint_url, regions=["us-east-1"],
-                        now=acct.now)  # fmt: skip
+        estimate = plan(tmp_path, CollectConfig(endpoint_url=srv.endpoint_url,
+                                                regions=["us-east-1"], now=acct.now))  # fmt: skip
         planned = srv.calls.total()
         result = run(tmp_path, srv, acct)
     (region,) = estimate.regions
@@ -149,8 +150,8 @@ def test_the_plan_after_a_run_cut_short_counts_what_is_left(tmp_path):
     with SimulatorServer(acct, Faults(latency_ms=30)) as srv:
         capped = run(tmp_path, srv, acct, max_duration=1.5, workers=1)
         assert capped.pipelines_unfinished
-        estimate = plan(tmp_path, endpoint_url=srv.endpoint_url, regions=["us-east-1"],
-                        now=acct.now)  # fmt: skip
+        estimate = plan(tmp_path, CollectConfig(endpoint_url=srv.endpoint_url,
+                                                regions=["us-east-1"], now=acct.now))  # fmt: skip
         rest = run(tmp_path, srv, acct)
     (region,) = estimate.regions
     held = sum(executions_of(acct, name) for name in acct.pipeline_names())
@@ -180,8 +181,8 @@ def test_the_plan_skips_a_pipeline_deleted_while_it_lists_and_a_refusal_is_one_l
     acct = Account(pipelines=3, days=3, seed=7, now=NOW)
     gone = acct.pipeline_names()[0]
     with SimulatorServer(acct, faults=Faults(vanish=(gone,))) as srv:
-        estimate = plan(tmp_path, endpoint_url=srv.endpoint_url, regions=["us-east-1"],
-                        now=acct.now)  # fmt: skip
+        estimate = plan(tmp_path, CollectConfig(endpoint_url=srv.endpoint_url,
+                                                regions=["us-east-1"], now=acct.now))  # fmt: skip
     (region,) = estimate.regions
     # the two left: one GetPipelineState each, as a run would make
     assert region.pipelines == 3 and region.calls["GetPipelineState"] == 2

@@ -10,6 +10,7 @@ import click
 from recorder.accounts import read_role_file
 from recorder.cli.options import aws_options, data_option
 from recorder.collect import collect
+from recorder.config import CollectConfig
 from recorder.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UserError
 from recorder.plan import plan
 from recorder.timeparse import parse_bound
@@ -163,23 +164,25 @@ def collect_command(
         if not listed:  # else an emptied file would record the caller's own account instead
             raise UserError(f"--role-arn-file {role_arn_file} names no role")
         role_arns = (*role_arns, *listed)
-    selection = {
-        "regions": list(regions) or None,
-        "profile": profile,
-        "endpoint_url": endpoint_url,
-        "include": include,
-        "exclude": exclude,
-        "since": parse_bound(since) if since else None,
-        "workers": workers,
-        "quiet": quiet,
-        "role_arns": role_arns,
-        "external_id": external_id,
-    }
+    # One configuration for the plan and the run: --plan estimates what these flags collect.
+    config = CollectConfig(
+        regions=regions,
+        profile=profile,
+        endpoint_url=endpoint_url,
+        role_arns=role_arns,
+        external_id=external_id,
+        include=include,
+        exclude=exclude,
+        since=parse_bound(since) if since else None,
+        workers=workers,
+        max_duration=max_duration,
+        build_cache=build_cache,
+        quiet=quiet,
+        log_format=log_format,
+    )
     if plan_only:
-        click.echo(plan(data, **selection).text(plan_rates or (5.0, 20.0)))
+        click.echo(plan(data, config).text(plan_rates or (5.0, 20.0)))
         return
     if plan_rates:  # else a forgotten --plan would start the backfill it meant to plan
         raise UserError("--plan-rate is for --plan: add --plan, or drop --plan-rate")
-    result = collect(data, **selection, log_format=log_format, build_cache=build_cache,
-                     max_duration=max_duration)  # fmt: skip
-    sys.exit(result.exit_code)
+    sys.exit(collect(data, config).exit_code)

@@ -43,10 +43,11 @@ def ensure_credentials() -> bool:
 
 def _collect(data: Path, url: str, now: datetime, label: str) -> int:
     from recorder.collect import collect
+    from recorder.config import CollectConfig
 
     click.echo(f"{label} at {now:%Y-%m-%d %H:%M} UTC…", err=True)
     started = time.monotonic()
-    result = collect(data, endpoint_url=url, regions=[REGION], now=now, quiet=True)
+    result = collect(data, CollectConfig(regions=(REGION,), endpoint_url=url, now=now))
     rows = sum(result.rows_written.values())
     note = "" if result.exit_code == 0 else f" (exit {result.exit_code}: some pipelines failed)"
     click.echo(f"  {rows} rows written in {time.monotonic() - started:.1f} s{note}", err=True)
