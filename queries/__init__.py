@@ -333,7 +333,7 @@ def run_query(
     params = {k: values[k] for k in query.parameters}
     with data_errors(data_root):
         if stream:
-            return con.execute(query.sql, params).fetch_record_batch(STREAM_BATCH_ROWS)
+            return con.sql(query.sql, params=params).to_arrow_reader(STREAM_BATCH_ROWS)
         return con.sql(query.sql, params=params).to_arrow_table()
 
 

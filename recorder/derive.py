@@ -24,15 +24,18 @@ table, narrowed to the keys it recomputes (`compute_sql`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.metadata import entry_points
 
 import duckdb
 
 from recorder import layout
+from recorder.errors import UserError
 from recorder.schemas import TABLES, TERMINAL_ACTION, TERMINAL_EXECUTION
 
 # The key of each grain, from the finest.
@@ -137,13 +140,22 @@ class Catalog:
         return out
 
 
-def default_catalog() -> Catalog:
-    """The query layer's relations (queries/relations.py): it owns every metric
-    definition; recorder only builds what it is given (imported when first needed, as
-    queries builds on recorder)."""
-    from queries.relations import catalog
+RELATIONS_GROUP = "cprec.relations"  # the entry point that provides the relations
 
-    return catalog()
+
+@functools.cache
+def default_catalog() -> Catalog:
+    """The relations to maintain, as the query layer provides them: it owns every metric
+    definition (queries/relations.py) and registers them under the entry point
+    RELATIONS_GROUP (pyproject.toml), so the storage layer is given them without
+    importing the layer above it."""
+    found = entry_points(group=RELATIONS_GROUP)
+    if not found:
+        raise UserError(
+            f"no relations are installed (entry point {RELATIONS_GROUP}): install cprec "
+            "with pip install -e ."
+        )
+    return next(iter(found)).load()()
 
 
 def check(rel: Relation, before: dict[str, Relation]) -> None:

@@ -8,6 +8,7 @@ long as it lives, so compaction never deletes a file it listed.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -17,7 +18,13 @@ from recorder import s3
 from recorder.errors import UserError, first_line
 from recorder.layout import as_root, list_files, parquet_metadata
 from recorder.lock import read_lock
-from recorder.views import configure, create_parquet_views
+from recorder.views import (
+    DEFAULT_MEMORY_LIMIT,
+    MEMORY_LIMIT_ENV,
+    Pending,
+    configure,
+    parquet_objects,
+)
 
 
 def connect(
@@ -40,15 +47,53 @@ def connect(
     return open_parquet(root, tables)
 
 
-def open_parquet(root: Path, tables: tuple[str, ...] | None = None) -> duckdb.DuckDBPyConnection:
+def open_parquet(root: Path, tables: tuple[str, ...] | None = None) -> ParquetConnection:
+    """A connection over the Parquet files of `root` whose views and macros are created
+    as statements first name them (views.Pending); `tables`: those tables' views now."""
     con = duckdb.connect()
     configure(con)
     if s3.is_s3(root):
         s3.attach(con)
     read_lock(root, con)
-    with data_errors(root):
-        create_parquet_views(con, root, tables)
-    return con
+    lazy = ParquetConnection(con, root)
+    if tables is not None:
+        lazy.prepare(" ".join(tables))
+    return lazy
+
+
+class ParquetConnection:
+    """A DuckDB connection over the Parquet files that creates what a statement reads just
+    before running it (views.Pending). Everything else is DuckDB's connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, root: Path):
+        self._con = con
+        self._root = root
+        self._pending = Pending(parquet_objects(con, root))
+
+    def prepare(self, text: str | None) -> None:
+        """Create what `text` names (None: every view and macro)."""
+        with data_errors(self._root):
+            self._pending.ensure(text)
+
+    def sql(self, query: str, *args, **kwargs):
+        self.prepare(query)
+        return self._con.sql(query, *args, **kwargs)
+
+    query = sql
+
+    def execute(self, query: str, *args, **kwargs):
+        self.prepare(query)
+        self._con.execute(query, *args, **kwargs)
+        return self
+
+    def __getattr__(self, name: str):
+        return getattr(self._con, name)
+
+    def __enter__(self) -> ParquetConnection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._con.close()
 
 
 class data_errors:
@@ -61,6 +106,12 @@ class data_errors:
         return None
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            limit = os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+            raise UserError(
+                f"DuckDB needs more memory than its limit ({limit}) for this: raise "
+                f"--memory-limit ({MEMORY_LIMIT_ENV}), or build the cache (`cprec cache`)"
+            ) from None
         if exc is None or not isinstance(exc, duckdb.IOException | duckdb.InvalidInputException):
             return False
         message = first_line(exc)

@@ -18,9 +18,13 @@ under the wrong type.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
+import re
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -38,11 +42,14 @@ SESSION_SQL = "SET TimeZone = 'UTC'; SET enable_progress_bar = false"
 # What DuckDB may hold in memory before it spills to disk, in every connection cprec opens
 # (--memory-limit, or this variable). DuckDB's own default is 80 % of the machine's RAM,
 # so a cron job's memory grew with the history it reads (15 GB for a recompute of 500
-# pipelines x 365 days); with a fixed limit the whole process stays under a fixed
-# ceiling (bench/RESULTS.md, section 8: the limit plus ~150 MB of Python, pyarrow and
-# boto3) and what does not fit is spilled.
+# pipelines x 365 days); with a fixed limit the process stays under a fixed ceiling
+# whatever the history (bench/RESULTS.md, section 8) and what does not fit is spilled.
+# Why 1GB: DuckDB reserves working memory per operator, and a plan over the Parquet
+# files repeats the deduplication of a table for each relation that reads it: `dora`
+# over the files of a 3-pipeline demo is refused below ~1 GB although its process peaks
+# at ~250 MB. Over the query cache 256MB is enough for every command.
 MEMORY_LIMIT_ENV = "CPREC_MEMORY_LIMIT"
-DEFAULT_MEMORY_LIMIT = "256MB"
+DEFAULT_MEMORY_LIMIT = "1GB"
 _spills = itertools.count()
 
 
@@ -101,37 +108,121 @@ def create_parquet_views(
     """Create `raw.*`, the latest-row views and every relation of `catalog` (default the
     query layer's) over `root`; with `tables`, only the raw and latest-row views of those
     (and of the tables that commit their rows, layout.COMMITTED_BY)."""
+    objects = Pending(parquet_objects(con, root, catalog))
+    objects.ensure(" ".join(tables) if tables is not None else None)
+
+
+class Pending:
+    """A reader's objects not created yet, each created the first time a statement (or an
+    object it needs) names it: opening the Parquet files costs what a statement reads,
+    not a check and a bind of every table and relation (at 15 pipelines x 45 days, 5 s
+    for `SELECT 1`). A name in a string or a comment creates what it names: a little
+    work, never a missing object."""
+
+    def __init__(self, objects: list[ReaderObject]):
+        self.order = [o.name for o in objects]
+        self.pending = {o.name: o for o in objects}
+        names = sorted(self.pending, key=len, reverse=True)
+        self.pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+
+    def ensure(self, text: str | None) -> None:
+        """Create every object `text` names, and what they need (None: every object)."""
+        if not self.pending:
+            return
+        todo = set(self.pending) if text is None else set(self.pattern.findall(text))
+        wanted: set[str] = set()
+        while todo:
+            name = todo.pop()
+            if name in wanted or name not in self.pending:
+                continue
+            wanted.add(name)
+            todo |= set(self.pattern.findall(self.pending[name].text)) - wanted
+        for name in self.order:  # in the order they can be created
+            if name in wanted and name in self.pending:
+                self.pending[name].create()
+                del self.pending[name]
+
+
+@dataclass
+class ReaderObject:
+    """One view or macro a reader over the Parquet files may need: `create()` makes it;
+    `text`, what it is made of (the names of other objects in it are what it needs)."""
+
+    name: str
+    text: str
+    create: Callable[[], None]
+    table: bool = False
+
+
+def parquet_objects(
+    con: duckdb.DuckDBPyConnection, root: Path, catalog: Catalog | None = None
+) -> list[ReaderObject]:
+    """Every view and macro of a reader over `root`, in the order they can be created:
+    the tables' raw and latest-row views (checking their files on creation), then the
+    relations of `catalog` and the macros (recorder/derive.py)."""
     root = layout.as_root(root).resolve()
-    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
-    chosen = list(TABLES.values())
-    if tables is not None:
-        by = layout.COMMITTED_BY
-        needed = set(tables) | {by[t][0] for t in tables if t in by}
-        chosen = [t for t in chosen if t.name in needed]
-    for table in chosen:
-        if isinstance(root, S3Path):
-            # The objects of one listing, named: a glob would list S3 again (a request per
-            # partition) every time a query reads the view.
-            files = layout.table_files(root, table.name)
-            glob = "[" + ", ".join(layout.sql_string(str(f)) for f in files) + "]"
-        else:
-            files = layout.has_files(root, table.name)
-            glob = layout.sql_string(layout.file_glob(root, table))
-        if not files:
-            source = layout.typed_empty_sql(table)
-        else:
-            check_files(con, table, glob)
-            source = layout.read_parquet_sql(table, glob)
-        con.execute(f"CREATE OR REPLACE VIEW raw.{table.name} AS {source}")
-    for table in chosen:
-        latest = f"SELECT * FROM raw.{table.name} {layout.latest_only_sql(table)}"
-        con.execute(
-            f"CREATE OR REPLACE VIEW main.{table.name} AS {committed_sql(table, latest, 'main')}"
-        )
-    if tables is not None:
-        return
+    objects = []
+    for table in TABLES.values():
+        parent = layout.COMMITTED_BY.get(table.name, (None,))[0]
+        objects.append(ReaderObject(
+            table.name, parent or "", functools.partial(_table_views, con, root, table), True
+        ))  # fmt: skip
     for sql in derive.reader_sql(catalog or derive.default_catalog(), temp=False, stored=None):
-        con.execute(sql)
+        for statement in duckdb.extract_statements(sql):
+            text = statement.query
+            match = _DEFINES.search(text)
+            name = match.group(1) if match else text
+            objects.append(ReaderObject(name, text, functools.partial(con.execute, text)))
+    return objects
+
+
+_DEFINES = re.compile(r"CREATE\s+OR\s+REPLACE\s+(?:TEMP\s+)?(?:VIEW|MACRO)\s+(\w+)", re.I)
+
+
+def _table_views(con: duckdb.DuckDBPyConnection, root: Path, table: Table) -> None:
+    """The raw and latest-row views of `table` over the files of `root`."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    if isinstance(root, S3Path):
+        # The objects of one listing, named: a glob would list S3 again (a request per
+        # partition) every time a query reads the view.
+        files = layout.table_files(root, table.name)
+        glob = "[" + ", ".join(layout.sql_string(str(f)) for f in files) + "]"
+    else:
+        files = layout.has_files(root, table.name)
+        glob = layout.sql_string(layout.file_glob(root, table))
+    if not files:
+        source = layout.typed_empty_sql(table)
+    else:
+        source = layout.read_parquet_sql(table, glob, union_by_name=not _all_complete(
+            con, table, glob))  # fmt: skip
+    con.execute(f"CREATE OR REPLACE VIEW raw.{table.name} AS {source}")
+    latest = f"SELECT * FROM raw.{table.name} {layout.latest_only_sql(table)}"
+    con.execute(
+        f"CREATE OR REPLACE VIEW main.{table.name} AS {committed_sql(table, latest, 'main')}"
+    )
+
+
+def _all_complete(con: duckdb.DuckDBPyConnection, table: Table, files: str) -> bool:
+    """Check every file of `files` (check_files, each footer read once) and say whether
+    they all hold exactly the table's columns. Then the view reads them without
+    union_by_name, which would read every footer again each time a statement binds it:
+    every relation and macro over the views binds them, and at 15 pipelines x 45 days
+    that was 27 s and 1.1 GB for `SELECT 1`. A tree holding files of an older schema
+    (until compaction rewrites them) pays that price."""
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE cprec_file_schema AS "
+                    + layout.file_schema_sql(files))  # fmt: skip
+    except (duckdb.IOException, duckdb.InvalidInputException) as e:
+        raise UserError(f"cannot read {table.name} files: {first_line(e)}") from None
+    try:
+        check_files(con, table, files, schema="cprec_file_schema")
+        complete = con.execute(
+            f"SELECT count(*) FROM ({layout.complete_files_sql(table, 'cprec_file_schema')})"
+        ).fetchone()[0]
+        every = con.execute("SELECT count(DISTINCT file_name) FROM cprec_file_schema").fetchone()[0]
+    finally:
+        con.execute("DROP TABLE cprec_file_schema")
+    return complete == every
 
 
 def create_cache_views(con: duckdb.DuckDBPyConnection, catalog: str, relations: Catalog) -> None:

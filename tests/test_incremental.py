@@ -37,8 +37,9 @@ CHILD = """
 import sys
 from datetime import datetime
 from recorder.collect import collect
-r = collect(sys.argv[1], endpoint_url=sys.argv[2], now=datetime.fromisoformat(sys.argv[3]),
-            build_cache=True)
+from recorder.config import CollectConfig
+r = collect(sys.argv[1], CollectConfig(endpoint_url=sys.argv[2],
+                                       now=datetime.fromisoformat(sys.argv[3]), build_cache=True))
 sys.exit(r.exit_code)
 """
 

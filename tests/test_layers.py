@@ -18,6 +18,7 @@ STORAGE = {
     "recorder.store",
     "recorder.lock",
     "recorder.views",
+    "recorder.derive",
     "recorder.cache",
     "recorder.reader",
     "recorder.testhooks",

@@ -92,9 +92,9 @@ def test_the_same_query_gives_the_same_bytes(data, tmp_path, fmt):
 def test_means_do_not_depend_on_the_order_rows_are_summed():
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    from recorder.views import create_macros
+    from queries.relations import catalog
 
-    create_macros(con, temp=False)
+    con.execute(catalog().macros)
     forward = "SELECT {f}(x) FROM (VALUES (1e11), (0.000001), (-1e11)) t(x)"
     backward = "SELECT {f}(x) FROM (VALUES (-1e11), (1e11), (0.000001)) t(x)"
     # As doubles the sum depends on the order: (1e11 + 1e-6) - 1e11 loses the 1e-6.

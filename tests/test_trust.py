@@ -295,7 +295,7 @@ def test_sql_cannot_write_to_the_cache(tmp_path, acct):
     for sql in (
         f"ATTACH '{path}' AS w; DELETE FROM w.cache.executions",
         "DELETE FROM cache.executions",
-        "DROP TABLE cache.meta",
+        "DROP TABLE cache.version",
     ):
         result = CliRunner().invoke(main, ["sql", sql, "--data", str(tmp_path)])
         assert "read-only" in one_line_error(result), sql
