@@ -211,7 +211,7 @@ def floor_cache(root: Path) -> float:
     con = cache_connect(root)
     sql = (
         FLOOR_SQL.split("FROM read_parquet")[0]
-        + "FROM cpcache.cache.action_executions GROUP BY ALL\n)"
+        + "FROM cache.action_executions GROUP BY ALL\n)"  # the cache file is the database
         + FLOOR_SQL.split("GROUP BY ALL\n)", 1)[1]
     )
     t, _ = best_of(lambda: con.sql(sql).fetchall(), runs=3)
@@ -328,13 +328,13 @@ def _undo_cron(root: Path, written: list[Path]) -> None:
         con = c.con
         con.execute("BEGIN TRANSACTION")
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT account_id, region, "
-            "pipeline, execution_id FROM cache.executions WHERE run_id = ?",
+            "CREATE OR REPLACE TEMP TABLE touched_execution AS SELECT DISTINCT account_id, "
+            "region, pipeline, execution_id FROM cache.executions WHERE run_id = ?",
             [CRON_RUN_ID],
         )
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE touched_pipelines AS "
-            "SELECT DISTINCT account_id, region, pipeline FROM touched"
+            "CREATE OR REPLACE TEMP TABLE touched_pipeline AS "
+            "SELECT DISTINCT account_id, region, pipeline FROM touched_execution"
         )
         for table in CRON_TABLES:
             con.execute(f"DELETE FROM cache.{table} WHERE run_id = ?", [CRON_RUN_ID])
@@ -342,7 +342,7 @@ def _undo_cron(root: Path, written: list[Path]) -> None:
             "DELETE FROM cache.files WHERE list_contains($p, path)",
             {"p": [str(p) for p in written]},
         )
-        c.everything = False
+        c.whole = set()  # every relation, for just the keys touched
         c._refresh_derived()
         con.execute("COMMIT")
         con.execute("CHECKPOINT")

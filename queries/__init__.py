@@ -206,10 +206,14 @@ def _write_tables(path: Path, root: Path) -> str:
                 con.execute(
                     f"CREATE TABLE cprec_out.cache.{rel.name} AS SELECT * FROM {rel.name}{args}"
                 )
-        con.execute("USE cprec_out")  # the views and macros go into the file, over its tables
-        for sql in reader_sql("cache", catalog(), temp=False):
-            con.execute(sql)
         con.execute("CHECKPOINT cprec_out")
+        con.close()
+        # the views and macros go into the file, over its own tables (a connection of
+        # its own: none of the reader's objects is at hand there)
+        with duckdb.connect(str(path)) as out:
+            for sql in reader_sql("cache", catalog(), temp=False):
+                out.execute(sql)
+            out.execute("CHECKPOINT")
     except duckdb.Error as exc:
         raise UserError(f"cannot write {path}: {first_line(exc)}") from None
     finally:

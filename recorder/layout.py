@@ -270,6 +270,16 @@ def latest_only_sql(table: Table) -> str:
     )
 
 
+def latest_rows_sql(table: Table, relation: str) -> str:
+    """The rows of `relation` latest_only_sql keeps, as DISTINCT ON: the same rule (the
+    first row of each natural key in latest_first_sql's order), for the readers' views
+    over the Parquet files. DuckDB reserves a quarter of the working memory a window
+    needs for it (8 MB a scan, not 32), and a plan over the files repeats the
+    deduplication of a table for each relation that reads it (`dora`: dozens)."""
+    keys = ", ".join(map(ident, natural_key(table)))
+    return f"SELECT DISTINCT ON ({keys}) * FROM {relation} ORDER BY {keys}, {latest_first_sql()}"
+
+
 def superseded_sql(table: Table, relation: str) -> str:
     """The rowid of every row of `relation` (a table) that latest_only_sql would drop:
     the same rule, applied after the rows are stored, over the key columns only."""

@@ -196,7 +196,7 @@ def _table_views(con: duckdb.DuckDBPyConnection, root: Path, table: Table) -> No
         source = layout.read_parquet_sql(table, glob, union_by_name=not _all_complete(
             con, table, glob))  # fmt: skip
     con.execute(f"CREATE OR REPLACE VIEW raw.{table.name} AS {source}")
-    latest = f"SELECT * FROM raw.{table.name} {layout.latest_only_sql(table)}"
+    latest = layout.latest_rows_sql(table, f"raw.{table.name}")
     con.execute(
         f"CREATE OR REPLACE VIEW main.{table.name} AS {committed_sql(table, latest, 'main')}"
     )

@@ -76,8 +76,14 @@ def test_demo_figures_are_consistent(con):
         assert row["p50_s"] <= row["p90_s"] <= row["p95_s"] <= row["max_s"]
         assert 0 <= row["mean_s"] <= row["max_s"]
     for row in as_dicts(con, "failure-rates"):
-        assert 0 <= row["failed"] <= row["attempts"]
-        assert math.isclose(row["failure_rate"], row["failed"] / row["attempts"])
+        assert 0 <= row["succeeded"] + row["failed"] <= row["attempts"]
+        # Failed / (Succeeded + Failed): an Abandoned attempt reached no outcome
+        decided = row["succeeded"] + row["failed"]
+        assert (
+            math.isclose(row["failure_rate"], row["failed"] / decided)
+            if decided
+            else (row["failure_rate"] is None)
+        )
     executions = dict(
         con.execute("SELECT pipeline, count(*) FROM executions GROUP BY 1").fetchall()
     )

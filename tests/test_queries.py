@@ -135,16 +135,18 @@ def test_action_durations(con):
 
 def test_failure_rates(con):
     assert columns(con, "failure-rates") == [
-        "pipeline", "stage", "action", "attempts", "failed", "failure_rate",
+        "pipeline", "stage", "action", "attempts", "succeeded", "failed", "failure_rate",
     ]  # fmt: skip
+    # failure_rate = Failed / (Succeeded + Failed), as for executions
     assert rows(con, "failure-rates") == [
-        ("api", "Build", "Compile", 2, 0, 0.0),
-        ("ops", "Source", "Checkout", 1, 0, 0.0),  # the pending approval is not terminal
-        ("web", "Source", "Checkout", 5, 0, 0.0),
-        # E1 S, E2 F, E2 S (retry), E3 S, E4 F; E5 InProgress excluded -> 2 / 5
-        ("web", "Build", "Compile", 5, 2, 0.4),
-        ("web", "Deploy", "Approve", 3, 0, 0.0),  # Abandoned counts as an attempt, not a failure
-        ("web", "Deploy", "Release", 2, 0, 0.0),
+        ("api", "Build", "Compile", 2, 2, 0, 0.0),
+        ("ops", "Source", "Checkout", 1, 1, 0, 0.0),  # the pending approval is not terminal
+        ("web", "Source", "Checkout", 5, 5, 0, 0.0),
+        # E1 S, E2 F, E2 S (retry), E3 S, E4 F; E5 InProgress excluded -> 2 / (3 + 2)
+        ("web", "Build", "Compile", 5, 3, 2, 0.4),
+        # E1 S, E2 S, E3 Abandoned: an attempt, not an outcome -> 0 / (2 + 0)
+        ("web", "Deploy", "Approve", 3, 2, 0, 0.0),
+        ("web", "Deploy", "Release", 2, 2, 0, 0.0),
     ]
 
 
@@ -391,7 +393,7 @@ def test_every_query_runs_on_an_older_schema_file(scenario, tmp_path):
     ]
     for name in queries.named_queries():
         queries.run_query(con, name)
-    assert rows(con, "failure-rates") == [("legacy", "Build", "Compile", 1, 1, 1.0)]
+    assert rows(con, "failure-rates") == [("legacy", "Build", "Compile", 1, 0, 1, 1.0)]
     # mixed with current files, too
     build_scenario(tmp_path)
     con = queries.connect(tmp_path)

@@ -89,7 +89,7 @@ def test_queries_lists_names_and_descriptions(data):
     ("name", "header"),
     [
         ("stage-durations", "pipeline,stage,runs,p50_s,p90_s,p95_s,max_s,mean_s"),
-        ("failure-rates", "pipeline,stage,action,attempts,failed,failure_rate"),
+        ("failure-rates", "pipeline,stage,action,attempts,succeeded,failed,failure_rate"),
     ],
 )
 def test_csv_has_the_documented_header(data, name, header):
@@ -101,7 +101,8 @@ def test_csv_has_the_documented_header(data, name, header):
     assert len(got) == 3 if name == "stage-durations" else 4
     if name == "failure-rates":  # full precision in csv
         assert got[1] == {"pipeline": "web", "stage": "Build", "action": "Compile",
-                          "attempts": "5", "failed": "2", "failure_rate": "0.4"}  # fmt: skip
+                          "attempts": "5", "succeeded": "3", "failed": "2",
+                          "failure_rate": "0.4"}  # fmt: skip
 
 
 def test_csv_keeps_full_precision_and_multiline_text(data, tmp_path):
@@ -222,8 +223,12 @@ def test_corrupt_parquet_names_the_file(tmp_path):
     build_scenario(tmp_path)
     bad = tmp_path / "action_executions" / "pipeline=web" / "dt=2026-01-05" / "part-x.parquet"
     bad.write_bytes(b"PAR1 this is not a parquet file")
-    for args in (["query", "stage-durations"], ["sql", "SELECT 1"], ["export", "--dir", "x"]):
+    reads = "SELECT count(*) FROM action_executions"
+    for args in (["query", "stage-durations"], ["sql", reads], ["export", "--dir", "x"]):
         assert_one_line_error(run(tmp_path, *args), "part-x.parquet")
+    # over the files, a statement reads only what it names: a file it does not read
+    # cannot change its answer
+    assert run(tmp_path, "sql", "SELECT 1 AS one", "--format", "csv").output == "one\n1\n"
 
 
 def test_missing_data_root(tmp_path):

@@ -129,6 +129,7 @@ def test_readme_examples_print_what_the_readme_shows(tmp_path):
     server = build_server(port=0, pipelines=12, days=30, seed=7, now="2026-11-21T00:00:00Z",
                           accounts=2, external_id="cprec-example")  # fmt: skip
     ran = 0
+    outputs: list[list[str]] = []
     with server as srv:
         port = srv.endpoint_url.rsplit(":", 1)[1]
         for command, shown in examples(readme):
@@ -147,8 +148,48 @@ def test_readme_examples_print_what_the_readme_shows(tmp_path):
                 )  # fmt: skip
                 assert done.returncode == 0, (command, done.stdout)
                 actual = done.stdout.splitlines()
+            outputs.append([x.replace(str(tmp_path), "/tmp/readme").rstrip() for x in actual])
             actual = [normal(x, tmp_path) for x in actual]
             expected = [normal(x, tmp_path) for x in shown]
-            assert matches(expected, actual), (command, "\n".join(actual))
+            if not UPDATE or "..." in shown:
+                assert matches(expected, actual), (command, "\n".join(actual))
             ran += 1
     assert ran >= 10
+    if UPDATE:
+        (ROOT / "README.md").write_text(with_outputs(readme, outputs))
+
+
+# CPREC_UPDATE_README=1: write what each example printed into the README instead of
+# comparing (an example whose output holds a `...` line is still compared: edit it by hand).
+UPDATE = os.environ.get("CPREC_UPDATE_README") == "1"
+
+
+def with_outputs(text: str, outputs: list[list[str]]) -> str:
+    """`text` with the output shown under each example (examples() order) replaced by the
+    next of `outputs`, except where it holds a `...` line. `export` lines print nothing."""
+    queue = iter(outputs)
+
+    def block(match: re.Match) -> str:
+        body = match.group(2)
+        if "$ cprec" not in body or not body.startswith("$ "):
+            return match.group(0)
+        out: list[str] = []
+        lines = body.splitlines()
+        i = 0
+        while i < len(lines):
+            out.append(lines[i])
+            command = lines[i][2:]
+            j = i + 1
+            while j < len(lines) and not lines[j].startswith("$ "):
+                j += 1
+            shown = lines[i + 1 : j]
+            if command.startswith("export "):
+                out.extend(shown)
+            else:
+                actual = next(queue)
+                out.extend(shown if "..." in shown else actual + [""] * (bool(shown) and
+                           not shown[-1].strip() and j < len(lines)))  # fmt: skip
+            i = j
+        return match.group(1) + "\n".join(out) + "\n" + match.group(3)
+
+    return re.sub(r"^(```[a-z]*\n)(.*?)^(```)", block, text, flags=re.M | re.S)

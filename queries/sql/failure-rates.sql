@@ -1,4 +1,4 @@
--- Action failure rates per pipeline, stage and action: attempts, failed, failure_rate.
+-- Action failure rates per pipeline, stage and action: attempts, succeeded, failed, failure_rate.
 -- Over action executions in a terminal status (Succeeded, Failed, Abandoned) whose own start
 -- is in the window; failed = status Failed; failure_rate = Failed / (Succeeded + Failed), as
 -- for executions (an Abandoned attempt reached no outcome).
@@ -8,6 +8,7 @@ SELECT
     stage,
     action,
     attempts,
+    succeeded,
     failed,
     failure_rate(failed, succeeded) AS failure_rate
 FROM action_stats($since, $until)
