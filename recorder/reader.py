@@ -19,7 +19,6 @@ from recorder.errors import UserError, first_line
 from recorder.layout import as_root, list_files, parquet_metadata
 from recorder.lock import read_lock
 from recorder.views import (
-    DEFAULT_MEMORY_LIMIT,
     MEMORY_LIMIT_ENV,
     Pending,
     configure,
@@ -51,7 +50,7 @@ def open_parquet(root: Path, tables: tuple[str, ...] | None = None) -> ParquetCo
     """A connection over the Parquet files of `root` whose views and macros are created
     as statements first name them (views.Pending); `tables`: those tables' views now."""
     con = duckdb.connect()
-    configure(con)
+    configure(con, files=True)
     if s3.is_s3(root):
         s3.attach(con)
     read_lock(root, con)
@@ -107,9 +106,9 @@ class data_errors:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if isinstance(exc, duckdb.OutOfMemoryException):
-            limit = os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+            limit = os.environ.get(MEMORY_LIMIT_ENV)
             raise UserError(
-                f"DuckDB needs more memory than its limit ({limit}) for this: raise "
+                f"DuckDB needs more memory than its {limit or 'default'} limit for this: raise "
                 f"--memory-limit ({MEMORY_LIMIT_ENV}), or build the cache (`cprec cache`)"
             ) from None
         if exc is None or not isinstance(exc, duckdb.IOException | duckdb.InvalidInputException):

@@ -44,21 +44,31 @@ SESSION_SQL = "SET TimeZone = 'UTC'; SET enable_progress_bar = false"
 # so a cron job's memory grew with the history it reads (15 GB for a recompute of 500
 # pipelines x 365 days); with a fixed limit the process stays under a fixed ceiling
 # whatever the history (bench/RESULTS.md, section 8) and what does not fit is spilled.
-# Why 1GB: DuckDB reserves working memory per operator, and a plan over the Parquet
-# files repeats the deduplication of a table for each relation that reads it: `dora`
-# over the files of a 3-pipeline demo is refused below ~1 GB although its process peaks
-# at ~250 MB. Over the query cache 256MB is enough for every command.
+# The default is 256MB for a connection over the query cache (every command over it fits:
+# bench/RESULTS.md, section 8) and 1GB for one over the Parquet files: DuckDB reserves
+# working memory per operator, and a plan over the files repeats the deduplication of a
+# table for each relation that reads it (`dora` over the files of a 3-pipeline demo is
+# refused below ~512MB although its process peaks at ~250 MB).
 MEMORY_LIMIT_ENV = "CPREC_MEMORY_LIMIT"
-DEFAULT_MEMORY_LIMIT = "1GB"
+DEFAULT_MEMORY_LIMIT = "256MB"
+FILES_MEMORY_LIMIT = "1GB"
 _spills = itertools.count()
 
 
-def configure(con: duckdb.DuckDBPyConnection, spill: Path | None = None) -> None:
-    """Apply the session settings and the memory limit to `con`, spilling to `spill`
-    (default a directory of this process and connection under the system's temporary
-    directory: DuckDB creates it when it first spills and removes it when it closes)."""
+def memory_limit(default: str = DEFAULT_MEMORY_LIMIT) -> str:
+    """The memory limit a connection gets: the user's, else `default`."""
+    return os.environ.get(MEMORY_LIMIT_ENV) or default
+
+
+def configure(
+    con: duckdb.DuckDBPyConnection, spill: Path | None = None, *, files: bool = False
+) -> None:
+    """Apply the session settings and the memory limit to `con` (`files`: a connection
+    over the Parquet files), spilling to `spill` (default a directory of this process and
+    connection under the system's temporary directory: DuckDB creates it when it first
+    spills and removes it when it closes)."""
     con.execute(SESSION_SQL)
-    limit = os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+    limit = memory_limit(FILES_MEMORY_LIMIT if files else DEFAULT_MEMORY_LIMIT)
     try:
         con.execute(f"SET memory_limit = {layout.sql_string(limit)}")
     except duckdb.Error as e:

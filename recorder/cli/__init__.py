@@ -44,7 +44,7 @@ def _one_line(message: str, code: int) -> click.ClickException:
     metavar="SIZE",
     envvar="CPREC_MEMORY_LIMIT",
     help="What DuckDB may hold in memory before it spills to disk, e.g. 512MB or 2GB "
-    "(default 1GB; env CPREC_MEMORY_LIMIT).",
+    "(default 256MB, 1GB over the Parquet files; env CPREC_MEMORY_LIMIT).",
 )
 @click.pass_context
 def main(ctx: click.Context, memory_limit: str | None) -> None:
