@@ -88,6 +88,7 @@ NEW_SUFFIX = ".new"  # a rebuild's file, beside the cache file until it is renam
 LAYOUT = 6
 KEEP = object()  # refresh(head=KEEP): the root head the cache records stays as it was
 BATCH_FILES = 4000
+LIST_CHUNK = 50_000  # paths of a tree walk handed to DuckDB at a time
 
 _DIRS: dict[str, Path] = {}  # root -> the cache directory chosen with --cache-dir
 
@@ -550,62 +551,124 @@ class Cache:
         return result
 
     def _refresh(self, result: RefreshResult, written, removed) -> None:
-        written = None if written is None else [layout.as_root(p).resolve() for p in written]
-        removed = [layout.as_root(p).resolve() for p in removed]
+        """Find what changed, reload what lost a file, load what is new, then derive.
+
+        The file lists live in DuckDB (`cprec_listing`, `cprec_new`), not in Python: at
+        500 pipelines x 365 days a tree holds 1.2 million files, and lists and sets of
+        their paths took over 1 GB of the process's memory."""
+        con = self.con
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE cprec_new "
+            "(path VARCHAR, tbl VARCHAR, pipeline VARCHAR, dt VARCHAR)"
+        )
         if written is None:
-            known = self._known_files()
-            listing = layout.list_files(self.root)
-            on_disk = {str(p) for files in listing.values() for p in files}
-            new = {
-                name: [p for p in files if str(p) not in known] for name, files in listing.items()
-            }
-            gone = [p for p in known if p not in on_disk]
-            if known and len(gone) == len(known):
+            self._list_tree()
+            known = con.execute("SELECT count(*) FROM cache.files").fetchone()[0]
+            gone_sql = "FROM cache.files ANTI JOIN cprec_listing USING (path)"
+            n_gone = con.execute(f"SELECT count(*) {gone_sql}").fetchone()[0]
+            if known and n_gone == known:
                 # Nothing loaded is where it was (the root moved, or every file was
                 # compacted): the tables are emptied and the tree loaded as by a first
                 # build, not reloaded partition by partition into full tables (at
                 # 10×365: ~16 s instead of ~7 min, same rows).
                 for name in [*TABLES, "files"]:
-                    self.con.execute(f"DELETE FROM cache.{name}")
-                result.files_gone = len(gone)
-                known, gone = {}, []
+                    con.execute(f"DELETE FROM cache.{name}")
+                result.files_gone = n_gone
+                gone = []
+            else:
+                gone = con.execute(f"SELECT path, tbl, pipeline, dt {gone_sql}").fetchall()
         else:
             # Only the named files are looked up: the cost follows the change, not the cache.
+            written = [layout.as_root(p).resolve() for p in written]
+            removed = [layout.as_root(p).resolve() for p in removed]
             known = self._known_files([str(p) for p in [*written, *removed]])
-            new = defaultdict(list)
+            by_table = defaultdict(list)
             for p in written:
                 if str(p) not in known:
-                    new[layout.table_of(self.root, p)].append(p)
-            gone = [str(p) for p in removed if str(p) in known]
+                    by_table[layout.table_of(self.root, p)].append(str(p))
+            for name, paths in by_table.items():
+                self._add_new(name, paths)
+            gone = [(str(p), *known[str(p)]) for p in removed if str(p) in known]
         result.files_gone += len(gone)
 
         # Partitions that lost a file are reloaded whole from what is on disk now.
         reload: dict[str, set[tuple[str | None, str]]] = defaultdict(set)
-        for path in gone:
-            tbl, pipeline, dt = known[path]
+        for _, tbl, pipeline, dt in gone:
             reload[tbl].add((pipeline, dt))
-        self._forget(gone)
+        self._forget([g[0] for g in gone])
         for grain in ("execution", "pipeline"):
             cols = ", ".join(f"{c} VARCHAR" for c in derive.GRAINS[grain])
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE touched_{grain} ({cols})")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE touched_{grain} ({cols})")
         # A first build derives every row at the end, from whole tables.
-        if not self.con.execute("SELECT count(*) FROM cache.files").fetchone()[0]:
+        if not con.execute("SELECT count(*) FROM cache.files").fetchone()[0]:
             self.whole = set(self.catalog.names)
         for name, parts in reload.items():
+            table = TABLES[name]
             for pipeline, dt in parts:
-                self._touch(TABLES[name], f"cache.{name}", self._partition_filter(TABLES[name]),
-                            [pipeline, dt] if TABLES[name].per_pipeline else [dt])  # fmt: skip
-                self._delete_partition(TABLES[name], pipeline, dt)
+                params = [pipeline, dt] if table.per_pipeline else [dt]
+                self._touch(table, f"cache.{name}", self._partition_filter(table), params)
+                self._delete_partition(table, pipeline, dt)
                 directory = layout.partition_dir(self.root, name, pipeline, date.fromisoformat(dt))
-                current = layout.partition_files(directory)
-                self._forget([str(p) for p in current])
-                new[name] = sorted(set(new.get(name, [])) | set(current))
+                current = [str(p) for p in layout.partition_files(directory)]
+                self._forget(current)
+                if written is not None:  # (a tree's listing holds them already)
+                    self._add_new(name, current)
             result.partitions_reloaded += len(parts)
-        for name, files in new.items():
-            if files:
-                self._load(TABLES[name], files)
-                result.files_loaded += len(files)
+        if written is None:  # every listed file not loaded, the reloaded partitions' too
+            con.execute(
+                "INSERT INTO cprec_new SELECT * FROM cprec_listing ANTI JOIN cache.files "
+                "USING (path)"
+            )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE cprec_new AS SELECT DISTINCT ON (path) *, "
+            "row_number() OVER (PARTITION BY tbl ORDER BY dt, pipeline, path) AS n "
+            "FROM cprec_new"
+        )
+        for name, count in con.execute(
+            "SELECT tbl, count(*) FROM cprec_new GROUP BY tbl ORDER BY tbl"
+        ).fetchall():
+            self._load(TABLES[name], self._new_batches(name, count))
+            result.files_loaded += count
         self._refresh_derived()
+
+    def _list_tree(self) -> None:
+        """Every data file of the root into the temporary table `cprec_listing`, a walk
+        streamed in chunks (layout.iter_files)."""
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE cprec_listing "
+            "(path VARCHAR, tbl VARCHAR, pipeline VARCHAR, dt VARCHAR)"
+        )
+        for name in TABLES:
+            chunk: list[str] = []
+            for path in layout.iter_files(self.root, name):
+                chunk.append(str(path))
+                if len(chunk) == LIST_CHUNK:
+                    self._insert_paths("cprec_listing", name, chunk)
+                    chunk = []
+            self._insert_paths("cprec_listing", name, chunk)
+
+    def _add_new(self, name: str, paths: list[str]) -> None:
+        self._insert_paths("cprec_new", name, paths)
+
+    def _insert_paths(self, relation: str, name: str, paths: list[str]) -> None:
+        if not paths:
+            return
+        parts = layout.partitions_of(self.root, name, paths)
+        self.con.execute(
+            f"INSERT INTO {relation} SELECT unnest($p), $t, unnest($pl), unnest($dt)",
+            {"p": paths, "t": name, "pl": [x[0] for x in parts], "dt": [x[1] for x in parts]},
+        )
+
+    def _new_batches(self, name: str, count: int) -> Iterator[list[str]]:
+        """The new files of table `name`, BATCH_FILES at a time, by (dt, pipeline): each
+        batch fetched whole before it is loaded (a result left open would be dropped by
+        the next statement)."""
+        for first in range(1, count + 1, BATCH_FILES):
+            rows = self.con.execute(
+                "SELECT path FROM cprec_new WHERE tbl = $t AND n BETWEEN $a AND $b ORDER BY n",
+                {"t": name, "a": first, "b": first + BATCH_FILES - 1},
+            ).fetchall()
+            yield [r[0] for r in rows]
 
     def _known_files(
         self, paths: list[str] | None = None
@@ -647,18 +710,18 @@ class Cache:
             f"INSERT INTO touched_{grain} SELECT DISTINCT {cols} FROM {relation} {where}", params
         )
 
-    def _load(self, table: Table, files: list[Path]) -> None:
+    def _load(self, table: Table, batches: Iterable[list[str]]) -> None:
+        """Load the files of `batches` (lists of paths, in the order to store them)."""
         con = self.con
         if con.execute(f"SELECT count(*) = 0 FROM cache.{table.name}").fetchone()[0]:
-            self._load_into_empty(table, files)
+            self._load_into_empty(table, batches)
             return
         on = " AND ".join(
             f"c.{layout.ident(k)} IS NOT DISTINCT FROM s.{layout.ident(k)}"
             for k in layout.natural_key(table)
         )
         cols = ", ".join(layout.ident(n) for n, _ in layout.columns(table))
-        for i in range(0, len(files), BATCH_FILES):
-            batch = [str(p) for p in files[i : i + BATCH_FILES]]
+        for batch in batches:
             checkpoint("cache-load")
             check_files(con, table, "$files", {"files": batch})
             self._stage(
@@ -679,25 +742,21 @@ class Cache:
             self._touch(table, "stage")
             self._add_files(table, batch)
 
-    def _load_into_empty(self, table: Table, files: list[Path]) -> None:
+    def _load_into_empty(self, table: Table, batches: Iterable[list[str]]) -> None:
         """Load a table that holds no row (a first build): each batch is appended as
         read, then the rows a later recording supersedes are deleted once, by a window
         over the key columns. Same rows as `_load`, without its per-batch staging copy,
         wide window and joins against the growing table (most of a first build's time).
-        Files are read in (dt, pipeline) order, so a table's rows are stored roughly by day."""
+        The batches come in (dt, pipeline) order, so a table's rows are stored roughly by
+        day."""
         con = self.con
         relation = f"cache.{table.name}"
         cols = ", ".join(layout.ident(n) for n, _ in layout.columns(table))
-        names = [str(p) for p in files]
-        parts = layout.partitions_of(self.root, table.name, names)
-        order = sorted(range(len(names)), key=lambda i: (parts[i][1], parts[i][0] or "", names[i]))
-        names = [names[i] for i in order]
         # Row order follows the file order only loosely (threads append as they read);
         # keeping it exact costs a third of the load, and no reader depends on it.
         con.execute("SET preserve_insertion_order = false")
         try:
-            for i in range(0, len(names), BATCH_FILES):
-                batch = names[i : i + BATCH_FILES]
+            for batch in batches:
                 checkpoint("cache-load")
                 complete = self._check(table, batch)
                 whole = [f for f in batch if f in complete]

@@ -166,6 +166,12 @@ def list_files(root: Path, tables: Iterable[str] = TABLES) -> dict[str, list[Pat
     return {name: table_files(root, name) for name in tables}
 
 
+def iter_files(root: Path, table: str) -> Iterator[Path]:
+    """Every data file of a table, as the walk finds them (a generator: a caller that
+    streams them holds none of the others)."""
+    return _files(root, table)
+
+
 def _files(root: Path, table: str) -> Iterator[Path]:
     base = as_root(root) / table
     depth = 3 if TABLES[table].per_pipeline else 2

@@ -1,4 +1,4 @@
--- Action execution durations per pipeline, stage and action: count, p50/p90/p95, max, mean.
+-- Action execution durations per pipeline, stage and action: attempts, p50/p90/p95, max, mean.
 -- Over action executions in a terminal status (Succeeded, Failed, Abandoned) whose start is
 -- in the window; each attempt counts (a retried action contributes every attempt).
 -- (relations/action_stats.sql computes the figures.)

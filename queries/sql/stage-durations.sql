@@ -1,5 +1,5 @@
--- Stage run durations per pipeline and stage: count, p50/p90/p95, max and mean seconds.
--- Over terminal stage runs (no action execution InProgress) whose start is in the window;
+-- Stage run durations per pipeline and stage: runs, p50/p90/p95, max and mean seconds.
+-- Over terminal stage runs (stage_runs.terminal) whose start is in the window;
 -- percentiles are quantile_cont (linear interpolation). Stages in order of first start.
 -- The three quantiles come from one list-valued quantile_cont: one sort per group, not three.
 -- (queries/sql/relations/*_stats.sql computes the figures: stored by the query cache for the open
