@@ -67,26 +67,22 @@ WITH ranked AS (
     GROUP BY account_id, region, pipeline, execution_id, stage, rule
 ), conditions AS (
     SELECT
-        r.account_id, r.region, r.pipeline, r.execution_id, r.stage,
-        bool_or(c.latest_status = 'InProgress') AS running,
-        bool_or(c.latest_status = 'Failed') AS failed
-    FROM runs AS r
-    JOIN rules AS c
-        ON c.account_id = r.account_id AND c.region = r.region AND c.pipeline = r.pipeline
-        AND c.execution_id = r.execution_id AND c.stage = r.stage
-        AND c.latest_start >= r.start_time
-    GROUP BY r.account_id, r.region, r.pipeline, r.execution_id, r.stage
+        account_id, region, pipeline, execution_id, stage,
+        max(latest_start) FILTER (WHERE latest_status = 'Failed') AS failed_start,
+        max(latest_start) FILTER (WHERE latest_status = 'InProgress') AS running_start
+    FROM rules
+    GROUP BY account_id, region, pipeline, execution_id, stage
 )
 SELECT
     r.account_id, r.region, r.pipeline, r.execution_id, r.stage,
     r.start_time, r.end_time, r.duration_s,
     CASE
-        WHEN r.action_status = 'InProgress' OR c.running THEN 'InProgress'
-        WHEN r.action_status = 'Failed' OR c.failed THEN 'Failed'
+        WHEN r.action_status = 'InProgress' OR c.running_start >= r.start_time THEN 'InProgress'
+        WHEN r.action_status = 'Failed' OR c.failed_start >= r.start_time THEN 'Failed'
         ELSE r.action_status
     END AS status,
     r.attempts,
-    r.terminal AND NOT coalesce(c.running, false) AS terminal,
+    r.terminal AND NOT coalesce(c.running_start >= r.start_time, false) AS terminal,
     r.actions, r.action_executions,
     lag(r.stage) OVER (
         PARTITION BY r.account_id, r.region, r.pipeline, r.execution_id

@@ -65,28 +65,27 @@ rules AS (
     FROM {rule_executions}
     GROUP BY ALL
 ),
+-- per stage: the latest start of a rule whose latest evaluation Failed, and of one still
+-- InProgress; a run's condition failed (is running) when that start is not before the
+-- run's own (an entry condition is evaluated before the run begins)
 conditions AS (
     SELECT
-        r.account_id, r.region, r.pipeline, r.execution_id, r.stage,
-        bool_or(c.latest_status = 'InProgress') AS running,
-        bool_or(c.latest_status = 'Failed') AS failed
-    FROM runs AS r
-    JOIN rules AS c
-        ON c.account_id = r.account_id AND c.region = r.region AND c.pipeline = r.pipeline
-        AND c.execution_id = r.execution_id AND c.stage = r.stage
-        AND c.latest_start >= r.start_time
+        account_id, region, pipeline, execution_id, stage,
+        max(latest_start) FILTER (WHERE latest_status = 'Failed') AS failed_start,
+        max(latest_start) FILTER (WHERE latest_status = 'InProgress') AS running_start
+    FROM rules
     GROUP BY ALL
 )
 SELECT
     r.account_id, r.region, r.pipeline, r.execution_id, r.stage,
     r.start_time, r.end_time, r.duration_s,
     CASE
-        WHEN r.action_status = 'InProgress' OR c.running THEN 'InProgress'
-        WHEN r.action_status = 'Failed' OR c.failed THEN 'Failed'
+        WHEN r.action_status = 'InProgress' OR c.running_start >= r.start_time THEN 'InProgress'
+        WHEN r.action_status = 'Failed' OR c.failed_start >= r.start_time THEN 'Failed'
         ELSE r.action_status
     END AS status,
     r.attempts,
-    r.terminal AND NOT coalesce(c.running, false) AS terminal,
+    r.terminal AND NOT coalesce(c.running_start >= r.start_time, false) AS terminal,
     r.actions, r.action_executions,
     lag(r.stage) OVER run AS after_stage,
     seconds_between(coalesce(lag(r.end_time) OVER run, e.start_time), r.start_time) AS wait_s
