@@ -28,11 +28,12 @@ import pyarrow as pa
 
 from queries.relations import catalog
 from recorder import cache as cache_mod
-from recorder import reader, s3
+from recorder import reader
 from recorder.derive import defaults
 from recorder.errors import UserError, first_line
-from recorder.layout import existing_root, sql_string
+from recorder.layout import sql_string
 from recorder.reader import data_errors
+from recorder.root import DataRoot
 from recorder.schemas import TABLES
 from recorder.views import configure, create_parquet_views, reader_sql
 
@@ -87,13 +88,15 @@ def get_query(name: str) -> NamedQuery:
     return queries[name]
 
 
-def connect(data_root: str | Path, *, cache: bool | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    data_root: str | Path | DataRoot, *, cache: bool | None = None
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with every view over `data_root` (recorder/reader.py).
 
     `cache`: None uses the local cache when it holds the last completed state, True
     requires it, False reads the Parquet files only.
     """
-    return reader.connect(existing_root(data_root), cache=cache)
+    return reader.connect(DataRoot.of(data_root).existing(), cache=cache)
 
 
 # The storage format of `cprec db` files. DuckDB 2.0 writes new files in a format no
@@ -105,7 +108,7 @@ DB_FILE_STORAGE_VERSION = "v1.1.0"
 
 
 def write_database(
-    path: str | Path, data_root: str | Path, *, materialize: bool = False
+    path: str | Path, data_root: str | Path | DataRoot, *, materialize: bool = False
 ) -> str | None:
     """Write a DuckDB database file whose views read the Parquet files under `data_root`,
     or with `materialize` whose tables hold their rows (`_write_tables`; returns where the
@@ -118,7 +121,7 @@ def write_database(
     materialised tables is written anew, and a materialised file always is: unless the
     file holds objects cprec does not write.
     """
-    root = existing_root(data_root)
+    root = DataRoot.of(data_root).existing()
     path = Path(path)
     if not path.parent.is_dir():
         raise UserError(f"{path.parent} is not a directory")
@@ -176,7 +179,7 @@ def _holds_cprec_tables(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(set(found) & _cprec_relations())
 
 
-def _write_tables(path: Path, root: Path) -> str:
+def _write_tables(path: Path, root: DataRoot) -> str:
     """Write into the new database `path` every deduplicated table and the rows of every
     relation (for the default arguments of one with parameters) as tables of schema
     `cache`, and in `main` the views and macros over them, as a cache file holds them:
@@ -233,11 +236,10 @@ def _open_database_file(path: Path, *, shown: Path | None = None) -> duckdb.Duck
         ) from None
 
 
-def _write_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+def _write_views(con: duckdb.DuckDBPyConnection, root: DataRoot) -> None:
     """Create the views over `root` in `con`'s database, checkpoint and close it."""
     try:
-        if s3.is_s3(root):  # to check the files now; the file's reader needs httpfs
-            s3.attach(con)
+        root.attach(con)  # to check the files now; the file's reader needs httpfs for S3
         with data_errors(root):
             create_parquet_views(con, root)
         con.execute("CHECKPOINT")
@@ -317,7 +319,7 @@ def run_query(
     pipelines: Sequence[str] = (),
     now: datetime | None = None,
     deploy_stages: Sequence[str] = (),
-    data_root: str | Path | None = None,
+    data_root: str | Path | DataRoot | None = None,
     stream: bool = False,
 ) -> pa.Table | pa.RecordBatchReader:
     """Run a named query with its parameters bound; `data_root` only sharpens error messages.
@@ -342,7 +344,7 @@ def run_query(
 
 
 def run_sql(
-    con: duckdb.DuckDBPyConnection, sql: str, *, data_root: str | Path | None = None
+    con: duckdb.DuckDBPyConnection, sql: str, *, data_root: str | Path | DataRoot | None = None
 ) -> pa.Table | None:
     """Run ad-hoc SQL over the views; any DuckDB error is the user's (one line)."""
     if not sql.strip():

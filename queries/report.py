@@ -28,7 +28,7 @@ from bokeh.resources import Resources
 
 import queries
 from recorder import __version__
-from recorder.layout import as_root
+from recorder.root import DataRoot
 
 # the four keys of the headline, as the `dora` query names them
 KEYS = (
@@ -62,7 +62,7 @@ class Selection:
 
 
 def build_report(
-    con: duckdb.DuckDBPyConnection, selection: Selection, *, data_root: str | Path
+    con: duckdb.DuckDBPyConnection, selection: Selection, *, data_root: str | Path | DataRoot
 ) -> str:
     """The report's HTML."""
     run = _Runner(con, selection, data_root)
@@ -70,7 +70,7 @@ def build_report(
     summary = run("pipeline-summary")
     context = {
         "version": __version__,
-        "data_root": str(as_root(data_root).resolve()),
+        "data_root": str(DataRoot.of(data_root).resolve()),
         "since": selection.since,
         "until": selection.end,
         "pipelines": ", ".join(selection.pipelines) or "all",

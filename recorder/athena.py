@@ -41,6 +41,7 @@ import pyarrow as pa
 
 from recorder import layout
 from recorder.errors import UserError
+from recorder.root import DataRoot
 from recorder.schemas import TABLES, Table
 
 DEFAULT_DATABASE = "cprec"
@@ -79,9 +80,9 @@ class Target:
     first_day: date
 
 
-def target(location: str, database: str, root: Path) -> Target:
+def target(location: str, database: str, root: str | Path | DataRoot) -> Target:
     """Check `location` and `database`; read the pipelines and first day under `root`."""
-    pipelines, first_day = recorded(root)
+    pipelines, first_day = recorded(DataRoot.of(root))
     return Target(s3_location(location), check_database(database), pipelines, first_day)
 
 
@@ -113,7 +114,7 @@ def check_database(name: str) -> str:
     return name
 
 
-def recorded(root: Path) -> tuple[tuple[str, ...], date]:
+def recorded(root: DataRoot) -> tuple[tuple[str, ...], date]:
     """The pipelines recorded under `root` (sorted) and the first day of any table."""
     pipelines: set[str] = set()
     days: set[date] = set()

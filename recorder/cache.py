@@ -7,16 +7,16 @@ recording per natural key) plus every derived relation materialised, so named qu
 read columnar tables instead. The Parquet files stay the source of truth: the
 cache can be deleted at any time and rebuilt with `cprec cache`.
 
-File: <cache dir>/cprec.duckdb, the cache dir being <root>/.cache for a local root,
-and for an S3 root a local directory under the user's cache directory, one per root
-(`--cache-dir` chooses another: `use_dir`). Inside, schema `cache` holds one table per
-Parquet table, one table per relation the query layer declares (queries/relations.py,
-maintained by recorder/derive.py's rules), `files` (every Parquet file loaded), `parts`
-and `version`; schema `main` holds the views and macros a reader queries
-(views.reader_sql over schema `cache`). `version` holds the one version stamp (`version()`)
-readers check: a file of another version of cprec is not read (the Parquet files answer)
-until a refresh by this version rebuilds what differs, which `parts` says (the tables,
-each relation, the readers' views).
+File: <cache dir>/cprec.duckdb, the cache dir (recorder/root.py `DataRoot.cache_dir`)
+being <root>/.cache for a local root, and for an S3 root a local directory under the
+user's cache directory, one per root (`--cache-dir` chooses another). Inside, schema
+`cache` holds one table per Parquet table, one table per relation the query layer
+declares (queries/relations.py, maintained by recorder/derive.py's rules), `files` (every
+Parquet file loaded), `parts` and `version`; schema `main` holds the views and macros a
+reader queries (views.reader_sql over schema `cache`). `version` holds the one version
+stamp (`version()`) readers check: a file of another version of cprec is not read (the
+Parquet files answer) until a refresh by this version rebuilds what differs, which
+`parts` says (the tables, each relation, the readers' views).
 
 What makes it trustworthy:
 - Every change, the first build included (its tables are created in it), is one
@@ -53,7 +53,6 @@ machine holds WRITING (it refreshes the cache when it ends).
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
 import shutil
@@ -67,18 +66,17 @@ from pathlib import Path
 
 import duckdb
 
-from recorder import derive, layout, s3
+from recorder import derive, layout
 from recorder import head as head_mod
 from recorder.errors import LockedError, UserError, WriteError, first_line
 from recorder.lock import data_lock, held_by_someone, hold
-from recorder.s3 import S3Path
+from recorder.root import DataRoot
 from recorder.schemas import TABLES, Table
 from recorder.testhooks import checkpoint
 from recorder.views import check_files, committed_sql, configure, create_cache_views, reader_sql
 
 log = logging.getLogger("cprec.cache")
 
-CACHE_DIR = ".cache"
 CACHE_FILE = "cprec.duckdb"
 STALE_MARKER = "STALE"
 WRITING_MARKER = "WRITING"
@@ -90,40 +88,21 @@ KEEP = object()  # refresh(head=KEEP): the root head the cache records stays as 
 BATCH_FILES = 4000
 LIST_CHUNK = 50_000  # paths of a tree walk handed to DuckDB at a time
 
-_DIRS: dict[str, Path] = {}  # root -> the cache directory chosen with --cache-dir
+
+def cache_dir(root: str | Path | DataRoot) -> Path:
+    """Where the cache of `root` lives: always on this machine (DataRoot.cache_dir)."""
+    return DataRoot.of(root).cache_dir
 
 
-def use_dir(root: Path, directory: Path | None) -> None:
-    """Keep the cache of `root` in `directory` (None: the default place) in this process."""
-    key = str(layout.as_root(root))
-    if directory is None:
-        _DIRS.pop(key, None)
-    else:
-        _DIRS[key] = Path(directory).absolute()
-
-
-def cache_dir(root: Path) -> Path:
-    """Where the cache of `root` lives: always on this machine."""
-    root = layout.as_root(root)
-    chosen = _DIRS.get(str(root))
-    if chosen is not None:
-        return chosen
-    if isinstance(root, S3Path):
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
-        return base / "cprec" / f"{root.bucket}-{digest}"
-    return root / CACHE_DIR
-
-
-def cache_path(root: Path) -> Path:
+def cache_path(root: str | Path | DataRoot) -> Path:
     return cache_dir(root) / CACHE_FILE
 
 
-def _marker(root: Path, name: str) -> Path:
-    return cache_dir(root) / name
+def _marker(root: DataRoot, name: str) -> Path:
+    return root.cache_dir / name
 
 
-def behind_reason(root: Path) -> str | None:
+def behind_reason(root: DataRoot) -> str | None:
     """Why the cache may be behind the files (None: it holds the last completed state)."""
     stale = _marker(root, STALE_MARKER)
     if stale.exists():
@@ -134,8 +113,8 @@ def behind_reason(root: Path) -> str | None:
     return None
 
 
-def mark_stale(root: Path, why: str) -> None:
-    path = _marker(root, STALE_MARKER)
+def mark_stale(root: str | Path | DataRoot, why: str) -> None:
+    path = _marker(DataRoot.of(root), STALE_MARKER)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as fh:
         fh.write(why + "\n")
@@ -143,10 +122,14 @@ def mark_stale(root: Path, why: str) -> None:
         os.fsync(fh.fileno())
 
 
-def _unusable(root: Path) -> str | None:
+def _unusable(root: DataRoot) -> str | None:
     """Why a reader cannot use the cache of `root` before opening it (None: it can try).
-    For an S3 root the cache is first brought up to date with the objects (`sync`)."""
-    if isinstance(layout.as_root(root), S3Path):
+    For an S3 root the cache is first brought up to date with the objects (`sync`).
+
+    That branch on the kind of root is the cache's policy, so it stays here: a directory
+    root's collectors run on this machine and keep its cache current themselves, an S3
+    root's run elsewhere (see the module's docstring)."""
+    if root.is_s3:
         try:
             sync(root)
         except (duckdb.Error, UserError, OSError) as e:
@@ -156,9 +139,12 @@ def _unusable(root: Path) -> str | None:
     return behind_reason(root)
 
 
-def open_reader(root: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | None]:
+def open_reader(
+    root: str | Path | DataRoot,
+) -> tuple[duckdb.DuckDBPyConnection | None, str | None]:
     """A read-only connection whose views read the cache, or (None, why not).
     For an S3 root the cache is first brought up to date with the objects (`sync`)."""
+    root = DataRoot.of(root)
     why = _unusable(root)
     if why:
         return None, why
@@ -178,7 +164,7 @@ def open_reader(root: Path) -> tuple[duckdb.DuckDBPyConnection | None, str | Non
     return con, None
 
 
-def attach_current(con: duckdb.DuckDBPyConnection, root: Path, alias: str) -> str | None:
+def attach_current(con: duckdb.DuckDBPyConnection, root: DataRoot, alias: str) -> str | None:
     """Attach the cache of `root` read-only to `con` as `alias`, with its views (temporary,
     named like the tables), when a reader would use it (`open_reader`'s rules); else
     attach nothing and return why not."""
@@ -199,7 +185,7 @@ def attach_current(con: duckdb.DuckDBPyConnection, root: Path, alias: str) -> st
 
 
 def _not_current(
-    con: duckdb.DuckDBPyConnection, db: str | None = None, *, root: Path
+    con: duckdb.DuckDBPyConnection, db: str | None = None, *, root: DataRoot
 ) -> str | None:
     """Why this version's readers cannot use the cache open in `con` (as database `db`,
     default the connection's own), or None: a build never completed, another version of
@@ -213,12 +199,12 @@ def _not_current(
     return _not_of_root(con, db, root)
 
 
-def _not_of_root(con: duckdb.DuckDBPyConnection, db: str | None, root: Path) -> str | None:
+def _not_of_root(con: duckdb.DuckDBPyConnection, db: str | None, root: DataRoot) -> str | None:
     """Why the cache of a directory root does not hold a whole state of it (None: it
     does), by the root's head (recorder/head.py). A root without a head (none of this
     version's collectors has run) is left to the WRITING and STALE markers. An S3 root's
-    cache was just brought level with the objects (`sync`)."""
-    if isinstance(layout.as_root(root), S3Path):
+    cache was just brought level with the objects (`sync`: `_unusable`'s policy)."""
+    if root.is_s3:
         return None
     try:
         found = head_mod.read(root)
@@ -239,7 +225,7 @@ def _recorded_head(con: duckdb.DuckDBPyConnection, db: str | None = None) -> str
     return row[0][0] if row else None
 
 
-def _cache_head(root: Path) -> str | None:
+def _cache_head(root: DataRoot) -> str | None:
     """The root head a completed cache file of `root` records; None when there is no
     such file or it records none."""
     if not cache_path(root).exists():
@@ -308,8 +294,8 @@ class Writing:
     the cursor is read from the files and the refresh walks the whole tree.
     """
 
-    def __init__(self, root: Path, run_id: str | None = None):
-        self.root = layout.as_root(root)
+    def __init__(self, root: str | Path | DataRoot, run_id: str | None = None):
+        self.root = root = DataRoot.of(root)
         writing = _marker(root, WRITING_MARKER)
         if run_id is None:  # `cprec cache`: the head stays as found; it walks the whole
             found, self.head = None, head_mod.proven(self.root)  # tree, so never `current`
@@ -364,7 +350,7 @@ class Writing:
 
 
 @contextmanager
-def writing(root: Path, run_id: str | None = None) -> Iterator[Writing]:
+def writing(root: str | Path | DataRoot, run_id: str | None = None) -> Iterator[Writing]:
     """Claim the cache for a collector run; `finish` it, or it is abandoned on the way out."""
     claim = Writing(root, run_id)
     try:
@@ -385,15 +371,14 @@ class RefreshResult:
 class Cache:
     """A read-write handle on the cache file (one writer at a time; DuckDB locks the file)."""
 
-    def __init__(self, root: Path, path: Path | None = None):
+    def __init__(self, root: str | Path | DataRoot, path: Path | None = None):
         """`path`: the file to write (default the cache file; a rebuild writes another)."""
-        self.root = layout.as_root(root).resolve()
+        self.root = DataRoot.of(root).resolve()
         self.path = path = path or cache_path(self.root)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.con = duckdb.connect(str(path))
-            if isinstance(self.root, S3Path):
-                s3.attach(self.con)
+            self.root.attach(self.con)
         except OSError as e:
             raise UserError(f"cannot write the cache {path}: {e.strerror}") from None
         except duckdb.IOException as e:
@@ -579,8 +564,8 @@ class Cache:
                 gone = con.execute(f"SELECT path, tbl, pipeline, dt {gone_sql}").fetchall()
         else:
             # Only the named files are looked up: the cost follows the change, not the cache.
-            written = [layout.as_root(p).resolve() for p in written]
-            removed = [layout.as_root(p).resolve() for p in removed]
+            written = [self.root.file(p).resolve() for p in written]
+            removed = [self.root.file(p).resolve() for p in removed]
             known = self._known_files([str(p) for p in [*written, *removed]])
             by_table = defaultdict(list)
             for p in written:
@@ -609,7 +594,7 @@ class Cache:
                 self._touch(table, f"cache.{name}", self._partition_filter(table), params)
                 self._delete_partition(table, pipeline, dt)
                 directory = layout.partition_dir(self.root, name, pipeline, date.fromisoformat(dt))
-                current = [str(p) for p in layout.partition_files(directory)]
+                current = [str(p) for p in layout.partition_files(self.root, directory)]
                 self._forget(current)
                 if written is not None:  # (a tree's listing holds them already)
                     self._add_new(name, current)
@@ -882,21 +867,22 @@ def version() -> str:
     return derive.digest(sorted(parts().items()))
 
 
-def build(root: Path, *, rebuild: bool = False) -> RefreshResult:
+def build(root: str | Path | DataRoot, *, rebuild: bool = False) -> RefreshResult:
     """`cprec cache`: bring the cache up to date with the whole tree (create it if missing).
 
     Takes the collector's lock, so it never runs beside a collector (which refreshes
     the cache itself when it ends). For an S3 root, whose collectors run elsewhere,
-    the lock of the local cache directory instead.
+    the lock of the local cache directory instead (DataRoot.cache_lock).
     """
-    with _builder_lock(root):
+    root = DataRoot.of(root)
+    with root.cache_lock():
         with writing(root) as claim:
             if rebuild:
                 return _rebuild(root, claim)
             return claim.finish(None, build=True)
 
 
-def _rebuild(root: Path, claim: Writing) -> RefreshResult:
+def _rebuild(root: DataRoot, claim: Writing) -> RefreshResult:
     """Build the cache from scratch in a file beside it, then rename that over it.
 
     Until the rename the old file is not written: readers keep using it (the claim says a
@@ -938,13 +924,7 @@ def _remove_database(path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-def _builder_lock(root: Path):
-    if isinstance(layout.as_root(root), S3Path):
-        return data_lock(cache_dir(root), holder="cache build")
-    return data_lock(root)
-
-
-def sync(root: Path) -> None:
+def sync(root: DataRoot) -> None:
     """Bring the cache of an S3 root up to date with its objects, building it if missing.
 
     Skipped while a collector on this machine holds WRITING (its refresh follows).
@@ -953,7 +933,7 @@ def sync(root: Path) -> None:
     """
     if held_by_someone(_marker(root, WRITING_MARKER)):
         return
-    directory = cache_dir(root)
+    directory = root.cache_dir
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -971,7 +951,7 @@ def sync(root: Path) -> None:
 
 
 def refresh(
-    root: Path,
+    root: str | Path | DataRoot,
     written: Iterable[Path] | None = None,
     removed: Iterable[Path] = (),
     *,
@@ -984,6 +964,7 @@ def refresh(
 
     A whole-tree refresh clears STALE: call it only under the collector's lock.
     """
+    root = DataRoot.of(root)
     if written is None and head is KEEP:
         head = head_mod.proven(root)
     result = _refresh_file(root, cache_path(root), written, removed, head=head)
@@ -994,7 +975,7 @@ def refresh(
 
 
 def _refresh_file(
-    root: Path,
+    root: DataRoot,
     path: Path,
     written: Iterable[Path] | None = None,
     removed: Iterable[Path] = (),

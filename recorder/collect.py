@@ -61,12 +61,10 @@ from recorder.flatten import (
     ts,
 )
 from recorder.known import RETENTION, Cursor, Known, from_us, load_known, to_us
-from recorder.layout import as_root
-from recorder.lock import data_lock
 from recorder.logs import configure_logging, logger_for
 from recorder.progress import Progress
-from recorder.s3 import S3Path
-from recorder.store import Batch, clean_tmp, write_rows
+from recorder.root import DataRoot
+from recorder.store import TMP_DIR, Batch, write_rows
 from recorder.testhooks import checkpoint
 from recorder.timeparse import utcnow
 
@@ -98,7 +96,7 @@ class Run:
     """One collector run in one account: what every region and pipeline worker reads,
     never writes (`replace(run, account=...)` for the next account)."""
 
-    root: Path
+    root: DataRoot
     run_id: str
     account: Account
     endpoint_url: str | None
@@ -262,7 +260,7 @@ def select(names: list[str], include: tuple[str, ...], exclude: tuple[str, ...])
     ]
 
 
-def collect(data_root: Path, config: CollectConfig) -> CollectResult:
+def collect(data_root: str | Path | DataRoot, config: CollectConfig) -> CollectResult:
     """Record every pipeline `config` selects, of every region, into `data_root`: of the
     caller's account, or of each account of its `role_arns`.
 
@@ -279,7 +277,7 @@ def collect(data_root: Path, config: CollectConfig) -> CollectResult:
     another collector holds the data root; otherwise the result carries exit code 0
     (all recorded) or 1 (some pipelines, regions or accounts failed, the rest written).
     """
-    data_root = as_root(data_root)
+    data_root = DataRoot.of(data_root)
     with configure_logging(quiet=config.quiet, log_format=config.log_format):
         scope = config.scope()
         run_id = _run_id()
@@ -290,8 +288,8 @@ def collect(data_root: Path, config: CollectConfig) -> CollectResult:
         pa.set_memory_pool(pa.system_memory_pool())
         # Asked before the lock is taken: no credentials, no trace left in the data root.
         accounts = scope.accounts()
-        with data_lock(data_root), cache_mod.writing(data_root, run_id) as claim:
-            clean_tmp(data_root)
+        with data_root.lock(), cache_mod.writing(data_root, run_id) as claim:
+            data_root.clean_tmp(TMP_DIR)
             run = Run(
                 root=data_root,
                 run_id=run_id,
@@ -326,8 +324,9 @@ def collect(data_root: Path, config: CollectConfig) -> CollectResult:
 def _refresh_cache(claim: cache_mod.Writing, files: list[Path], *, build: bool) -> None:
     """Keep the query cache current with what this run wrote; `build`: create it when a
     local root has none. An S3 root's cache is the reading machine's (readers build and
-    sync their own): a collector, often in a container with no disk kept, builds none."""
-    build = build and not isinstance(claim.root, S3Path)
+    sync their own): a collector, often in a container with no disk kept, builds none.
+    That is the collector's policy for the kind of root, so the branch stays here."""
+    build = build and not claim.root.is_s3
     new = build and not cache_mod.cache_path(claim.root).exists()
     try:
         result = claim.finish(files, build=build)

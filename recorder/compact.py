@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -31,12 +30,12 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from recorder import cache, layout, s3
+from recorder import cache, layout
 from recorder.errors import CprecError, UserError, WriteError, first_line
-from recorder.lock import COMPACT_LOCK_FILE, data_lock, no_readers
-from recorder.s3 import S3Path
+from recorder.lock import COMPACT_LOCK_FILE
+from recorder.root import DataRoot
 from recorder.schemas import TABLES
-from recorder.store import clean_tmp, sort_rows, write_parquet_atomic
+from recorder.store import sort_rows, write_parquet_atomic
 from recorder.views import check_files
 
 log = logging.getLogger("cprec.compact")
@@ -63,13 +62,12 @@ class CompactResult:
     waiting: int = 0  # replaced files still in place (grace period or readers)
 
 
-def merge_files(table: str, files: list[Path]) -> pa.Table:
-    """The deduplicated rows of `files` in the table's canonical schema, in the order the
-    collector writes them (store.sort_rows), to be written as it writes them."""
+def merge_files(root: DataRoot, table: str, files: list[Path]) -> pa.Table:
+    """The deduplicated rows of `files` (under `root`) in the table's canonical schema, in
+    the order the collector writes them (store.sort_rows), to be written as it writes them."""
     spec = TABLES[table]
     con = duckdb.connect()
-    if any(s3.is_s3(f) for f in files):
-        s3.attach(con)
+    root.attach(con)
     params = {"files": [str(f) for f in files]}
     try:
         check_files(con, spec, "$files", params)
@@ -85,7 +83,7 @@ def merge_files(table: str, files: list[Path]) -> pa.Table:
 
 
 def compact(
-    root: Path,
+    root: str | Path | DataRoot,
     *,
     tables: list[str] | None = None,
     min_age_days: int = 1,
@@ -94,17 +92,17 @@ def compact(
     now: datetime | None = None,
 ) -> CompactResult:
     """Compact every partition with more than one file whose day ended over `min_age_days` ago."""
-    root = layout.as_root(root)
+    root = DataRoot.of(root)
     today = today or date.today()
     now = now or datetime.now(UTC)
     cutoff = today - timedelta(days=min_age_days)
     result = CompactResult()
-    with data_lock(root, COMPACT_LOCK_FILE, holder="compaction"):
-        clean_tmp(root, TMP_DIR)
+    with root.lock(COMPACT_LOCK_FILE, holder="compaction"):
+        root.clean_tmp(TMP_DIR)
         replaced = _load_replaced(root)
         for table in tables or list(TABLES):
             for pipeline, dt, directory in layout.partitions(root, table):
-                files = [f for f in layout.partition_files(directory) if f not in replaced]
+                files = [f for f in layout.partition_files(root, directory) if f not in replaced]
                 if len(files) < 2:
                     continue
                 if dt >= cutoff:
@@ -115,7 +113,7 @@ def compact(
                 _save_replaced(root, replaced)
         due = [p for p, at in replaced.items() if at + grace <= now]
         if due:
-            with no_readers(root, READER_PATIENCE_S) as alone:
+            with root.no_readers(READER_PATIENCE_S) as alone:
                 if alone:
                     for p in due:
                         p.unlink(missing_ok=True)
@@ -128,7 +126,7 @@ def compact(
     return result
 
 
-def _tell_cache(root: Path, result: CompactResult) -> None:
+def _tell_cache(root: DataRoot, result: CompactResult) -> None:
     """Best effort: the cache's answers do not change with compaction, only its list of
     files; a cache that misses this learns it at its next whole-tree refresh."""
     if not cache.cache_path(root).exists():
@@ -140,16 +138,21 @@ def _tell_cache(root: Path, result: CompactResult) -> None:
 
 
 def _compact_partition(
-    root: Path, table: str, pipeline: str | None, dt: date, files: list[Path], result: CompactResult
+    root: DataRoot,
+    table: str,
+    pipeline: str | None,
+    dt: date,
+    files: list[Path],
+    result: CompactResult,
 ) -> None:
     try:
-        merged = merge_files(table, files)
+        merged = merge_files(root, table, files)
     except (duckdb.IOException, duckdb.InvalidInputException) as e:
         # Nothing was written or removed: stop, so a bad file is looked at, not buried.
         raise UserError(
             f"cannot compact {files[0].parent}: {first_line(e)}; move that file out and run again"
         ) from None
-    rows_before = sum(layout.parquet_metadata(f).num_rows for f in files)
+    rows_before = sum(root.parquet_metadata(f).num_rows for f in files)
     dest = files[0].parent / f"{COMPACTED_PREFIX}{uuid.uuid4().hex[:12]}.parquet"
     try:
         write_parquet_atomic(merged, dest, root, TMP_DIR)
@@ -169,7 +172,7 @@ def _compact_partition(
     )  # fmt: skip
 
 
-def _load_replaced(root: Path) -> dict[Path, datetime]:
+def _load_replaced(root: DataRoot) -> dict[Path, datetime]:
     """Replaced files still on disk -> when they were replaced. A lost list only leaves
     duplicates that the next compaction merges again."""
     path = root / REPLACED_FILE
@@ -187,18 +190,11 @@ def _load_replaced(root: Path) -> dict[Path, datetime]:
     return found
 
 
-def _save_replaced(root: Path, replaced: dict[Path, datetime]) -> None:
+def _save_replaced(root: DataRoot, replaced: dict[Path, datetime]) -> None:
     lines = "".join(
-        json.dumps({"path": str(p.relative_to(root)), "at": at.isoformat()}) + "\n"
+        json.dumps({"path": str(p.relative_to(root.path)), "at": at.isoformat()}) + "\n"
         for p, at in sorted(replaced.items())
     )
-    if isinstance(root, S3Path):  # one PUT replaces the object whole
-        (root / REPLACED_FILE).write_bytes(lines.encode())
-        return
+    # renamed over the list, or one PUT: the list is replaced whole
     tmp = root / TMP_DIR / f"replaced-{uuid.uuid4().hex}"
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    with open(tmp, "w") as fh:
-        fh.write(lines)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, root / REPLACED_FILE)
+    root.publish_bytes(root / REPLACED_FILE, lines.encode(), tmp)

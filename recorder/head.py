@@ -33,15 +33,13 @@ Written under the collector's lock (an flock, or the S3 lease) only; replaced wh
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from recorder import s3
 from recorder.errors import UserError
-from recorder.layout import as_root
-from recorder.s3 import S3Path
+from recorder.root import DataRoot
 
 HEAD_FILE = ".head.json"
 
@@ -72,11 +70,11 @@ class Head:
         )
 
 
-def path(root: Path) -> Path:
-    return as_root(root) / HEAD_FILE
+def path(root: str | Path | DataRoot) -> Path:
+    return DataRoot.of(root) / HEAD_FILE
 
 
-def read(root: Path) -> Head | None:
+def read(root: str | Path | DataRoot) -> Head | None:
     """The root's head, None when it has none; one line when the file is not one."""
     p = path(root)
     try:
@@ -98,38 +96,28 @@ def read(root: Path) -> Head | None:
         raise UserError(f"{p} is not a cprec head file; move it away and run again") from None
 
 
-def write(root: Path, head: Head) -> None:
+def write(root: str | Path | DataRoot, head: Head) -> None:
+    root = DataRoot.of(root)
     p = path(root)
     data = json.dumps({"root_id": head.root_id, "run_id": head.run_id, "clean": head.clean,
                        "previous": head.previous})  # fmt: skip
     data = (data + "\n").encode()
-    if isinstance(p, S3Path):
-        try:
-            p.write_bytes(data)  # one PUT: S3 publishes it whole or not at all
-        except Exception as e:  # noqa: BLE001 - botocore's errors, imported only for S3
-            raise UserError(f"cannot write {p}: {s3.describe(e)}") from None
-        return
-    tmp = p.with_name(f"{HEAD_FILE}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
+    try:  # renamed over the head, or one PUT: readers see the old head or the new one
+        root.publish_bytes(p, data, p.with_name(f"{HEAD_FILE}.{uuid.uuid4().hex[:8]}.tmp"))
     except OSError as e:  # a full disk, a read-only root: nothing was written
         raise UserError(f"cannot write {p}: {e.strerror or e}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    except Exception as e:  # noqa: BLE001 - botocore's errors, imported only for S3
+        raise UserError(f"cannot write {p}: {s3.describe(e)}") from None
 
 
-def proven(root: Path) -> str | None:
+def proven(root: str | Path | DataRoot) -> str | None:
     """The token a whole-tree refresh that lists the root now may record: the head's,
     read before the listing, when its last run ended (None: nothing can be proven)."""
     found = read(root)
     return found.token if found and found.clean else None
 
 
-def begin(root: Path, run_id: str) -> tuple[Head | None, Head]:
+def begin(root: str | Path | DataRoot, run_id: str) -> tuple[Head | None, Head]:
     """Mark the root as being written by `run_id` (call under the collector's lock, before
     the first write); returns the head found (None when the root had none) and the head
     the root will have when the run ends."""
@@ -140,7 +128,7 @@ def begin(root: Path, run_id: str) -> tuple[Head | None, Head]:
     return before, Head(root_id, run_id, clean=True)
 
 
-def end(root: Path, run_id: str) -> Head:
+def end(root: str | Path | DataRoot, run_id: str) -> Head:
     """Mark the root's last run `run_id` as ended (after its last write)."""
     current = read(root)
     if current is None or current.run_id != run_id:  # our head was replaced: not ours to end

@@ -19,6 +19,7 @@ import duckdb
 from recorder import reader
 from recorder.errors import UserError, first_line
 from recorder.flatten import has_stage_conditions, ts
+from recorder.root import DataRoot
 from recorder.schemas import TERMINAL_EXECUTION
 
 OVERLAP = timedelta(hours=6)  # re-read before the watermark: late starts, clock skew
@@ -53,7 +54,7 @@ class Known:
 
 
 def load_known(
-    root: Path,
+    root: str | Path | DataRoot,
     account_id: str,
     region: str,
     *,

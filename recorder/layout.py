@@ -11,18 +11,18 @@ recording wins" rule and the SQL that reads a table's files with pinned types.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from recorder import s3
 from recorder.errors import UserError
-from recorder.s3 import S3Path
 from recorder.schemas import TABLES, Table
+
+if TYPE_CHECKING:
+    from recorder.root import DataRoot
 
 PARQUET = ".parquet"
 # Hive readers (DuckDB, Athena) read a partition value spelled like this as NULL. It
@@ -49,36 +49,12 @@ COMMITTED_BY = {
 
 
 # -- paths --------------------------------------------------------------------------
-# A root (and every path under it) is a pathlib.Path, or an s3.S3Path for `s3://` roots.
+# A root is a recorder.root.DataRoot; a path under it is a pathlib.Path, or an
+# s3.S3Path for `s3://` roots. How each kind lists its files is the root's.
 
 
-def as_root(value: str | Path | S3Path) -> Path | S3Path:
-    """A data root or a file under one, from a CLI value or a path: `s3://...` or local."""
-    if isinstance(value, S3Path):
-        return value
-    if isinstance(value, str) and s3.is_s3(value):
-        return s3.parse(value)
-    return Path(value)
-
-
-def existing_root(value: str | Path | S3Path) -> Path | S3Path:
-    """A data root that holds something, or one line saying it does not."""
-    root = as_root(value)
-    try:
-        found = root.is_dir()
-    except Exception as e:  # noqa: BLE001 - S3: a missing bucket, no credentials, no endpoint
-        raise UserError(f"cannot read data root {root}: {s3.describe(e)}") from None
-    if not found:
-        what = "holds no data" if isinstance(root, S3Path) else "is not a directory"
-        raise UserError(
-            f"data root {root} {what} (run `cprec collect` or `cprec demo`, "
-            "or pass --data / CPREC_DATA)"
-        )
-    return root
-
-
-def partition_dir(root: Path, table: str, pipeline: str | None, dt: date) -> Path:
-    base = as_root(root) / table
+def partition_dir(root: DataRoot, table: str, pipeline: str | None, dt: date) -> Path:
+    base = root / table
     if TABLES[table].per_pipeline:
         if not pipeline:
             raise ValueError(f"{table} rows need a pipeline")
@@ -86,24 +62,24 @@ def partition_dir(root: Path, table: str, pipeline: str | None, dt: date) -> Pat
     return base / f"dt={dt.isoformat()}"
 
 
-def partition_of(root: Path, table: str, path: Path) -> tuple[str | None, str]:
+def partition_of(root: DataRoot, table: str, path: str | Path) -> tuple[str | None, str]:
     """(pipeline, dt) of a file under `root`, as spelled in its path."""
-    rel = as_root(path).relative_to(as_root(root) / table).parts
+    rel = root.file(path).relative_to(root / table).parts
     if TABLES[table].per_pipeline:
         return rel[0].removeprefix("pipeline="), rel[1].removeprefix("dt=")
     return None, rel[0].removeprefix("dt=")
 
 
-def partitions_of(root: Path, table: str, paths: list[str]) -> list[tuple[str | None, str]]:
+def partitions_of(root: DataRoot, table: str, paths: list[str]) -> list[tuple[str | None, str]]:
     """`partition_of` for many paths (strings) of one table: string slicing, no Path
     objects, for the hundreds of thousands of files of a first cache build."""
-    prefix = str(as_root(root) / table) + "/"
+    prefix = str(root / table) + "/"
     depth = 3 if TABLES[table].per_pipeline else 2
     found = []
     for p in paths:
         rel = p[len(prefix) :].split("/") if p.startswith(prefix) else []
         if len(rel) != depth:
-            found.append(partition_of(root, table, as_root(p)))
+            found.append(partition_of(root, table, p))
         elif depth == 3:
             found.append((rel[0].removeprefix("pipeline="), rel[1].removeprefix("dt=")))
         else:
@@ -111,21 +87,14 @@ def partitions_of(root: Path, table: str, paths: list[str]) -> list[tuple[str | 
     return found
 
 
-def table_of(root: Path, path: Path) -> str:
-    return as_root(path).relative_to(as_root(root)).parts[0]
+def table_of(root: DataRoot, path: str | Path) -> str:
+    return root.file(path).relative_to(root.path).parts[0]
 
 
-def partitions(root: Path, table: str) -> list[tuple[str | None, date, Path]]:
+def partitions(root: DataRoot, table: str) -> list[tuple[str | None, date, Path]]:
     """(pipeline, dt, directory) of every partition of a table, sorted."""
-    base = as_root(root) / table
     per_pipeline = TABLES[table].per_pipeline
-    if isinstance(base, S3Path):  # no directories in S3: the partitions that hold files
-        dirs = sorted({f.parent for f in _files(root, table)})
-    elif base.is_dir():
-        dirs = sorted(d for d in base.glob("pipeline=*/dt=*" if per_pipeline else "dt=*")
-                      if d.is_dir())  # fmt: skip
-    else:
-        return []
+    dirs = root.folders(root / table, "pipeline=*/dt=*" if per_pipeline else "dt=*", PARQUET)
     found = []
     for d in dirs:
         try:
@@ -136,68 +105,39 @@ def partitions(root: Path, table: str) -> list[tuple[str | None, date, Path]]:
     return found
 
 
-def partition_files(directory: Path) -> list[Path]:
+def partition_files(root: DataRoot, directory: Path) -> list[Path]:
     """The data files of one partition directory, sorted."""
-    if isinstance(directory, S3Path):
-        return sorted(p for p in s3.list_files(directory, PARQUET) if p.parent == directory)
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.iterdir() if p.name.endswith(PARQUET) and p.is_file())
+    return root.files_in(directory, PARQUET)
 
 
-def parquet_metadata(path: Path) -> pq.FileMetaData:
-    """The Parquet footer of a local or S3 file."""
-    if isinstance(path, S3Path):
-        return pq.read_metadata(str(path).removeprefix(s3.SCHEME), filesystem=s3.filesystem())
-    return pq.read_metadata(path)
-
-
-def table_files(root: Path, table: str) -> list[Path]:
+def table_files(root: DataRoot, table: str) -> list[Path]:
     """Every data file of a table (a directory walk, no glob: O(files), no sorting)."""
     return list(_files(root, table))
 
 
-def has_files(root: Path, table: str) -> bool:
+def has_files(root: DataRoot, table: str) -> bool:
     """Whether a table has a data file (the walk stops at the first)."""
     return next(_files(root, table), None) is not None
 
 
-def list_files(root: Path, tables: Iterable[str] = TABLES) -> dict[str, list[Path]]:
+def list_files(root: DataRoot, tables: Iterable[str] = TABLES) -> dict[str, list[Path]]:
     return {name: table_files(root, name) for name in tables}
 
 
-def iter_files(root: Path, table: str) -> Iterator[Path]:
+def iter_files(root: DataRoot, table: str) -> Iterator[Path]:
     """Every data file of a table, as the walk finds them (a generator: a caller that
     streams them holds none of the others)."""
     return _files(root, table)
 
 
-def _files(root: Path, table: str) -> Iterator[Path]:
-    base = as_root(root) / table
-    depth = 3 if TABLES[table].per_pipeline else 2
-    if isinstance(base, S3Path):  # one paged listing of the table's prefix
-        for p in s3.list_files(base, PARQUET):
-            rel = p.relative_to(base).parts
-            if len(rel) == depth and all("=" in part for part in rel[:-1]):
-                yield p
-    elif base.is_dir():
-        yield from _walk(base, depth)
-
-
-def _walk(directory: Path, depth: int) -> Iterator[Path]:
-    with os.scandir(directory) as it:
-        for entry in it:
-            if depth == 1:
-                if entry.name.endswith(PARQUET) and entry.is_file():
-                    yield Path(entry.path)
-            elif entry.is_dir() and "=" in entry.name:
-                yield from _walk(Path(entry.path), depth - 1)
+def _files(root: DataRoot, table: str) -> Iterator[Path]:
+    return root.walk(root / table, 3 if TABLES[table].per_pipeline else 2, PARQUET)
 
 
 GLOB_CHARACTERS = frozenset("*?[]{}")
 
 
-def file_glob(root: Path, table: Table) -> str:
+def file_glob(root: DataRoot | Path, table: Table) -> str:
     """The glob of a table's files. A root whose path holds a glob character would
     match other directories (`d[1]` reads `d1`), so it is refused."""
     odd = sorted(GLOB_CHARACTERS & set(str(root)))
@@ -207,7 +147,7 @@ def file_glob(root: Path, table: Table) -> str:
             "read as patterns; use a path without them"
         )
     parts = [table.name] + (["pipeline=*"] if table.per_pipeline else []) + ["dt=*", "*.parquet"]
-    return str(as_root(root).joinpath(*parts))
+    return str(root / "/".join(parts))
 
 
 # -- SQL ------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ process lingers as a zombie, so no lock here is ever stale and no pid is trusted
 - `held_by_someone(path)`: is a marker file locked by a live process? The query
   cache's WRITING marker (recorder/cache.py) is held by the collector writing.
 
-In an S3 data root there is no kernel to release a lock, so `.lock` and
-`.compact.lock` are lease objects (`_lease`): created by a conditional PUT
+These take local directories; recorder/root.py chooses, per kind of data root, them
+or the S3 lease below. In an S3 data root there is no kernel to release a lock, so
+`.lock` and `.compact.lock` are lease objects (`lease`): created by a conditional PUT
 (`If-None-Match: *`, which exactly one contender wins) carrying the owner and an
 expiry, renewed by the holder (`If-Match` on its own version), deleted when it
 ends. A crashed holder's lease lapses at its expiry; a contender takes a lapsed one
@@ -77,11 +78,8 @@ def _flock_ex(fd: int, patience: float) -> bool:
 
 @contextmanager
 def data_lock(root: Path, name: str = LOCK_FILE, holder: str = "collector") -> Iterator[Path]:
-    """Hold `<root>/<name>` exclusively for the block, or raise LockedError."""
-    if isinstance(root, S3Path):
-        with _lease(root / name, holder) as obj:
-            yield obj
-        return
+    """Hold `<root>/<name>` (a local directory) exclusively for the block, or raise
+    LockedError."""
     path = Path(root) / name
     try:
         Path(root).mkdir(parents=True, exist_ok=True)
@@ -124,10 +122,7 @@ def read_lock(root: Path, owner: object) -> None:
     """Hold `<root>/.read.lock` shared for as long as `owner` (a connection) lives.
 
     A data root this process cannot write needs no lock: nobody can delete in it.
-    In S3 there is no read lock (compaction's grace period protects readers).
     """
-    if isinstance(root, S3Path):
-        return
     try:
         fd = _open(Path(root) / READ_LOCK_FILE, create=True)
     except OSError:
@@ -140,11 +135,7 @@ def read_lock(root: Path, owner: object) -> None:
 
 @contextmanager
 def no_readers(root: Path, patience: float = 5.0) -> Iterator[bool]:
-    """Yield True while no process reads the Parquet files (False if readers stayed).
-    In S3 readers cannot be seen: True (the grace period has passed for every file)."""
-    if isinstance(root, S3Path):
-        yield True
-        return
+    """Yield True while no process reads the Parquet files (False if readers stayed)."""
     fd = _open(Path(root) / READ_LOCK_FILE, create=True)
     try:
         yield _flock_ex(fd, patience)
@@ -170,7 +161,8 @@ _CONDITION_FAILED = ("PreconditionFailed", "ConditionalRequestConflict", "412", 
 
 
 @contextmanager
-def _lease(obj: S3Path, holder: str) -> Iterator[S3Path]:
+def lease(obj: S3Path, holder: str) -> Iterator[S3Path]:
+    """Hold the lease at `obj` for the block, or raise LockedError."""
     ttl = _lease_ttl()
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     client = s3.client()

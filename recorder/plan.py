@@ -38,9 +38,9 @@ from recorder.config import CollectConfig, Scope
 from recorder.errors import EXIT_PARTIAL, CprecError, UserError
 from recorder.flatten import ts
 from recorder.known import RETENTION, Cursor, Known, load_known
-from recorder.layout import as_root
 from recorder.logs import configure_logging
 from recorder.progress import duration
+from recorder.root import DataRoot
 
 PAGE = fetch.PAGE_SIZE
 
@@ -99,11 +99,11 @@ class Plan:
         return "\n".join(lines)
 
 
-def plan(data_root: Path, config: CollectConfig) -> Plan:
+def plan(data_root: str | Path | DataRoot, config: CollectConfig) -> Plan:
     """What collecting `config`'s selection into `data_root` would fetch, checked and its
     accounts identified as the run does them (the same errors, exit 2); nothing written.
     Of the run's own settings it reads `workers` (the plan lists on as many threads)."""
-    data_root = as_root(data_root)
+    data_root = DataRoot.of(data_root)
     with configure_logging(quiet=config.quiet, log_format="text"):
         scope = config.scope()
         accounts = scope.accounts()
@@ -121,7 +121,7 @@ def plan(data_root: Path, config: CollectConfig) -> Plan:
         return out
 
 
-def _plan_region(root, account, region: str, scope: Scope) -> RegionPlan:
+def _plan_region(root: DataRoot, account, region: str, scope: Scope) -> RegionPlan:
     config, since, workers = scope.config, scope.since, scope.config.workers
     stats = account.stats[region]
     started = time.monotonic()

@@ -14,10 +14,9 @@ from pathlib import Path
 import duckdb
 
 from recorder import cache as cache_mod
-from recorder import s3
 from recorder.errors import UserError, first_line
-from recorder.layout import as_root, list_files, parquet_metadata
-from recorder.lock import read_lock
+from recorder.layout import list_files
+from recorder.root import DataRoot
 from recorder.views import (
     MEMORY_LIMIT_ENV,
     Pending,
@@ -27,7 +26,10 @@ from recorder.views import (
 
 
 def connect(
-    root: str | Path, *, cache: bool | None = None, tables: tuple[str, ...] | None = None
+    root: str | Path | DataRoot,
+    *,
+    cache: bool | None = None,
+    tables: tuple[str, ...] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A connection with every view over `root`.
 
@@ -36,7 +38,7 @@ def connect(
     these tables' views (each view binds its files: over S3 a request per file and
     statement), for a reader that needs no other, such as the collector's cursor.
     """
-    root = as_root(root)
+    root = DataRoot.of(root)
     if cache is not False:
         con, why = cache_mod.open_reader(root)
         if con is not None:
@@ -46,14 +48,13 @@ def connect(
     return open_parquet(root, tables)
 
 
-def open_parquet(root: Path, tables: tuple[str, ...] | None = None) -> ParquetConnection:
+def open_parquet(root: DataRoot, tables: tuple[str, ...] | None = None) -> ParquetConnection:
     """A connection over the Parquet files of `root` whose views and macros are created
     as statements first name them (views.Pending); `tables`: those tables' views now."""
     con = duckdb.connect()
     configure(con, files=True)
-    if s3.is_s3(root):
-        s3.attach(con)
-    read_lock(root, con)
+    root.attach(con)
+    root.read_lock(con)
     lazy = ParquetConnection(con, root)
     if tables is not None:
         lazy.prepare(" ".join(tables))
@@ -64,7 +65,7 @@ class ParquetConnection:
     """A DuckDB connection over the Parquet files that creates what a statement reads just
     before running it (views.Pending). Everything else is DuckDB's connection."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, root: Path):
+    def __init__(self, con: duckdb.DuckDBPyConnection, root: DataRoot):
         self._con = con
         self._root = root
         self._pending = Pending(parquet_objects(con, root))
@@ -98,8 +99,8 @@ class ParquetConnection:
 class data_errors:
     """Turn DuckDB's errors about unreadable Parquet into one line naming the file."""
 
-    def __init__(self, root: str | Path | None):
-        self.root = as_root(root) if root is not None else None
+    def __init__(self, root: str | Path | DataRoot | None):
+        self.root = DataRoot.of(root) if root is not None else None
 
     def __enter__(self) -> None:
         return None
@@ -121,12 +122,12 @@ class data_errors:
         raise UserError(message) from None
 
 
-def unreadable_files(root: Path) -> list[Path]:
+def unreadable_files(root: DataRoot) -> list[Path]:
     bad = []
     for files in list_files(root).values():
         for path in sorted(files):
             try:
-                parquet_metadata(path)
+                root.parquet_metadata(path)
             except Exception:  # noqa: BLE001 - any failure means DuckDB cannot read it either
                 bad.append(path)
     return bad

@@ -4,8 +4,8 @@ A path under an S3 root is an `S3Path`: a PurePosixPath of `bucket/key` that pri
 `s3://bucket/key` and implements the few methods of pathlib.Path that cprec's storage
 code calls (exists, is_dir, iterdir, unlink, read/write), over boto3. So layout, store,
 compaction and the cache handle both kinds of root with the same code, and only
-listing, locking and publishing a file differ (see recorder/layout.py, lock.py,
-store.py).
+listing, locking and publishing a file differ: recorder/root.py's S3Root (over the
+functions here and recorder/lock.py's lease).
 
 - Clients come from the standard AWS configuration as boto3 reads it: credentials,
   profile (`AWS_PROFILE`), region, and the S3 endpoint (`AWS_ENDPOINT_URL_S3`, or
@@ -109,10 +109,6 @@ class S3Path(PurePosixPath):
 
     def write_bytes(self, data: bytes) -> None:
         client().put_object(Bucket=self.bucket, Key=self.key, Body=data)
-
-
-def is_s3(value: object) -> bool:
-    return isinstance(value, S3Path) or (isinstance(value, str) and value.startswith(SCHEME))
 
 
 def parse(uri: str) -> S3Path:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recorder.layout import partition_dir
-from recorder.s3 import S3Path
+from recorder.root import DataRoot
 from recorder.schemas import TABLES, to_arrow
 from recorder.testhooks import checkpoint
 
@@ -88,38 +88,27 @@ def parquet_options(data: pa.Table) -> dict:
     }
 
 
-def write_parquet_atomic(table_data, dest: Path, root: Path, tmp_name: str = TMP_DIR) -> None:
+def write_parquet_atomic(table_data, dest: Path, root: DataRoot, tmp_name: str = TMP_DIR) -> None:
     """Write to <root>/<tmp_name>, fsync, then rename to dest: readers see all or nothing.
 
     Encoded as parquet_options says; rows are written in the order given (sort_rows).
 
     Each writer kind (collector, compaction) has its own temporary directory, cleaned
     only under that writer's lock, so one never removes the other's file in flight.
-    In S3 the file is serialised in memory and PUT whole (no temporary object).
+    In S3 the file is serialised in memory and PUT whole (no temporary object:
+    DataRoot.publish).
     """
-    if isinstance(dest, S3Path):
-        buffer = pa.BufferOutputStream()
-        pq.write_table(table_data, buffer, **parquet_options(table_data))
-        _test_pause()
-        dest.write_bytes(buffer.getvalue().to_pybytes())
-        return
-    tmp_dir = root / tmp_name
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_dir / f"{uuid.uuid4().hex}.parquet.tmp"
-    try:
-        pq.write_table(table_data, tmp, **parquet_options(table_data))
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        _test_pause()
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    options = parquet_options(table_data)
+    root.publish(
+        dest,
+        lambda where: pq.write_table(table_data, where, **options),
+        root / tmp_name / f"{uuid.uuid4().hex}.parquet.tmp",
+        ready=_test_pause,
+    )
 
 
 def write_rows(
-    root: Path,
+    root: str | Path | DataRoot,
     table: str,
     rows: Iterable[dict],
     *,
@@ -133,6 +122,7 @@ def write_rows(
     Every file published is appended to `written` as it is, so a caller still knows
     them when a later partition's write fails.
     """
+    root = DataRoot.of(root)
     by_dt: dict[date, list[dict]] = defaultdict(list)
     for row in rows:
         row = dict(row)
@@ -147,20 +137,6 @@ def write_rows(
         write_parquet_atomic(sort_rows(table, to_arrow(table, part)), dest, root)
         written.append(dest)
     return written
-
-
-def clean_tmp(root: Path, tmp_name: str = TMP_DIR) -> int:
-    """Remove temporary files a crashed writer left behind; call only under the lock."""
-    if isinstance(root, S3Path):  # nothing is written to S3 but whole objects
-        return 0
-    tmp_dir = root / tmp_name
-    if not tmp_dir.is_dir():
-        return 0
-    n = 0
-    for p in tmp_dir.iterdir():
-        p.unlink(missing_ok=True)
-        n += 1
-    return n
 
 
 class Batch:
@@ -181,7 +157,7 @@ class Batch:
 
     def __init__(
         self,
-        root: Path,
+        root: str | Path | DataRoot,
         pipeline: str | None,
         run_id: str,
         common: dict,
@@ -189,7 +165,7 @@ class Batch:
         limit: int = 50_000,
         max_age_s: float | None = None,
     ) -> None:
-        self.root, self.pipeline, self.run_id = root, pipeline, run_id
+        self.root, self.pipeline, self.run_id = DataRoot.of(root), pipeline, run_id
         self.common, self.order, self.limit = common, tuple(order), limit
         self.max_age_s = max_age_s
         self.rows: dict[str, list[dict]] = defaultdict(list)

@@ -32,7 +32,7 @@ import duckdb
 from recorder import derive, layout
 from recorder.derive import Catalog
 from recorder.errors import UserError, first_line
-from recorder.s3 import S3Path
+from recorder.root import DataRoot
 from recorder.schemas import TABLES, Table
 
 # Every connection's session settings. DuckDB draws a progress bar on stdout for a query
@@ -111,7 +111,7 @@ def check_files(
 
 def create_parquet_views(
     con: duckdb.DuckDBPyConnection,
-    root: Path,
+    root: str | Path | DataRoot,
     tables: tuple[str, ...] | None = None,
     catalog: Catalog | None = None,
 ) -> None:
@@ -165,12 +165,12 @@ class ReaderObject:
 
 
 def parquet_objects(
-    con: duckdb.DuckDBPyConnection, root: Path, catalog: Catalog | None = None
+    con: duckdb.DuckDBPyConnection, root: str | Path | DataRoot, catalog: Catalog | None = None
 ) -> list[ReaderObject]:
     """Every view and macro of a reader over `root`, in the order they can be created:
     the tables' raw and latest-row views (checking their files on creation), then the
     relations of `catalog` and the macros (recorder/derive.py)."""
-    root = layout.as_root(root).resolve()
+    root = DataRoot.of(root).resolve()
     objects = []
     for table in TABLES.values():
         parent = layout.COMMITTED_BY.get(table.name, (None,))[0]
@@ -189,10 +189,14 @@ def parquet_objects(
 _DEFINES = re.compile(r"CREATE\s+OR\s+REPLACE\s+(?:TEMP\s+)?(?:VIEW|MACRO)\s+(\w+)", re.I)
 
 
-def _table_views(con: duckdb.DuckDBPyConnection, root: Path, table: Table) -> None:
-    """The raw and latest-row views of `table` over the files of `root`."""
+def _table_views(con: duckdb.DuckDBPyConnection, root: DataRoot, table: Table) -> None:
+    """The raw and latest-row views of `table` over the files of `root`.
+
+    How a view names its files depends on the kind of root, and stays here because it is
+    the view's SQL: a glob for a directory (DuckDB lists it as it reads), the objects of
+    one listing for S3."""
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
-    if isinstance(root, S3Path):
+    if root.is_s3:
         # The objects of one listing, named: a glob would list S3 again (a request per
         # partition) every time a query reads the view.
         files = layout.table_files(root, table.name)

@@ -29,6 +29,7 @@ from recorder import head, reader
 from recorder.collect import FLUSH_ROWS_ENV
 from recorder.errors import UserError
 from recorder.lock import LEASE_TTL_ENV
+from recorder.root import DataRoot
 from recorder.schemas import TABLES
 from recorder.simulator import Account, Faults, SimulatorServer
 from recorder.store import Batch
@@ -94,25 +95,22 @@ def test_a_cache_of_an_earlier_life_of_the_root_is_never_used_for_the_cursor(tmp
     On the code before the fix the next runs recorded only what the old cache did not
     know (the new executions' window): every table short, for good."""
     acct = Account(pipelines=3, days=4, seed=7, now=NOW)
-    root, elsewhere, clean = tmp_path / "root", tmp_path / "cache", tmp_path / "clean"
-    cache_mod.use_dir(root, elsewhere)
-    try:
-        with SimulatorServer(acct) as srv:
-            assert run(root, srv, acct, build_cache=True).exit_code == 0
-            first = head.read(root)
-            shutil.rmtree(root)  # the bucket recreated (or restored empty)
-            again = run(root, srv, acct, build_cache=True)
-            later = run(root, srv, acct, build_cache=True)
-            assert run(clean, srv, acct).exit_code == 0
-        assert again.exit_code == later.exit_code == 0
-        # a new root: a new identity, and its first run backfilled everything
-        assert head.read(root).root_id != first.root_id
-        assert again.rows_written == run_counts(clean)
-        reference = every_table(clean)
-        assert_equal(root, reference)
-        assert_equal(root, reference, cache=True)
-    finally:
-        cache_mod.use_dir(root, None)
+    root = DataRoot.of(tmp_path / "root", cache_dir=tmp_path / "cache")
+    clean = tmp_path / "clean"
+    with SimulatorServer(acct) as srv:
+        assert run(root, srv, acct, build_cache=True).exit_code == 0
+        first = head.read(root)
+        shutil.rmtree(root.path)  # the bucket recreated (or restored empty)
+        again = run(root, srv, acct, build_cache=True)
+        later = run(root, srv, acct, build_cache=True)
+        assert run(clean, srv, acct).exit_code == 0
+    assert again.exit_code == later.exit_code == 0
+    # a new root: a new identity, and its first run backfilled everything
+    assert head.read(root).root_id != first.root_id
+    assert again.rows_written == run_counts(clean)
+    reference = every_table(clean)
+    assert_equal(root, reference)
+    assert_equal(root, reference, cache=True)
 
 
 def run_counts(root) -> dict[str, int]:
@@ -155,11 +153,7 @@ def trusted(root: Path) -> bool:
 def test_a_cache_of_another_root_or_an_older_copy_is_not_current(tmp_path):
     a, b, old = collected_twice(tmp_path)
     assert trusted(a)  # a's own cache, after a's last run
-    cache_mod.use_dir(b, cache_mod.cache_dir(a))
-    try:
-        assert not trusted(b)  # a's cache given to b (another root)
-    finally:
-        cache_mod.use_dir(b, None)
+    assert not trusted(DataRoot.of(b, cache_dir=cache_mod.cache_dir(a)))  # a's cache given to b
     current = cache_mod.cache_path(a).read_bytes()
     shutil.copy(old, cache_mod.cache_path(a))
     assert not trusted(a)  # an older copy of a's cache put back
@@ -184,13 +178,9 @@ def test_readers_never_answer_from_a_cache_that_is_not_the_roots_last_state(tmp_
     with pytest.raises(UserError) as err:
         queries.connect(a, cache=True)
     assert err.value.message == f"cannot use the cache under {a}: {why}"
-    cache_mod.use_dir(b, cache_mod.cache_dir(a))
-    try:
-        with pytest.raises(UserError) as err:
-            queries.connect(b, cache=True)
-        assert err.value.message == f"cannot use the cache under {b}: {why}"
-    finally:
-        cache_mod.use_dir(b, None)
+    with pytest.raises(UserError) as err:
+        queries.connect(DataRoot.of(b, cache_dir=cache_mod.cache_dir(a)), cache=True)
+    assert err.value.message == f"cannot use the cache under {b}: {why}"
 
 
 def test_a_head_file_that_is_not_one_is_one_line(tmp_path):

@@ -27,6 +27,7 @@ from conftest import run
 from recorder import cache as cache_mod
 from recorder.collect import FLUSH_ROWS_ENV
 from recorder.compact import compact
+from recorder.root import DataRoot
 from recorder.simulator import Account, SimulatorServer
 from recorder.testhooks import KILL_ENV
 
@@ -74,12 +75,9 @@ def cache_tables(path: Path) -> dict[str, list[tuple]]:
 
 def assert_incremental_equals_rebuilt(root: Path, scratch: Path, where: str) -> None:
     incremental = cache_tables(cache_mod.cache_path(root))
-    cache_mod.use_dir(root, scratch)
-    try:
-        cache_mod.build(root)
-        rebuilt = cache_tables(cache_mod.cache_path(root))
-    finally:
-        cache_mod.use_dir(root, None)
+    elsewhere = DataRoot.of(root, cache_dir=scratch)  # the same root, its cache in scratch
+    cache_mod.build(elsewhere)
+    rebuilt = cache_tables(cache_mod.cache_path(elsewhere))
     assert sorted(incremental) == sorted(rebuilt), where
     assert len(rebuilt) > 20, where  # the tables, derived relations and statistics
     for name, rows in rebuilt.items():

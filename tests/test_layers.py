@@ -14,6 +14,7 @@ STORAGE = {
     "recorder.schemas",
     "recorder.layout",
     "recorder.head",
+    "recorder.root",
     "recorder.s3",
     "recorder.store",
     "recorder.lock",

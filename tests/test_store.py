@@ -21,8 +21,9 @@ from recorder.collect import WRITE_ORDER
 from recorder.errors import EXIT_LOCKED, UserError
 from recorder.known import Known, load_known, to_us
 from recorder.lock import LockedError, data_lock
+from recorder.root import DataRoot
 from recorder.schemas import TABLES
-from recorder.store import Batch, clean_tmp, write_rows
+from recorder.store import TMP_DIR, Batch, write_rows
 
 T0 = datetime(2026, 10, 1, 8, 30, 0, 123456, tzinfo=UTC)
 COMMON = {"account_id": "123456789012", "region": "us-east-1", "run_id": "r1", "recorded_at": T0}
@@ -104,9 +105,9 @@ def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
 def test_clean_tmp_removes_leftovers(tmp_path):
     (tmp_path / ".tmp").mkdir()
     (tmp_path / ".tmp" / "x.parquet.tmp").write_bytes(b"partial")
-    assert clean_tmp(tmp_path) == 1
+    assert DataRoot.of(tmp_path).clean_tmp(TMP_DIR) == 1
     assert list((tmp_path / ".tmp").iterdir()) == []
-    assert clean_tmp(tmp_path / "missing") == 0
+    assert DataRoot.of(tmp_path / "missing").clean_tmp(TMP_DIR) == 0
 
 
 def test_batch_writes_in_order_and_never_holds_more_than_its_limit(tmp_path, monkeypatch):

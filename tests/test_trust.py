@@ -26,6 +26,7 @@ from recorder import compact as compact_mod
 from recorder.cache import build, cache_path
 from recorder.cli import main
 from recorder.compact import compact
+from recorder.root import DataRoot
 from recorder.schemas import TABLES
 from recorder.simulator import Account, SimulatorServer
 from recorder.store import PAUSE_ENV
@@ -311,10 +312,11 @@ def test_a_failed_rebuild_leaves_the_cache_it_would_replace(tmp_path, elsewhere)
     where = ["--data", str(root)] + (["--cache-dir", str(tmp_path / "c")] if elsewhere else [])
     built = CliRunner().invoke(main, ["cache", *where])
     assert built.exit_code == 0, built.output
-    path = cache_path(root)
+    data = DataRoot.of(root, cache_dir=tmp_path / "c" if elsewhere else None)  # as --cache-dir
+    path = cache_path(data)
     assert path.parent == (tmp_path / "c" if elsewhere else root / ".cache")
     before = path.read_bytes()
-    reference = rows(root, "executions", cache=True)
+    reference = rows(data, "executions", cache=True)
     foreign = write_foreign_file(root)
 
     err = one_line_error(CliRunner().invoke(main, ["cache", "--rebuild", *where]))
@@ -322,5 +324,5 @@ def test_a_failed_rebuild_leaves_the_cache_it_would_replace(tmp_path, elsewhere)
     assert str(foreign) in err and "execution_id is BIGINT" in err
     assert sorted(p.name for p in path.parent.iterdir()) == ["cprec.duckdb"]  # no new file
     assert path.read_bytes() == before
-    assert reads_cache(root)  # not marked stale: it holds what it held
-    assert rows(root, "executions") == reference
+    assert reads_cache(data)  # not marked stale: it holds what it held
+    assert rows(data, "executions") == reference

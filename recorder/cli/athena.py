@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from recorder import athena
 from recorder.cli.options import data_option
 from recorder.errors import EXIT_OK, EXIT_USAGE
+from recorder.root import DataRoot
 
 EXIT_CODES_HELP = f"""\b
 Exit codes:
@@ -32,7 +31,7 @@ Exit codes:
     help="The Athena (Glue) database to create the tables and views in.",
 )
 @data_option
-def athena_ddl(location: str, database: str, data: Path) -> None:
+def athena_ddl(location: str, database: str, data: DataRoot) -> None:
     """Print the Athena DDL for the data root in S3.
 
     The data root given as --data (the local one, or the S3 location itself) lists

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import click
 
@@ -19,6 +18,7 @@ from queries.output import write_result
 from recorder.cli.options import data_option
 from recorder.cli.report import write_html
 from recorder.errors import UserError
+from recorder.root import DataRoot
 from recorder.timeparse import parse_bound
 
 REGION = "us-east-1"
@@ -41,7 +41,7 @@ def ensure_credentials() -> bool:
     return True
 
 
-def _collect(data: Path, url: str, now: datetime, label: str) -> int:
+def _collect(data: DataRoot, url: str, now: datetime, label: str) -> int:
     from recorder.collect import collect
     from recorder.config import CollectConfig
 
@@ -66,7 +66,9 @@ def _collect(data: Path, url: str, now: datetime, label: str) -> int:
     help="Minutes the simulated clock moves before the second collection.",
 )
 @data_option
-def demo(pipelines: int, days: int, seed: int, now: str | None, advance: int, data: Path) -> None:
+def demo(
+    pipelines: int, days: int, seed: int, now: str | None, advance: int, data: DataRoot
+) -> None:
     """Collect a simulated account twice and print reports.
 
     The account runs in this process; its history is recorded into --data, its clock
@@ -78,7 +80,7 @@ def demo(pipelines: int, days: int, seed: int, now: str | None, advance: int, da
     if pipelines < 1 or days < 0 or advance < 0:
         raise UserError("--pipelines must be at least 1, --days and --advance not negative")
     try:
-        data.mkdir(parents=True, exist_ok=True)
+        data.path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create {data}: {exc.strerror}") from None
     if ensure_credentials():
@@ -107,7 +109,7 @@ def demo(pipelines: int, days: int, seed: int, now: str | None, advance: int, da
         write_result(result, "table", width=NATURAL_WIDTH)
     from queries.report import Selection, build_report  # Bokeh: imported when used
 
-    report = data.parent / "report.html"
+    report = data.path.parent / "report.html"
     selection = Selection(start - timedelta(days=days), None, account.now)
     write_html(report, build_report(con, selection, data_root=data))
     click.echo(f"\nReport: {report} (open it in a browser)", err=True)

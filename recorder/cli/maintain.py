@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import click
 
 from recorder import cache
 from recorder.cli.options import data_option
 from recorder.compact import GRACE, compact
-from recorder.layout import existing_root
+from recorder.root import DataRoot
 from recorder.schemas import TABLES
 
 
@@ -39,13 +38,15 @@ from recorder.schemas import TABLES
     help="Keep replaced files this long for readers outside cprec (DuckDB CLI, Athena).",
 )
 @data_option
-def compact_cmd(min_age_days: int, tables: tuple[str, ...], grace_minutes: int, data: Path) -> None:
+def compact_cmd(
+    min_age_days: int, tables: tuple[str, ...], grace_minutes: int, data: DataRoot
+) -> None:
     """Merge each closed partition's files into one.
 
     Superseded rows are dropped; the replaced files are deleted after the grace
     period, when no query is reading them.
     """
-    root = existing_root(data)
+    root = data.existing()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     now = datetime.now(UTC)
     result = compact(
@@ -74,9 +75,9 @@ def compact_cmd(min_age_days: int, tables: tuple[str, ...], grace_minutes: int, 
     "(which serves queries until then and stays if the build fails).",
 )
 @data_option
-def cache_cmd(rebuild: bool, data: Path) -> None:
+def cache_cmd(rebuild: bool, data: DataRoot) -> None:
     """Build or refresh the query cache that makes queries fast."""
-    root = existing_root(data)
+    root = data.existing()
     result = cache.build(root, rebuild=rebuild)
     total = sum(result.rows.values())
     click.echo(

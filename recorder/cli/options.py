@@ -8,9 +8,8 @@ from pathlib import Path
 
 import click
 
-from recorder import cache
 from recorder.errors import UserError
-from recorder.layout import as_root
+from recorder.root import DataRoot
 
 OUTPUT_FORMATS = ("table", "csv", "json", "jsonl", "parquet", "markdown")
 
@@ -24,34 +23,32 @@ def _stack(*decorators: Callable) -> Callable:
     return apply
 
 
-class DataRoot(click.ParamType):
-    """A local directory (a Path) or an S3 location `s3://bucket/prefix` (an S3Path)."""
+class RootParam(click.ParamType):
+    """A local directory or an S3 location `s3://bucket/prefix`, as a DataRoot (with the
+    default cache directory: data_option gives it the one of `--cache-dir`)."""
 
     name = "DIR|s3://BUCKET/PREFIX"
 
     def convert(self, value, param, ctx):
-        if not isinstance(value, str):
-            return value
         try:
-            return as_root(value)
+            return DataRoot.of(value)
         except UserError as e:
             self.fail(e.message, param, ctx)
 
 
 def data_option(f: Callable) -> Callable:
-    """`--data` and `--cache-dir`: the command receives `data` (the root) only; the
-    cache directory is registered for that root (recorder.cache.use_dir)."""
+    """`--data` and `--cache-dir`: the command receives `data`, the DataRoot whose cache
+    directory is the one `--cache-dir` chose (or its default)."""
 
     @functools.wraps(f)
-    def run(*args, cache_dir: Path | None, **kwargs):
-        cache.use_dir(kwargs["data"], cache_dir)
-        return f(*args, **kwargs)
+    def run(*args, data: DataRoot, cache_dir: Path | None, **kwargs):
+        return f(*args, data=DataRoot.of(data, cache_dir=cache_dir), **kwargs)
 
     return _stack(
         click.option(
             "--data",
             "data",
-            type=DataRoot(),
+            type=RootParam(),
             envvar="CPREC_DATA",
             default="./data",
             show_default=True,

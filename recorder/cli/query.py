@@ -15,6 +15,7 @@ from queries.output import write_result
 from recorder.cli.options import _stack, cache_option, data_option, output_options
 from recorder.errors import UserError
 from recorder.reader import data_errors
+from recorder.root import DataRoot
 from recorder.timeparse import parse_bound, window_warnings
 
 pipeline_option = click.option(
@@ -59,7 +60,7 @@ def window_of(since: str | None, until: str | None) -> dict:
 
 @click.command("queries")
 @data_option
-def queries_cmd(data: Path) -> None:
+def queries_cmd(data: DataRoot) -> None:
     """List the named queries and what they answer."""
     named = queries.named_queries()
     pad = max(map(len, named))
@@ -82,7 +83,7 @@ def query_cmd(
     fmt: str,
     output: Path | None,
     use_cache: bool | None,
-    data: Path,
+    data: DataRoot,
 ) -> None:
     """Run the named query NAME (see `cprec queries`)."""
     queries.get_query(name)  # an unknown name fails before anything is read
@@ -101,7 +102,9 @@ def query_cmd(
 @output_options
 @cache_option
 @data_option
-def sql_cmd(sql: str, fmt: str, output: Path | None, use_cache: bool | None, data: Path) -> None:
+def sql_cmd(
+    sql: str, fmt: str, output: Path | None, use_cache: bool | None, data: DataRoot
+) -> None:
     """Run SQL over the views (`-` reads it from standard input)."""
     if sql == "-":
         sql = sys.stdin.read()
@@ -129,7 +132,7 @@ def export_cmd(
     pipelines: tuple[str, ...],
     deploy_stages: tuple[str, ...],
     use_cache: bool | None,
-    data: Path,
+    data: DataRoot,
 ) -> None:
     """Write every named query as CSV, with an index.csv."""
     window = window_of(since, until)
@@ -166,7 +169,7 @@ def export_cmd(
     "copy as of now (run again to bring it up to date). Written whole, then renamed into "
     "place.",
 )
-def db_cmd(path: Path, data: Path, materialize: bool) -> None:
+def db_cmd(path: Path, data: DataRoot, materialize: bool) -> None:
     """Write a DuckDB database file whose views read the Parquet files (or, with
     --materialize, whose tables hold the rows)."""
     source = queries.write_database(path, data, materialize=materialize)

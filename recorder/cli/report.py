@@ -11,6 +11,7 @@ import queries
 from recorder.cli.options import cache_option, data_option
 from recorder.cli.query import deploy_stage_option, pipeline_option, window_of
 from recorder.errors import UserError, WriteError
+from recorder.root import DataRoot
 
 
 @click.command("report")
@@ -40,7 +41,7 @@ def report_cmd(
     pipelines: tuple[str, ...],
     deploy_stages: tuple[str, ...],
     use_cache: bool | None,
-    data: Path,
+    data: DataRoot,
 ) -> None:
     """Write the delivery picture as one HTML page that opens offline.
 
