@@ -48,7 +48,11 @@ import duckdb
 from recorder import cache, layout
 root = Path(sys.argv[1])
 t0 = time.perf_counter()
-listing = layout.list_files(root)
+try:  # a checkout from before recorder/root.py lists a plain path
+    from recorder.root import DataRoot
+    listing = layout.list_files(DataRoot.of(root))
+except ImportError:
+    listing = layout.list_files(root)
 path = cache.cache_path(root)
 path.parent.mkdir(parents=True, exist_ok=True)
 con = duckdb.connect(str(path))

@@ -40,6 +40,7 @@ from recorder.flatten import (
     ts,
 )
 from recorder.known import TERMINAL_EXECUTION
+from recorder.root import DataRoot
 from recorder.schemas import EXECUTION_TABLES, TABLES
 from recorder.simulator import Account, Faults, SimulatorServer
 from recorder.simulator.fixtures import SeedAccount
@@ -90,14 +91,13 @@ def model_rows(acct: Account) -> dict[str, list[dict]]:
 
 
 def source(root: Path, table: str) -> str:
-    return (
-        f"({layout.read_parquet_sql(TABLES[table], repr(layout.file_glob(root, TABLES[table])))})"
-    )
+    glob = layout.file_glob(DataRoot.of(root), TABLES[table])
+    return f"({layout.read_parquet_sql(TABLES[table], repr(glob))})"
 
 
 def stored(root: Path, table: str, *, latest: bool = True) -> list[dict]:
     """A table's rows (deduplicated: latest recorded_at per natural key), sans COMMON."""
-    if not layout.table_files(root, table):
+    if not layout.table_files(DataRoot.of(root), table):
         return []
     dedup = layout.latest_only_sql(TABLES[table])
     sql = f"SELECT * FROM {source(root, table)} {dedup if latest else ''}"
