@@ -73,7 +73,14 @@ from recorder.lock import data_lock, held_by_someone, hold
 from recorder.root import DataRoot
 from recorder.schemas import TABLES, Table
 from recorder.testhooks import checkpoint
-from recorder.views import check_files, committed_sql, configure, create_cache_views, reader_sql
+from recorder.views import (
+    MEMORY_LIMIT_ENV,
+    check_files,
+    committed_sql,
+    configure,
+    create_cache_views,
+    reader_sql,
+)
 
 log = logging.getLogger("cprec.cache")
 
@@ -87,6 +94,7 @@ LAYOUT = 6
 KEEP = object()  # refresh(head=KEEP): the root head the cache records stays as it was
 BATCH_FILES = 4000
 LIST_CHUNK = 50_000  # paths of a tree walk handed to DuckDB at a time
+KEY_CHUNK = 50  # pipelines (or names) a whole recompute of their relations takes at a time
 
 
 def cache_dir(root: str | Path | DataRoot) -> Path:
@@ -449,18 +457,18 @@ class Cache:
         # empty result's statistics for a table created that way, and scans of rows
         # inserted later in the same transaction come back empty (each relation is read
         # by the next ones in the refresh's transaction).
-        cols = self.con.execute(f"DESCRIBE {self._compute(rel, scoped=False)}").fetchall()
+        cols = self.con.execute(f"DESCRIBE {self._compute(rel, keys=None)}").fetchall()
         self.con.execute(
             f"CREATE TABLE cache.{rel.name} ("
             + ", ".join(f"{layout.ident(c[0])} {c[1]}" for c in cols)
             + ")"
         )
 
-    def _compute(self, rel: derive.Relation, *, scoped: bool) -> str:
+    def _compute(self, rel: derive.Relation, *, keys: str | None) -> str:
         def table(name: str) -> str:
             return _committed_source(TABLES[name], "cache")
 
-        return derive.compute_sql(self.con, rel, "cache", table, scoped=scoped)
+        return derive.compute_sql(self.con, rel, "cache", table, keys=keys)
 
     def _store_reader_sql(self) -> None:
         """Store the readers' views and macros in the file (schema main), over its own
@@ -797,6 +805,25 @@ class Cache:
                 f"cannot cache: {first_line(e)}; move that file out and run again"
             ) from None
 
+    def _key_chunks(self, rel: derive.Relation) -> Iterator[None]:
+        """Fill the temporary table `cprec_chunk` with KEY_CHUNK keys of `rel`'s grain at a
+        time (every key its inputs hold), once per chunk."""
+        con = self.con
+        cols = ", ".join(rel.key)
+        every = " UNION ".join(f"SELECT DISTINCT {cols} FROM cache.{n}" for n in rel.reads)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE cprec_all_keys AS SELECT *, "
+            f"row_number() OVER (ORDER BY {cols}) AS n FROM ({every})"
+        )
+        total = con.execute("SELECT count(*) FROM cprec_all_keys").fetchone()[0]
+        for first in range(1, total + 1, KEY_CHUNK):
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE cprec_chunk AS SELECT {cols} FROM cprec_all_keys "
+                "WHERE n BETWEEN $a AND $b",
+                {"a": first, "b": first + KEY_CHUNK - 1},
+            )
+            yield
+
     def _refresh_derived(self) -> None:
         """Recompute each relation, in the catalog's order (each reads the rows the ones
         before it just wrote): whole when `whole` names it (a first build, another
@@ -823,14 +850,24 @@ class Cache:
                 if not _has_table(con, rel.name):
                     self._create(rel)
                 con.execute(f"DELETE FROM cache.{rel.name}")
-                con.execute(f"INSERT INTO cache.{rel.name} {self._compute(rel, scoped=False)}")
+                if rel.grain == "execution":  # (DuckDB spills its aggregates and windows)
+                    con.execute(f"INSERT INTO cache.{rel.name} {self._compute(rel, keys=None)}")
+                    continue
+                # per pipeline and per name, a chunk of keys at a time: a percentile holds
+                # every value of its group in memory, and at 500 x 365 a whole relation's
+                # groups do not fit under the memory limit
+                for _ in self._key_chunks(rel):
+                    con.execute(
+                        f"INSERT INTO cache.{rel.name} {self._compute(rel, keys='cprec_chunk')}"
+                    )
             elif counts[rel.grain]:
                 on = " AND ".join(f"x.{c} = k.{c}" for c in rel.key)
                 con.execute(
                     f"DELETE FROM cache.{rel.name} x USING {derive.keys_table(rel.grain)} k "
                     f"WHERE {on}"
                 )
-                con.execute(f"INSERT INTO cache.{rel.name} {self._compute(rel, scoped=True)}")
+                keys = derive.keys_table(rel.grain)
+                con.execute(f"INSERT INTO cache.{rel.name} {self._compute(rel, keys=keys)}")
 
 
 def _committed_source(table: Table, schema: str) -> str:
@@ -994,4 +1031,11 @@ def _refresh_file(
     except (duckdb.IOException, duckdb.FatalException) as e:
         # a full disk, an I/O error: the transaction was not committed
         raise WriteError(f"cannot write the cache {path}: {first_line(e)}") from None
+    except duckdb.OutOfMemoryException:
+        # the transaction was not committed: the cache is as it was
+        raise WriteError(
+            f"cannot write the cache {path}: DuckDB needs more memory than its "
+            f"{os.environ.get(MEMORY_LIMIT_ENV) or 'default'} limit for it (raise "
+            f"--memory-limit, {MEMORY_LIMIT_ENV})"
+        ) from None
     return result

@@ -263,21 +263,21 @@ def compute_sql(
     schema: str,
     table_source: Callable[[str], str],
     *,
-    scoped: bool,
+    keys: str | None,
 ) -> str:
     """A SELECT of the rows the cache stores for `rel`: over the cache's tables and
-    relations in `schema` (`table_source(name)`: a table's rows there), limited, when
-    `scoped`, to the keys of its grain in the temporary table keys_table(grain). A
-    relation with parameters is computed for their default arguments through a temporary
-    macro (its SQL names them)."""
+    relations in `schema` (`table_source(name)`: a table's rows there), limited to the
+    keys of its grain in the table `keys` (None: every key). A relation with parameters
+    is computed for their default arguments through a temporary macro (its SQL names
+    them)."""
     key = rel.key
 
     def source(name: str) -> str:
         relation = table_source(name) if name in TABLES else f"{schema}.{name}"
-        if not scoped:
+        if keys is None:
             return relation
         on = " AND ".join(f"x.{c} = k.{c}" for c in key)
-        return f"(SELECT x.* FROM {relation} AS x SEMI JOIN {keys_table(rel.grain)} AS k ON {on})"
+        return f"(SELECT x.* FROM {relation} AS x SEMI JOIN {keys} AS k ON {on})"
 
     body = expand(rel, source)
     if not rel.params:

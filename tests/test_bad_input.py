@@ -195,3 +195,20 @@ def test_a_data_root_with_glob_characters_is_refused(tmp_path):
     for args in (["sql", "SELECT count(*) FROM executions", "--no-cache"], ["db", "x.duckdb"]):
         result = CliRunner().invoke(main, [*args, "--data", str(odd)])
         one_line(result, 2, "glob")
+
+
+def test_a_memory_limit_too_small_is_one_line_and_keeps_the_cache(data, monkeypatch):
+    """DuckDB's memory limit (--memory-limit, CPREC_MEMORY_LIMIT) cannot hold what a
+    command needs: one line naming the limit, and the cache as it was."""
+    monkeypatch.delenv("CPREC_MEMORY_LIMIT", raising=False)  # the option sets it: undone
+    assert CliRunner().invoke(main, ["cache", "--data", str(data)]).exit_code == 0
+    before = cache_path(data).read_bytes()
+    tiny = ["--memory-limit", "2MB"]
+    result = CliRunner().invoke(main, [*tiny, "cache", "--rebuild", "--data", str(data)])
+    one_line(result, 1, "needs more memory than its 2MB limit")
+    assert cache_path(data).read_bytes() == before
+    result = CliRunner().invoke(main, [*tiny, "query", "dora", "--no-cache", "--data", str(data)])
+    one_line(result, 2, "needs more memory than its 2MB limit")
+    lots = ["--memory-limit", "lots", "query", "dora", "--data", str(data)]
+    result = CliRunner().invoke(main, lots)
+    one_line(result, 2, "memory limit 'lots'")
