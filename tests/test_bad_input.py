@@ -4,6 +4,7 @@ never a traceback, and changes nothing in the data root."""
 from __future__ import annotations
 
 import errno
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -200,7 +201,7 @@ def test_a_data_root_with_glob_characters_is_refused(tmp_path):
 def test_a_memory_limit_too_small_is_one_line_and_keeps_the_cache(data, monkeypatch):
     """DuckDB's memory limit (--memory-limit, CPREC_MEMORY_LIMIT) cannot hold what a
     command needs: one line naming the limit, and the cache as it was."""
-    monkeypatch.delenv("CPREC_MEMORY_LIMIT", raising=False)  # the option sets it: undone
+    monkeypatch.delenv("CPREC_MEMORY_LIMIT", raising=False)
     assert CliRunner().invoke(main, ["cache", "--data", str(data)]).exit_code == 0
     before = cache_path(data).read_bytes()
     tiny = ["--memory-limit", "2MB"]
@@ -212,3 +213,4 @@ def test_a_memory_limit_too_small_is_one_line_and_keeps_the_cache(data, monkeypa
     lots = ["--memory-limit", "lots", "query", "dora", "--data", str(data)]
     result = CliRunner().invoke(main, lots)
     one_line(result, 2, "memory limit 'lots'")
+    assert "CPREC_MEMORY_LIMIT" not in os.environ  # the option's value ends with its command

@@ -50,9 +50,19 @@ def _one_line(message: str, code: int) -> click.ClickException:
 def main(ctx: click.Context, memory_limit: str | None) -> None:
     """Record AWS CodePipeline history as Parquet and query it with DuckDB."""
     if memory_limit:  # every connection reads it (recorder/views.py configure)
+        before = os.environ.get("CPREC_MEMORY_LIMIT")
         os.environ["CPREC_MEMORY_LIMIT"] = memory_limit
+        # as it was once the command ends (a caller in the same process: CliRunner)
+        ctx.call_on_close(lambda: _restore("CPREC_MEMORY_LIMIT", before))
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
+
+
+def _restore(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def _register() -> None:
