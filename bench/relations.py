@@ -34,7 +34,8 @@ def measure(path: Path, runs: int) -> list[dict]:
     are the inputs of the next ones)."""
     con = duckdb.connect(str(path), read_only=True)
     con.execute("SET enable_progress_bar = false")
-    con.execute("SET memory_limit = '4GB'")  # (DuckDB's default, 80 % of the RAM, starves a shared machine)
+    # (DuckDB's default, 80 % of the RAM, starves a shared machine)
+    con.execute("SET memory_limit = '4GB'")
     con.execute(derive.status_macros(temp=True))
     con.execute(derive.macro_sql(catalog().macros, temp=True))
     out = []
