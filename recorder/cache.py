@@ -76,6 +76,7 @@ from recorder.testhooks import checkpoint
 from recorder.views import (
     MEMORY_LIMIT_ENV,
     check_files,
+    checked_files,
     committed_sql,
     configure,
     create_cache_views,
@@ -663,16 +664,13 @@ class Cache:
             ).fetchall()
             yield [r[0] for r in rows]
 
-    def _known_files(
-        self, paths: list[str] | None = None
-    ) -> dict[str, tuple[str, str | None, str]]:
-        """Loaded files (all, or those of `paths`) -> (table, pipeline, dt)."""
-        sql = "SELECT path, tbl, pipeline, dt FROM cache.files"
-        if paths is None:
-            rows = self.con.execute(sql).fetchall()
-        else:
-            rows = self.con.execute(f"{sql} SEMI JOIN (SELECT unnest($p) AS path) USING (path)",
-                                    {"p": paths}).fetchall()  # fmt: skip
+    def _known_files(self, paths: list[str]) -> dict[str, tuple[str, str | None, str]]:
+        """Loaded files among `paths` -> (table, pipeline, dt)."""
+        rows = self.con.execute(
+            "SELECT path, tbl, pipeline, dt FROM cache.files "
+            "SEMI JOIN (SELECT unnest($p) AS path) USING (path)",
+            {"p": paths},
+        ).fetchall()
         return {p: (t, pl, dt) for p, t, pl, dt in rows}
 
     def _forget(self, paths: list[str]) -> None:
@@ -775,17 +773,7 @@ class Cache:
     def _check(self, table: Table, batch: list[str]) -> set[str]:
         """check_files for `batch`, reading each footer once; returns the files that
         hold exactly the table's columns (the others need union_by_name)."""
-        con = self.con
-        try:
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE file_schema AS " + layout.file_schema_sql("$files"),
-                {"files": batch},
-            )
-        except (duckdb.IOException, duckdb.InvalidInputException) as e:
-            raise UserError(f"cannot read {table.name} files: {first_line(e)}") from None
-        check_files(con, table, "$files", schema="file_schema")
-        sql = layout.complete_files_sql(table, "file_schema")
-        return {r[0] for r in con.execute(sql).fetchall()}
+        return checked_files(self.con, table, "$files", {"files": batch})[0]
 
     def _add_files(self, table: Table, batch: list[str]) -> None:
         """List `batch` (loaded files of `table`) in `files`, once each."""

@@ -18,6 +18,7 @@ under the wrong type.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import os
@@ -161,7 +162,6 @@ class ReaderObject:
     name: str
     text: str
     create: Callable[[], None]
-    table: bool = False
 
 
 def parquet_objects(
@@ -175,7 +175,7 @@ def parquet_objects(
     for table in TABLES.values():
         parent = layout.COMMITTED_BY.get(table.name, (None,))[0]
         objects.append(ReaderObject(
-            table.name, parent or "", functools.partial(_table_views, con, root, table), True
+            table.name, parent or "", functools.partial(_table_views, con, root, table)
         ))  # fmt: skip
     for sql in derive.reader_sql(catalog or derive.default_catalog(), temp=False, stored=None):
         for statement in duckdb.extract_statements(sql):
@@ -217,26 +217,37 @@ def _table_views(con: duckdb.DuckDBPyConnection, root: DataRoot, table: Table) -
 
 
 def _all_complete(con: duckdb.DuckDBPyConnection, table: Table, files: str) -> bool:
-    """Check every file of `files` (check_files, each footer read once) and say whether
-    they all hold exactly the table's columns. Then the view reads them without
-    union_by_name, which would read every footer again each time a statement binds it:
-    every relation and macro over the views binds them, and at 15 pipelines x 45 days
-    that was 27 s and 1.1 GB for `SELECT 1`. A tree holding files of an older schema
-    (until compaction rewrites them) pays that price."""
+    """Check every file of `files` and say whether they all hold exactly the table's
+    columns. Then the view reads them without union_by_name, which would read every
+    footer again each time a statement binds it: every relation and macro over the views
+    binds them, and at 15 pipelines x 45 days that was 27 s and 1.1 GB for `SELECT 1`. A
+    tree holding files of an older schema (until compaction rewrites them) pays that
+    price."""
+    complete, every = checked_files(con, table, files)
+    return len(complete) == every
+
+
+def checked_files(
+    con: duckdb.DuckDBPyConnection, table: Table, files: str, params: dict | None = None
+) -> tuple[set[str], int]:
+    """check_files for `files` (SQL: a glob, a list, or a parameter of `params`), each
+    footer read once: (the files that hold exactly the table's columns, which need no
+    union_by_name; how many files there are)."""
     try:
         con.execute("CREATE OR REPLACE TEMP TABLE cprec_file_schema AS "
-                    + layout.file_schema_sql(files))  # fmt: skip
+                    + layout.file_schema_sql(files), params)  # fmt: skip
     except (duckdb.IOException, duckdb.InvalidInputException) as e:
         raise UserError(f"cannot read {table.name} files: {first_line(e)}") from None
     try:
         check_files(con, table, files, schema="cprec_file_schema")
-        complete = con.execute(
-            f"SELECT count(*) FROM ({layout.complete_files_sql(table, 'cprec_file_schema')})"
-        ).fetchone()[0]
+        sql = layout.complete_files_sql(table, "cprec_file_schema")
+        complete = {r[0] for r in con.execute(sql).fetchall()}
         every = con.execute("SELECT count(DISTINCT file_name) FROM cprec_file_schema").fetchone()[0]
     finally:
-        con.execute("DROP TABLE cprec_file_schema")
-    return complete == every
+        # (an error on its way up may have aborted the transaction, which refuses the drop)
+        with contextlib.suppress(duckdb.Error):
+            con.execute("DROP TABLE cprec_file_schema")
+    return complete, every
 
 
 def create_cache_views(con: duckdb.DuckDBPyConnection, catalog: str, relations: Catalog) -> None:
