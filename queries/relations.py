@@ -1,10 +1,11 @@
 """Every relation the named queries build on, declared once.
 
-Each line is one relation: its name, its grain (what its rows depend on: recorder/derive.py)
-and its parameters. Its SQL is `queries/sql/relations/<name>.sql`, whose `{input}`
-placeholders say what it reads. The readers (over the Parquet files or the query cache)
-and the cache (which stores and refreshes each relation) are made from this list by
-recorder/derive.py; adding a relation is a line here and a SQL file.
+Each line is one relation: its name, its grain (what its rows depend on: recorder/derive.py),
+its parameters and, where it has one, its horizon (recorder/derive.py). Its SQL is
+`queries/sql/relations/<name>.sql`, whose `{input}` placeholders say what it reads. The
+readers (over the Parquet files or the query cache) and the cache (which stores and
+refreshes each relation) are made from this list by recorder/derive.py; adding a relation
+is a line here and a SQL file.
 
 The order is the build order: each reads only the tables and the relations above it.
 """
@@ -23,7 +24,8 @@ DECLARED = [
     ("failed_executions", "execution"),
     # the deployment rule, per pipeline (account, region, name)
     ("deploy_stages", "pipeline", ("patterns",)),
-    ("deploy_attempts", "pipeline", ("patterns",)),
+    # (its rows of one pipeline depend on the later ones: its horizon, deploy_time)
+    ("deploy_attempts", "pipeline", ("patterns",), "deploy_time"),
     ("failure_restores", "pipeline", ("patterns",)),
     # the statistics behind the heaviest named queries, per pipeline name as they group
     ("execution_stats", "name", ("since", "until")),

@@ -465,11 +465,16 @@ class Cache:
             + ")"
         )
 
-    def _compute(self, rel: derive.Relation, *, keys: str | None) -> str:
-        def table(name: str) -> str:
-            return _committed_source(TABLES[name], "cache")
+    def _compute(
+        self, rel: derive.Relation, *, keys: str | None, horizon: str | None = None
+    ) -> str:
+        return derive.compute_sql(
+            self.con, rel, "cache", self._table_source, keys=keys, horizon=horizon
+        )
 
-        return derive.compute_sql(self.con, rel, "cache", table, keys=keys)
+    @staticmethod
+    def _table_source(name: str) -> str:
+        return _committed_source(TABLES[name], "cache")
 
     def _store_reader_sql(self) -> None:
         """Store the readers' views and macros in the file (schema main), over its own
@@ -849,13 +854,39 @@ class Cache:
                         f"INSERT INTO cache.{rel.name} {self._compute(rel, keys='cprec_chunk')}"
                     )
             elif counts[rel.grain]:
-                on = " AND ".join(f"x.{c} = k.{c}" for c in rel.key)
-                con.execute(
-                    f"DELETE FROM cache.{rel.name} x USING {derive.keys_table(rel.grain)} k "
-                    f"WHERE {on}"
-                )
                 keys = derive.keys_table(rel.grain)
-                con.execute(f"INSERT INTO cache.{rel.name} {self._compute(rel, keys=keys)}")
+                whole = keys
+                if rel.horizon:
+                    # the pipelines its horizon bounds lose (and get back) only their rows
+                    # from `since` on; the others are recomputed whole
+                    con.execute(
+                        "CREATE OR REPLACE TEMP TABLE cprec_horizon AS "
+                        + derive.horizon_sql(rel, "cache", self._table_source,
+                                             keys=derive.keys_table("execution"),
+                                             whole="touched_pipeline")
+                    )  # fmt: skip
+                    con.execute(derive.horizon_delete(rel, "cache", "cprec_horizon"))
+                    con.execute(
+                        f"CREATE OR REPLACE TEMP TABLE cprec_unbounded AS SELECT * FROM {keys} "
+                        "ANTI JOIN cprec_horizon USING (account_id, region, pipeline)"
+                    )
+                    whole = "cprec_unbounded"
+                on = " AND ".join(f"x.{c} = k.{c}" for c in rel.key)
+                con.execute(f"DELETE FROM cache.{rel.name} x USING {whole} k WHERE {on}")
+                horizon = "cprec_horizon" if rel.horizon else None
+                compute = self._compute(rel, keys=keys, horizon=horizon)
+                if rel.grain == "execution":
+                    # kept for the horizons, which read a touched execution's new rows
+                    # here rather than by scanning the whole relation for them
+                    new = derive.new_rows_table(rel.name)
+                    con.execute(f"CREATE OR REPLACE TEMP TABLE {new} AS {compute}")
+                    compute = f"SELECT * FROM {new}"
+                con.execute(f"INSERT INTO cache.{rel.name} {compute}")
+            elif rel.grain == "execution":
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {derive.new_rows_table(rel.name)} AS "
+                    f"SELECT * FROM cache.{rel.name} LIMIT 0"
+                )
 
 
 def _committed_source(table: Table, schema: str) -> str:

@@ -16,6 +16,14 @@ declaration into SQL. A declaration is a `Relation`:
 - `params`: a relation with parameters (PARAMETERS: the time window, the deploy-stage
   patterns) is a table macro `<name>(params)`; the cache stores its rows for the default
   arguments, and the macro reads them for those arguments and computes any others.
+- `horizon` (pipeline grain only): a column of the relation, for a relation whose rows
+  of one pipeline depend on one another in time order (each deployment on the next one
+  and on the rollbacks before it). Recomputing such a pipeline whole costs its whole
+  history, on every refresh that touches one of its executions. With a horizon the
+  relation says, in `<name>.horizon.sql`, from which value of that column its rows may
+  have changed (per pipeline, `since`); the cache recomputes only the rows at or after
+  it, and the relation's SQL reads `{horizon}` (the pipelines so bounded, with their
+  `since`) to compute just those. Readers and whole recomputes give `{horizon}` no row.
 
 Where the inputs come from is said by the caller, never by shadowing a name: a reader
 fills each placeholder with the relation of that name (`reader_sql`), the cache with its
@@ -56,6 +64,21 @@ PARAMETERS = {
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
+# What a relation with a horizon reads as `{horizon}` when nothing bounds it (a reader,
+# a whole recompute): no pipeline, so every row is computed.
+HORIZON = "horizon"
+NO_HORIZON = (
+    "(SELECT NULL::VARCHAR AS account_id, NULL::VARCHAR AS region, "
+    "NULL::VARCHAR AS pipeline, NULL::TIMESTAMPTZ AS since WHERE false)"
+)
+# What `<name>.horizon.sql` reads besides the tables and relations: the touched executions
+# (`{keys}`), the pipelines recomputed whole whatever the horizon says (`{whole}`: their
+# definitions changed), the relation's rows as stored before this refresh (`{stored}`) and
+# the rows this refresh wrote for the touched executions in a relation by execution
+# (`{new_<relation>}`: a few rows, where the relation itself would be scanned whole).
+HORIZON_INPUTS = ("keys", "whole", "stored")
+_NEW = "new_"
+
 
 @dataclass(frozen=True)
 class Relation:
@@ -63,11 +86,14 @@ class Relation:
     grain: str
     params: tuple[str, ...] = ()
     sql: str = field(default="", repr=False)
+    horizon: str | None = None
+    horizon_sql: str = field(default="", repr=False)
 
     @property
     def reads(self) -> tuple[str, ...]:
         """The inputs its SQL names, in order of first use."""
-        return tuple(dict.fromkeys(_PLACEHOLDER.findall(self.sql)))
+        found = dict.fromkeys(_PLACEHOLDER.findall(self.sql))
+        return tuple(n for n in found if n != HORIZON)
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -94,14 +120,19 @@ class Catalog:
 
     @classmethod
     def load(cls, package: str, declared: list[tuple]) -> Catalog:
-        """The catalog of `declared` ((name, grain[, params]) each), reading each SQL from
-        `<package>/sql/relations/<name>.sql` and the macros from `sql/_macros.sql` and
-        `sql/_library.sql`."""
+        """The catalog of `declared` ((name, grain[, params[, horizon]]) each), reading each
+        SQL from `<package>/sql/relations/<name>.sql` (and `<name>.horizon.sql`) and the
+        macros from `sql/_macros.sql` and `sql/_library.sql`."""
         files = resources.files(package).joinpath("sql")
+
+        def text(name: str) -> str:
+            return files.joinpath("relations", name).read_text(encoding="utf-8")
+
         relations = tuple(
-            Relation(name, grain, tuple(params[0]) if params else (),
-                     files.joinpath("relations", f"{name}.sql").read_text(encoding="utf-8"))
-            for name, grain, *params in declared
+            Relation(name, grain, tuple(rest[0]) if rest else (), text(f"{name}.sql"),
+                     horizon, text(f"{name}.horizon.sql") if horizon else "")
+            for name, grain, *rest in declared
+            for horizon in [rest[1] if len(rest) > 1 else None]
         )  # fmt: skip
         return cls(
             relations,
@@ -133,6 +164,8 @@ class Catalog:
                 rel.grain,
                 rel.params,
                 rel.sql,
+                rel.horizon,
+                rel.horizon_sql,
                 self.macros,
                 status_macros(temp=True),
                 inputs,
@@ -166,6 +199,18 @@ def check(rel: Relation, before: dict[str, Relation]) -> None:
         raise ValueError(f"{rel.name}: unknown parameters {unknown}")
     if not rel.reads:
         raise ValueError(f"{rel.name}: its SQL reads nothing (inputs are written {{name}})")
+    uses_horizon = HORIZON in _PLACEHOLDER.findall(rel.sql)
+    if bool(rel.horizon) != uses_horizon or bool(rel.horizon) != bool(rel.horizon_sql):
+        raise ValueError(f"{rel.name}: a horizon is a column, a horizon SQL and {{horizon}}")
+    if rel.horizon and rel.grain != "pipeline":
+        raise ValueError(f"{rel.name}: only a pipeline relation has a horizon")
+    if rel.horizon:
+        for name in dict.fromkeys(_PLACEHOLDER.findall(rel.horizon_sql)):
+            new = name.removeprefix(_NEW) if name.startswith(_NEW) else None
+            if new is not None and getattr(before.get(new), "grain", None) == "execution":
+                continue
+            if name not in HORIZON_INPUTS and name not in TABLES and name not in before:
+                raise ValueError(f"{rel.name}: its horizon reads {name}, which it cannot")
     rank = list(GRAINS)
     for name in rel.reads:
         if name in TABLES:
@@ -186,9 +231,12 @@ def digest(*parts: object) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
-def expand(rel: Relation, source: Callable[[str], str]) -> str:
-    """`rel`'s SQL with each input placeholder replaced by `source(name)`."""
-    return _PLACEHOLDER.sub(lambda m: source(m.group(1)), rel.sql)
+def expand(rel: Relation, source: Callable[[str], str], horizon: str = NO_HORIZON) -> str:
+    """`rel`'s SQL with each input placeholder replaced by `source(name)`, and `{horizon}`
+    by `horizon` (by default: nothing bounds it)."""
+    return _PLACEHOLDER.sub(
+        lambda m: horizon if m.group(1) == HORIZON else source(m.group(1)), rel.sql
+    )
 
 
 def macro_sql(sql: str, *, temp: bool) -> str:
@@ -257,6 +305,12 @@ def keys_table(grain: str) -> str:
     return f"cprec_keys_{grain}"
 
 
+def new_rows_table(name: str) -> str:
+    """The temporary table of the rows a refresh just wrote for the touched executions in
+    the relation `name` (by execution)."""
+    return f"cprec_new_{name}"
+
+
 def compute_sql(
     con: duckdb.DuckDBPyConnection,
     rel: Relation,
@@ -264,12 +318,14 @@ def compute_sql(
     table_source: Callable[[str], str],
     *,
     keys: str | None,
+    horizon: str | None = None,
 ) -> str:
     """A SELECT of the rows the cache stores for `rel`: over the cache's tables and
     relations in `schema` (`table_source(name)`: a table's rows there), limited to the
-    keys of its grain in the table `keys` (None: every key). A relation with parameters
-    is computed for their default arguments through a temporary macro (its SQL names
-    them)."""
+    keys of its grain in the table `keys` (None: every key), and for a relation with a
+    horizon, to the rows at or after the `since` of each pipeline of the table `horizon`
+    (what `horizon_sql` computed). A relation with parameters is computed for their
+    default arguments through a temporary macro (its SQL names them)."""
     key = rel.key
 
     def source(name: str) -> str:
@@ -279,10 +335,49 @@ def compute_sql(
         on = " AND ".join(f"x.{c} = k.{c}" for c in key)
         return f"(SELECT x.* FROM {relation} AS x SEMI JOIN {keys} AS k ON {on})"
 
-    body = expand(rel, source)
+    if horizon is None:
+        body = expand(rel, source)
+    else:
+        # the rows the SQL computes before a pipeline's horizon are dropped here, so the
+        # rows written are exactly those `horizon_delete` removed
+        on = " AND ".join(f"x.{c} = h.{c}" for c in key)
+        body = (
+            f"SELECT x.* FROM ({expand(rel, source, horizon)}) AS x ANTI JOIN {horizon} AS h "
+            f"ON {on} AND x.{layout.ident(rel.horizon)} < h.since"
+        )
     if not rel.params:
         return body
     con.execute(
         f"CREATE OR REPLACE TEMP MACRO cprec_compute({', '.join(rel.params)}) AS TABLE {body}"
     )
     return f"SELECT * FROM cprec_compute({defaults(rel)})"
+
+
+def horizon_sql(
+    rel: Relation, schema: str, table_source: Callable[[str], str], *, keys: str, whole: str
+) -> str:
+    """The SELECT of `rel`'s horizon (account_id, region, pipeline, since): its
+    `<name>.horizon.sql` over the cache in `schema`, given the touched executions (the
+    table `keys`) and the pipelines to recompute whole (the table `whole`)."""
+    inputs = {"keys": keys, "whole": whole, "stored": f"{schema}.{rel.name}"}
+
+    def source(name: str) -> str:
+        if name in inputs:
+            return inputs[name]
+        if name.startswith(_NEW):
+            return new_rows_table(name.removeprefix(_NEW))
+        return table_source(name) if name in TABLES else f"{schema}.{name}"
+
+    return _PLACEHOLDER.sub(lambda m: source(m.group(1)), rel.horizon_sql)
+
+
+def horizon_delete(rel: Relation, schema: str, horizon: str) -> str:
+    """The DELETE of `rel`'s stored rows that a refresh bounded by the table `horizon`
+    recomputes: each bounded pipeline's rows at or after its `since` (and those without
+    a value in the horizon column, which no bound can place)."""
+    on = " AND ".join(f"x.{c} = h.{c}" for c in rel.key)
+    col = layout.ident(rel.horizon)
+    return (
+        f"DELETE FROM {schema}.{rel.name} x USING {horizon} h "
+        f"WHERE {on} AND coalesce(x.{col} >= h.since, true)"
+    )

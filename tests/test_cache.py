@@ -337,3 +337,51 @@ def test_a_refresh_by_this_version_recomputes_what_differs_and_only_that(root):
         con.execute("INSERT INTO cache.stage_retry_stats "
                     "SELECT * FROM compute_stage_retry_stats(NULL, NULL)")  # fmt: skip
     assert answers(root, cache=True) == parquet
+
+
+@pytest.mark.parametrize(
+    "declared, refusal",
+    [
+        ([("r", "week", (), "SELECT * FROM {executions}")], "r: unknown grain 'week'"),
+        ([("r", "name", ("limit",), "SELECT * FROM {executions}")],
+         "r: unknown parameters ['limit']"),
+        ([("r", "name", (), "SELECT 1")], "r: its SQL reads nothing (inputs are written {name})"),
+        ([("r", "execution", (), "SELECT * FROM {pipeline_actions}")],
+         "r: reads pipeline_actions, which has no execution key"),
+        ([("r", "pipeline", (), "SELECT * FROM {later}")],
+         "r: reads later, neither a table nor declared before it"),
+        ([("p", "pipeline", (), "SELECT * FROM {executions}"),
+          ("r", "execution", (), "SELECT * FROM {p}")],
+         "r: a execution relation reads p, by pipeline"),
+        ([("p", "pipeline", ("patterns",), "SELECT * FROM {executions}"),
+          ("r", "pipeline", (), "SELECT * FROM {p}")],
+         "r: reads p without its parameters ['patterns']"),
+        # a horizon: a column, its SQL and {horizon} in the relation's SQL, all three
+        ([("r", "pipeline", (), "SELECT * FROM {executions}", "start_time", "SELECT 1")],
+         "r: a horizon is a column, a horizon SQL and {horizon}"),
+        ([("r", "pipeline", (), "SELECT * FROM {executions}, {horizon}", None, "")],
+         "r: a horizon is a column, a horizon SQL and {horizon}"),
+        ([("r", "name", (), "SELECT * FROM {executions}, {horizon}", "start_time", "SELECT 1")],
+         "r: only a pipeline relation has a horizon"),
+        ([("e", "execution", (), "SELECT * FROM {executions}"),
+          ("r", "pipeline", (), "SELECT * FROM {executions}, {horizon}", "start_time",
+           "SELECT * FROM {new_executions}")],
+         "r: its horizon reads new_executions, which it cannot"),
+    ],
+)  # fmt: skip
+def test_the_engine_refuses_a_declaration_it_could_not_maintain(declared, refusal):
+    from recorder.derive import Catalog, Relation
+
+    with pytest.raises(ValueError) as e:
+        Catalog(tuple(Relation(*d) for d in declared), "", "")
+    assert str(e.value) == refusal
+
+
+def test_a_horizon_reads_the_new_rows_of_a_relation_by_execution():
+    from recorder.derive import Catalog, Relation
+
+    sql = "SELECT * FROM {e}, {horizon}"
+    horizon = "SELECT * FROM {new_e}, {keys}, {whole}, {stored}"
+    catalog = Catalog((Relation("e", "execution", (), "SELECT * FROM {executions}"),
+                       Relation("r", "pipeline", (), sql, "start_time", horizon)), "", "")  # fmt: skip
+    assert catalog["r"].reads == ("e",)  # {horizon} is given by the engine, not read

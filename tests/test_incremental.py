@@ -16,7 +16,7 @@ import random
 import signal
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -118,3 +118,61 @@ def test_a_cache_refreshed_run_by_run_equals_one_built_from_scratch(tmp_path, se
                 assert run(root, srv, acct, build_cache=True).exit_code == 0, where
             assert_incremental_equals_rebuilt(root, tmp_path / f"scratch{i}", where)
             acct.advance(minutes=rng.randint(20, 900))
+
+
+# the delivery scenario's shop executions (tests/delivery_scenario.py) as they arrive: in
+# time order, then with S3 re-recorded late and R1 (the rollback of S5) arriving after S6
+ARRIVALS = {
+    "in time order": ["S1", "S2", "S3", "S4", "S5", "R1", "S6", "S7", "S8", "S9"],
+    "late": ["S1", "S2", "S4", "S5", "S6", "R1", "S7", "S3", "S9", "S8"],
+}
+
+
+@pytest.mark.parametrize("order", list(ARRIVALS))
+def test_deployments_refreshed_one_execution_at_a_time_equal_a_build(tmp_path, monkeypatch, order):
+    """deploy_attempts is refreshed from its horizon (recorder/derive.py): each refresh
+    recomputes a pipeline's attempts only from the last deployment before what arrived.
+    R1 rolls S5 back, so its arrival changes S5's row although S5 is older; S3 arriving
+    after S5 is placed before it. After every arrival the cache equals one built from
+    scratch, and the horizon bounded the pipeline every time (no whole recompute)."""
+    from delivery_scenario import Pipeline, build_delivery_scenario
+
+    from recorder import derive
+    from recorder.store import write_rows
+
+    built: list[Pipeline] = []
+    monkeypatch.setattr(Pipeline, "write", lambda self, root: built.append(self))
+    build_delivery_scenario(tmp_path / "unused")
+    shop = next(p for p in built if p.name == "shop")
+    root = tmp_path / "data"
+    definitions = Pipeline("shop")
+    monkeypatch.undo()  # Pipeline.write writes again
+    definitions.write(root)  # the definitions only: no execution yet
+    cache_mod.build(root)
+
+    bounded: list[int] = []
+    horizon_sql = derive.horizon_sql
+
+    def spy(*args, **kw):
+        bounded.append(1)
+        return horizon_sql(*args, **kw)
+
+    monkeypatch.setattr(derive, "horizon_sql", spy)
+    for i, eid in enumerate(ARRIVALS[order]):
+        written = [
+            path
+            for table, rows in shop.rows.items()
+            for path in write_rows(
+                root, table, [r for r in rows if r["execution_id"] == eid],
+                pipeline="shop", run_id=f"run-{i}",
+            )
+        ]  # fmt: skip
+        cache_mod.refresh(root, written=written)
+        assert_incremental_equals_rebuilt(root, tmp_path / f"scratch{i}", f"{order}: {eid}")
+    assert len(bounded) == len(ARRIVALS[order])
+    con = duckdb.connect(str(cache_mod.cache_path(root)), read_only=True)
+    # S5 (deployed 06:00) is rolled back at R1's start, 07:00, whichever arrived first
+    assert con.execute(
+        "SELECT execution_id, rolled_back_at FROM cache.deploy_attempts "
+        "WHERE rolled_back_at IS NOT NULL"
+    ).fetchall() == [("S5", datetime(2026, 1, 13, 7, tzinfo=UTC))]

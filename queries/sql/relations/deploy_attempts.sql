@@ -12,6 +12,11 @@
 -- not rolled back.
 --
 -- first_created = the execution's earliest artifact revision `created` (execution_times).
+--
+-- {horizon}: the pipelines for which only the attempts with deploy_time >= since are
+-- wanted (a cache refresh; deploy_attempts.horizon.sql says why the others cannot have
+-- changed). What those attempts read is at or after since too: the next deployment
+-- after each, and the ROLLBACK executions that start after it.
 WITH attempts AS (
     SELECT
         r.account_id, r.region, r.pipeline, r.stage, r.execution_id, r.status,
@@ -19,10 +24,15 @@ WITH attempts AS (
         e.start_time AS execution_start,
         coalesce(e.execution_type = 'ROLLBACK', false) AS "rollback",
         e.pipeline_version
-    FROM {stage_runs} AS r
+    FROM (
+        SELECT r.*
+        FROM {stage_runs} AS r
+        LEFT JOIN {horizon} AS h USING (account_id, region, pipeline)
+        WHERE r.terminal AND r.status IN ('Succeeded', 'Failed')
+            AND coalesce(r.end_time >= h.since, true)
+    ) AS r
     JOIN {deploy_stages} AS d USING (account_id, region, pipeline, stage)
     LEFT JOIN {executions} AS e USING (account_id, region, pipeline, execution_id)
-    WHERE r.terminal AND r.status IN ('Succeeded', 'Failed')
 ),
 done AS (
     SELECT
@@ -37,7 +47,8 @@ done AS (
 rollbacks AS (
     SELECT account_id, region, pipeline, start_time, rollback_target_execution_id
     FROM {executions}
-    WHERE execution_type = 'ROLLBACK'
+    LEFT JOIN {horizon} AS h USING (account_id, region, pipeline)
+    WHERE execution_type = 'ROLLBACK' AND coalesce(start_time > h.since, true)
 ),
 -- a range join (DuckDB's IEJoin), not a subquery per deployment
 rolled AS (
