@@ -382,6 +382,8 @@ def test_a_horizon_reads_the_new_rows_of_a_relation_by_execution():
 
     sql = "SELECT * FROM {e}, {horizon}"
     horizon = "SELECT * FROM {new_e}, {keys}, {whole}, {stored}"
-    catalog = Catalog((Relation("e", "execution", (), "SELECT * FROM {executions}"),
-                       Relation("r", "pipeline", (), sql, "start_time", horizon)), "", "")  # fmt: skip
+    by_execution = Relation("e", "execution", (), "SELECT * FROM {executions}")
+    catalog = Catalog(
+        (by_execution, Relation("r", "pipeline", (), sql, "start_time", horizon)), "", ""
+    )
     assert catalog["r"].reads == ("e",)  # {horizon} is given by the engine, not read
