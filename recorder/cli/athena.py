@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from recorder import athena
-from recorder.cli.options import data_option
+from recorder.cli.options import LazyDefault, data_option
 from recorder.errors import EXIT_OK, EXIT_USAGE
-from recorder.root import DataRoot
+
+if TYPE_CHECKING:
+    from recorder.root import DataRoot
+
+
+def _default_database() -> str:
+    from recorder import athena  # pyarrow: imported when needed (options.py)
+
+    return athena.DEFAULT_DATABASE
+
 
 EXIT_CODES_HELP = f"""\b
 Exit codes:
@@ -26,7 +36,8 @@ Exit codes:
 )
 @click.option(
     "--database",
-    default=athena.DEFAULT_DATABASE,
+    cls=LazyDefault,
+    default=_default_database,
     show_default=True,
     help="The Athena (Glue) database to create the tables and views in.",
 )
@@ -37,6 +48,8 @@ def athena_ddl(location: str, database: str, data: DataRoot) -> None:
     The data root given as --data (the local one, or the S3 location itself) lists
     the pipelines and days to project: re-run when pipelines are added.
     """
+    from recorder import athena
+
     click.echo(athena.script(athena.target(location, database, data)), nl=False)
 
 

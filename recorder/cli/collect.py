@@ -7,12 +7,8 @@ from pathlib import Path
 
 import click
 
-from recorder.accounts import read_role_file
 from recorder.cli.options import aws_options, data_option
-from recorder.collect import collect
-from recorder.config import CollectConfig
 from recorder.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UserError
-from recorder.plan import plan
 from recorder.timeparse import parse_bound
 
 EXIT_CODES_HELP = f"""\b
@@ -159,6 +155,12 @@ def collect_command(
     log_format,
 ) -> None:
     """Record pipeline state and execution history as Parquet."""
+    # boto3, pyarrow, DuckDB: imported when the command runs (options.py)
+    from recorder.accounts import read_role_file
+    from recorder.collect import collect
+    from recorder.config import CollectConfig
+    from recorder.plan import plan
+
     if role_arn_file is not None:
         listed = read_role_file(role_arn_file)
         if not listed:  # else an emptied file would record the caller's own account instead

@@ -5,14 +5,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
 
-from recorder import cache
-from recorder.cli.options import data_option
-from recorder.compact import GRACE, compact
-from recorder.root import DataRoot
-from recorder.schemas import TABLES
+from recorder.cli.options import LazyChoice, LazyDefault, data_option
+
+if TYPE_CHECKING:
+    from recorder.root import DataRoot
+
+
+def _tables() -> list[str]:
+    from recorder.schemas import TABLES  # pyarrow: imported when needed (options.py)
+
+    return list(TABLES)
+
+
+def _grace_minutes() -> int:
+    from recorder.compact import GRACE
+
+    return int(GRACE.total_seconds() // 60)
 
 
 @click.command("compact")
@@ -27,13 +39,14 @@ from recorder.schemas import TABLES
     "--table",
     "tables",
     multiple=True,
-    type=click.Choice(list(TABLES)),
+    type=LazyChoice(_tables),
     help="Only this table (repeatable; default all).",
 )
 @click.option(
     "--grace-minutes",
+    cls=LazyDefault,
     type=click.IntRange(min=0),
-    default=int(GRACE.total_seconds() // 60),
+    default=_grace_minutes,
     show_default=True,
     help="Keep replaced files this long for readers outside cprec (DuckDB CLI, Athena).",
 )
@@ -46,6 +59,8 @@ def compact_cmd(
     Superseded rows are dropped; the replaced files are deleted after the grace
     period, when no query is reading them.
     """
+    from recorder.compact import compact
+
     root = data.existing()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     now = datetime.now(UTC)
@@ -77,6 +92,8 @@ def compact_cmd(
 @data_option
 def cache_cmd(rebuild: bool, data: DataRoot) -> None:
     """Build or refresh the query cache that makes queries fast."""
+    from recorder import cache
+
     root = data.existing()
     result = cache.build(root, rebuild=rebuild)
     total = sum(result.rows.values())

@@ -1,15 +1,23 @@
-"""Shared click options, so every command spells them the same way."""
+"""Shared click options, so every command spells them the same way.
+
+The CLI modules import only click and these light modules at load: `cprec --help` and
+`--version` build every command, so a command imports what it needs (pyarrow, DuckDB,
+boto3, Bokeh: a second between them) when it runs. tests/test_startup.py keeps it so.
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from recorder.errors import UserError
-from recorder.root import DataRoot
+
+if TYPE_CHECKING:
+    from recorder.root import DataRoot
 
 OUTPUT_FORMATS = ("table", "csv", "json", "jsonl", "parquet", "markdown")
 
@@ -30,10 +38,39 @@ class RootParam(click.ParamType):
     name = "DIR|s3://BUCKET/PREFIX"
 
     def convert(self, value, param, ctx):
+        from recorder.root import DataRoot  # pyarrow: imported when a command runs
+
         try:
             return DataRoot.of(value)
         except UserError as e:
             self.fail(e.message, param, ctx)
+
+
+class LazyChoice(click.Choice):
+    """A choice among names that a slow module owns (the tables: recorder.schemas, which
+    imports pyarrow): read when click first needs them, to parse the command line or show
+    the command's own --help, not when `cprec --help` builds the command."""
+
+    def __init__(self, choices: Callable[[], Sequence[str]]) -> None:
+        self._choices = choices
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self._choices())
+
+    @choices.setter
+    def choices(self, value: Sequence[str]) -> None:
+        pass  # click.Choice.__init__ assigns the (empty) tuple; the callable stays the source
+
+
+class LazyDefault(click.Option):
+    """An option whose default (a callable) a slow module owns: called when click needs
+    the value, to run the command or show it in its --help as click shows a plain
+    default (click would print "(dynamic)" instead)."""
+
+    def get_default(self, ctx: click.Context, call: bool = True):
+        return super().get_default(ctx, call=True)
 
 
 def data_option(f: Callable) -> Callable:
@@ -42,6 +79,8 @@ def data_option(f: Callable) -> Callable:
 
     @functools.wraps(f)
     def run(*args, data: DataRoot, cache_dir: Path | None, **kwargs):
+        from recorder.root import DataRoot
+
         return f(*args, data=DataRoot.of(data, cache_dir=cache_dir), **kwargs)
 
     return _stack(

@@ -7,16 +7,16 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-import queries
-from queries.output import write_result
 from recorder.cli.options import _stack, cache_option, data_option, output_options
 from recorder.errors import UserError
-from recorder.reader import data_errors
-from recorder.root import DataRoot
 from recorder.timeparse import parse_bound, window_warnings
+
+if TYPE_CHECKING:
+    from recorder.root import DataRoot
 
 pipeline_option = click.option(
     "--pipeline",
@@ -62,6 +62,8 @@ def window_of(since: str | None, until: str | None) -> dict:
 @data_option
 def queries_cmd(data: DataRoot) -> None:
     """List the named queries and what they answer."""
+    import queries  # DuckDB, pyarrow: imported when the command runs (options.py)
+
     named = queries.named_queries()
     pad = max(map(len, named))
     for q in named.values():
@@ -86,6 +88,10 @@ def query_cmd(
     data: DataRoot,
 ) -> None:
     """Run the named query NAME (see `cprec queries`)."""
+    import queries
+    from queries.output import write_result
+    from recorder.reader import data_errors
+
     queries.get_query(name)  # an unknown name fails before anything is read
     window = window_of(since, until)
     con = queries.connect(data, cache=use_cache)
@@ -106,6 +112,9 @@ def sql_cmd(
     sql: str, fmt: str, output: Path | None, use_cache: bool | None, data: DataRoot
 ) -> None:
     """Run SQL over the views (`-` reads it from standard input)."""
+    import queries
+    from queries.output import write_result
+
     if sql == "-":
         sql = sys.stdin.read()
     con = queries.connect(data, cache=use_cache)
@@ -135,6 +144,10 @@ def export_cmd(
     data: DataRoot,
 ) -> None:
     """Write every named query as CSV, with an index.csv."""
+    import queries
+    from queries.output import write_result
+    from recorder.reader import data_errors
+
     window = window_of(since, until)
     con = queries.connect(data, cache=use_cache)
     try:
@@ -172,6 +185,8 @@ def export_cmd(
 def db_cmd(path: Path, data: DataRoot, materialize: bool) -> None:
     """Write a DuckDB database file whose views read the Parquet files (or, with
     --materialize, whose tables hold the rows)."""
+    import queries
+
     source = queries.write_database(path, data, materialize=materialize)
     if materialize:
         click.echo(

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-import queries
 from recorder.cli.options import cache_option, data_option
 from recorder.cli.query import deploy_stage_option, pipeline_option, window_of
 from recorder.errors import UserError, WriteError
-from recorder.root import DataRoot
+
+if TYPE_CHECKING:
+    from recorder.root import DataRoot
 
 
 @click.command("report")
@@ -47,6 +49,7 @@ def report_cmd(
 
     It opens offline in any browser: every script and style is inside it.
     """
+    import queries  # DuckDB, pyarrow: imported when the command runs (options.py)
     from queries.report import Selection, build_report  # Bokeh: imported when used
 
     window = window_of(since, until)

@@ -6,9 +6,6 @@ import sys
 
 import click
 
-from recorder.simulator.command import build_server, faults_from
-from recorder.simulator.sts import role_arn
-
 
 @click.command("simulate")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -54,6 +51,9 @@ def simulate(
 
     It speaks the AWS JSON protocol over HTTP (and STS GetCallerIdentity and AssumeRole).
     """
+    from recorder.simulator.command import build_server, faults_from  # botocore: when run
+    from recorder.simulator.sts import role_arn
+
     faults = faults_from(**fault_options, seed=seed)
     server = build_server(host=host, port=port, pipelines=pipelines, days=days, seed=seed,
                           now=now, rate=rate, faults=faults, accounts=accounts,
