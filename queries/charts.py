@@ -46,6 +46,7 @@ MAX_ROWS = 20  # rows of a bar chart before the filter
 MAX_STAGE_ROWS = 60  # stage-duration rows: whole pipelines, the slowest p90 first
 ROW = 24  # pixels per bar: 12 px labels never touch
 FRAME = 80  # title, x axis and its title
+LEGEND = 30  # a legend above the plot
 PANEL_HEIGHT = 180
 PAD = 1.08  # room right of the longest bar
 LABELLED_PAD = 1.25  # and of its label
@@ -116,12 +117,13 @@ def trend(t: Trend) -> tuple[dict, dict]:
     weeks = [f"week of Mon {w:%d %b %Y}" for w in t.weeks]
     pad = DAY_MS * (3.5 if len(x) == 1 else 1)
     x_range = Range1d(x[0] - pad, x[-1] + pad)
-    shared_y = DataRange1d(start=0, range_padding=0.12, only_visible=True)
+    shared_y = DataRange1d(start=0, range_padding=0.12)
     ticks = x[:: math.ceil(len(x) / 5)]  # 5 week labels at most in a panel
     reference = None
     if t.reference:
         reference = ColumnDataSource({"x": x, "y": _nan(t.reference.values)})
     figures, slot = {}, 0
+    shared = []  # the renderers the shared y range fits (a shared range fits one plot's)
     for panel in t.panels:
         pooled = bool(panel.pipelines)
         own_scale = pooled and t.totals
@@ -146,6 +148,7 @@ def trend(t: Trend) -> tuple[dict, dict]:
             })  # fmt: skip
             fig.background_fill_color = fig.border_fill_color = "#eef0f3"
             lines = fig.multi_line("xs", "ys", source=source, color=GREY, alpha=0.6)
+            shared.append(lines)
             fig.add_tools(HoverTool(renderers=[lines], tooltips=[("pipeline", "@pipeline")]))
             figures[f"{t.key}-others"] = fig
             continue
@@ -158,7 +161,8 @@ def trend(t: Trend) -> tuple[dict, dict]:
                 fig.add_layout(Span(location=t.threshold, dimension="width", line_dash="dashed",
                                     line_color=GREEN, line_alpha=0.7))  # fmt: skip
             if reference is not None:
-                fig.line("x", "y", source=reference, color=GREY, line_dash="dashed", line_width=1.5)
+                shared.append(fig.line("x", "y", source=reference, color=GREY,
+                                       line_dash="dashed", line_width=1.5))  # fmt: skip
         color = INK if pooled else BLUE
         if pooled:
             fig.background_fill_color = fig.border_fill_color = "#eef0f3"
@@ -169,10 +173,13 @@ def trend(t: Trend) -> tuple[dict, dict]:
         )
         if pooled:
             fig.varea("x", y1=0, y2="y", source=source, color=color, alpha=0.08)
-        fig.line("x", "y", source=source, color=color, line_width=2)
+        line = fig.line("x", "y", source=source, color=color, line_width=2)
         dots = fig.scatter("x", "y", source=source, color=color, size=6)
+        if y_range is shared_y:
+            shared += [line, dots]
         fig.add_tools(HoverTool(renderers=[dots], tooltips=[("", "@week"), ("", "@text")]))
         figures[name] = fig
+    shared_y.renderers = shared
     spec = {
         "slots": slot,
         "order": t.order,
@@ -186,15 +193,24 @@ def trend(t: Trend) -> tuple[dict, dict]:
 # --- bar charts: one row per pipeline --------------------------------------------------------
 
 
-def _bar_figure(key: str, title: str, axis: str, factors: list, shown: list, end: float, **kw):
+def _bar_figure(
+    key: str,
+    title: str,
+    axis: str,
+    factors: list,
+    shown: list,
+    end: float,
+    start: float = 0,
+    frame: int = FRAME,
+):
     """A horizontal bar chart whose y axis holds `shown` (top first) of its `factors`."""
     nested = bool(factors) and isinstance(factors[0], tuple)
     y_range = FactorRange(*reversed(shown), name=f"{key}-y")
     if nested:
         y_range.group_padding = 1.0
     fig = _plain(figure(
-        title=title, y_range=y_range, x_range=Range1d(0, end or 1, name=f"{key}-x"),
-        height=_height(shown), sizing_mode="stretch_width", name=f"{key}-figure", **kw,
+        title=title, y_range=y_range, x_range=Range1d(start, end or 1, name=f"{key}-x"),
+        height=_height(shown, frame), sizing_mode="stretch_width", name=f"{key}-figure",
     ))  # fmt: skip
     fig.ygrid.grid_line_color = None
     fig.xgrid.grid_line_color = "#e6e8eb"
@@ -209,26 +225,36 @@ def _bar_figure(key: str, title: str, axis: str, factors: list, shown: list, end
     return fig
 
 
-def _height(shown: list) -> int:
+def _height(shown: list, frame: int = FRAME) -> int:
     groups = len({f[0] for f in shown if isinstance(f, tuple)})
-    return FRAME + ROW * len(shown) + ROW * max(0, groups - 1)
+    return frame + ROW * len(shown) + ROW * max(0, groups - 1)
 
 
-def _spec(factors: list, pipelines: list[str], extent: list, cap: int, pad: float | None) -> dict:
-    """What the filter needs: every row's factor, pipeline and largest x, the rows shown
-    at most, and the figure's sizes (x_range.end = the largest x shown * pad; pad None:
-    the x axis stays)."""
-    return {"factors": factors, "pipelines": pipelines, "extent": extent, "cap": cap,
-            "pad": pad, "row": ROW, "frame": FRAME}  # fmt: skip
+def _spec(
+    name: str,
+    factors: list,
+    pipelines: list[str],
+    extent: list,
+    cap: int,
+    pad: float | None,
+    frame: int = FRAME,
+) -> dict:
+    """What the filter needs: the chart's name (its title when filtered), every row's
+    factor, pipeline and largest x, the rows shown at most, and the figure's sizes
+    (x_range.end = the largest x shown * pad; pad None: the x axis stays)."""
+    return {"name": name, "factors": factors, "pipelines": pipelines, "extent": extent,
+            "cap": cap, "pad": pad, "row": ROW, "frame": frame}  # fmt: skip
 
 
 def stage_durations(rows: list[dict]):
     """Per pipeline and stage: a bar to p50, a line p50 to p95, a dot at p90."""
     if not rows:
         return None
-    slowest: dict[str, float] = {}
+    end_s = _axis_end([r["p95_s"] or 0 for r in rows])
+    slowest: dict[str, float] = {}  # a pipeline's slowest p90 among the stages not cut
     for r in rows:
-        slowest[r["pipeline"]] = max(slowest.get(r["pipeline"], 0), r["p90_s"] or 0)
+        within = (r["p95_s"] or 0) <= end_s
+        slowest[r["pipeline"]] = max(slowest.get(r["pipeline"], 0), within and r["p90_s"] or 0)
     ranked = sorted(slowest, key=lambda p: (-slowest[p], p))
     rank = {p: i for i, p in enumerate(ranked)}
     rows = sorted(rows, key=lambda r: rank[r["pipeline"]])  # stable: the query's stage order
@@ -240,7 +266,6 @@ def stage_durations(rows: list[dict]):
         shown += mine
         count += len(mine)
     factors = [(r["pipeline"], r["stage"]) for r in rows]
-    end_s = _axis_end([r["p95_s"] or 0 for r in rows])
     unit = unit_for(end_s)
     source = ColumnDataSource({
         "y": factors,
@@ -250,9 +275,10 @@ def stage_durations(rows: list[dict]):
         "runs": [r["runs"] for r in rows],
     })  # fmt: skip
     fig = _bar_figure(
-        "stages", f"Stage durations of the {len({f[0] for f in shown})} pipelines with the "
-        f"slowest stage (p90) of {len(ranked)}: bar to p50, line p50 to p95, dot p90",
-        f"{unit.name} (p50, p90, p95 of each stage's runs)", factors, shown, unit.of(end_s) * PAD,
+        "stages", f"Stage durations: the {len({f[0] for f in shown})} pipelines of "
+        f"{len(ranked)} with the slowest stage (p90). Bar to p50, line p50 to p95, dot p90",
+        f"{unit.name} · a stage far past the others (a wait for a person) is cut at the end, "
+        "its figures written there", factors, shown, unit.of(end_s) * PAD,
     )  # fmt: skip
     fig.hbar(y="y", left=0, right="p50", height=0.6, source=source, color=BLUE)
     fig.segment(x0="p50", x1="p95", y0="y", y1="y", source=source, color=BLUE, line_width=2)
@@ -271,7 +297,7 @@ def stage_durations(rows: list[dict]):
         text_color=INK, background_fill_color="white", background_fill_alpha=0.85,
     ))  # fmt: skip
     # the axis stays as it is when the filter changes the rows (pad None)
-    return fig, _spec(factors, [f[0] for f in factors], [], MAX_STAGE_ROWS, None)
+    return fig, _spec("Stage durations", factors, [f[0] for f in factors], [], MAX_STAGE_ROWS, None)
 
 
 CLIP = 4  # see _axis_end
@@ -316,6 +342,7 @@ def breakdown(rows: list[dict]):
         "breakdown", f"Where a successful execution's time goes, the {len(shown)} slowest "
         f"pipelines of {len(rows)} (medians of each part; they need not add up to the total)",
         unit.name, pipelines, shown, max(unit.of(r["parts_s"]) for r in rows[:MAX_ROWS]) * PAD,
+        frame=FRAME + LEGEND,
     )  # fmt: skip
     keys = [k for k, _ in BREAKDOWN]
     bars = fig.hbar_stack(keys, y="pipeline", height=0.7, source=ColumnDataSource(data),
@@ -329,17 +356,19 @@ def breakdown(rows: list[dict]):
         (label, f"@{key}_text") for key, label in BREAKDOWN
     ]))  # fmt: skip
     extent = [unit.of(r["parts_s"]) for r in rows]
-    return fig, _spec(pipelines, pipelines, extent, MAX_ROWS, PAD)
+    return fig, _spec("Where a successful execution's time goes", pipelines, pipelines, extent,
+                      MAX_ROWS, PAD, FRAME + LEGEND)  # fmt: skip
 
 
-def _labelled_bars(key: str, title: str, axis: str, rows: list[dict], end: float | None = None):
-    """Bars from 0 to row["value"], labelled with row["text"] at their end."""
+def _labelled_bars(key: str, title: str, axis: str, rows: list[dict], left: float = 0):
+    """Bars from `left` to row["value"], labelled with row["text"] at their end."""
     labels = [r["label"] for r in rows]
     shown = labels[:MAX_ROWS]
     source = ColumnDataSource({k: [r[k] for r in rows] for k in rows[0]})
-    top = end or max(r["value"] for r in rows[:MAX_ROWS])
-    fig = _bar_figure(key, title, axis, labels, shown, top * LABELLED_PAD)
-    bars = fig.hbar(y="label", right="value", height=0.7, source=source, color=BLUE)
+    top = max(r["value"] for r in rows[:MAX_ROWS])
+    start = left - (top - left) * 0.04 if left else 0  # the bars' start a little in
+    fig = _bar_figure(key, title, axis, labels, shown, top * LABELLED_PAD, start)
+    bars = fig.hbar(y="label", left=left, right="value", height=0.7, source=source, color=BLUE)
     fig.add_layout(LabelSet(
         x="value", y="label", text="text", source=source, x_offset=4,
         text_font_size="11px", text_baseline="middle", text_color=INK,
@@ -366,9 +395,8 @@ def approvals(rows: list[dict]):
         ("approval", "@label"), ("p50", "@text"), ("p90", "@p90"), ("approvals", "@n"),
     ]))  # fmt: skip
     pipelines = [r["pipeline"] for r in rows]
-    return fig, _spec(
-        [b["label"] for b in bars], pipelines, [b["value"] for b in bars], MAX_ROWS, LABELLED_PAD
-    )
+    return fig, _spec("Approval waits", [b["label"] for b in bars], pipelines,
+                      [b["value"] for b in bars], MAX_ROWS, LABELLED_PAD)  # fmt: skip
 
 
 BASELINE, LISTED_FROM = 1.0, 1.25  # the ratio of no change; the regressions query's cut-off
@@ -387,8 +415,8 @@ def regressions(rows: list[dict]):
     fig, drawn = _labelled_bars(
         "regressions", f"Stages that got slower, {min(MAX_ROWS, len(rows))} of {len(rows)}: "
         "p50 of the last 7 days ÷ p50 of the 28 before",
-        "× the p50 of the 28 days before · solid line: 1.0, as before · "
-        "dashed: 1.25, where the list starts", bars,
+        "× the p50 of the 28 days before · each bar starts at 1.0 (solid), as before · "
+        "dashed: 1.25, where the list starts", bars, left=BASELINE,
     )  # fmt: skip
     for at, dash in ((BASELINE, "solid"), (LISTED_FROM, "dashed")):
         fig.add_layout(Span(location=at, dimension="height", line_color=INK, line_dash=dash,
@@ -398,9 +426,8 @@ def regressions(rows: list[dict]):
         ("baseline p50", "@baseline"), ("new versions", "@versions"),
     ]))  # fmt: skip
     pipelines = [r["pipeline"] for r in rows]
-    return fig, _spec(
-        [b["label"] for b in bars], pipelines, [b["value"] for b in bars], MAX_ROWS, LABELLED_PAD
-    )
+    return fig, _spec("Stages that got slower", [b["label"] for b in bars], pipelines,
+                      [b["value"] for b in bars], MAX_ROWS, LABELLED_PAD)  # fmt: skip
 
 
 def errors(rows: list[dict]):

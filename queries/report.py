@@ -18,7 +18,7 @@ brings any other in, and every table row names its pipeline for that filter.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -155,8 +155,10 @@ def _content(run: _Runner, selection: Selection, dora: list[dict], summary: list
         "max_failures": MAX_FAILURES,
         "kept_failures": KEPT_FAILURES,
         "table_rows": TABLE_ROWS,
-        "now": selection.now,
-        "state": run("current-state"),
+        # the state's ages to the end of the window: with --until, the newest snapshot
+        # before it was the state then, not now
+        "state_clock": selection.end,
+        "state": run("current-state", selection=replace(selection, now=selection.end)),
         "bokeh_js": Resources(mode="inline", components=["bokeh"]).render_js(),
     }
 

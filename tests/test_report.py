@@ -329,17 +329,19 @@ def test_a_far_stage_is_cut_at_the_axis_end_with_its_figures(monkeypatch):
     # 160 s: 10000 s (an approval) is cut and the axis ends at 40 s
     assert charts._axis_end([10, 20, 30, 40, 10_000]) == 40
     monkeypatch.setattr(charts, "MAX_STAGE_ROWS", 5)
-    stages = [("x", "Build", 10), ("x", "Approval", 10_000), ("y", "Build", 20),
+    stages = [("x", "Build", 50), ("x", "Approval", 10_000), ("y", "Build", 20),
               ("y", "Test", 30), ("z", "Build", 40), ("z", "Test", 40)]  # fmt: skip
     rows = [{"pipeline": p, "stage": s, "runs": 9, "p50_s": p95 / 2, "p90_s": p95 * 0.9,
              "p95_s": p95, "max_s": p95} for p, s, p95 in stages]  # fmt: skip
     fig, spec = charts.stage_durations(rows)
-    # pipelines by their slowest p90: x (9000), z (36), y (27); whole pipelines up to 5
-    # rows: x and z (4 rows), not y (6)
+    # p95s 20 30 40 40 50 10000: upper quartile 40 + 0.75 x (50 - 40) = 47.5, 4 x 47.5 =
+    # 190 s; the axis ends at 50 s (seconds: under 2 min) and x's Approval is cut
+    assert fig.x_range.end == 50 * charts.PAD
+    # pipelines by their slowest p90 of the stages not cut: x 45, z 36, y 27; whole
+    # pipelines up to 5 rows: x and z (4 rows), not y (6)
     assert list(fig.y_range.factors) == [("z", "Test"), ("z", "Build"), ("x", "Approval"),
                                          ("x", "Build")]  # fmt: skip
     assert [f[0] for f in spec["factors"]] == ["x", "x", "z", "z", "y", "y"]
-    assert fig.x_range.end == 40 * charts.PAD  # seconds: 40 s is under 2 min
     (labels,) = fig.select(LabelSet)
     cut = labels.source.data
     assert cut["y"] == [("x", "Approval")]
