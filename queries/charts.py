@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 BLUE, ORANGE, INK, GREY, GREEN = "#4c78a8", "#f58518", "#1d2330", "#8c959f", "#1a7f37"
 PARTS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#b279a2")  # Vega's, distinct in print
 MAX_ROWS = 20  # rows of a bar chart before the filter
-MAX_STAGE_ROWS = 60  # stage-duration rows: whole pipelines, the slowest p90 first
+MAX_STAGE_ROWS = 40  # stage-duration rows: whole pipelines (about 10), the slowest p90 first
 ROW = 24  # pixels per bar: 12 px labels never touch
 FRAME = 80  # title, x axis and its title
 LEGEND = 30  # a legend above the plot
@@ -225,6 +225,11 @@ def _bar_figure(
     return fig
 
 
+def _of(shown: int, total: int, what: str) -> str:
+    """What a title says of the rows it leaves to the filter: nothing when it shows all."""
+    return "" if shown == total else f" ({shown} of {total} {what}; the filter shows others)"
+
+
 def _height(shown: list, frame: int = FRAME) -> int:
     groups = len({f[0] for f in shown if isinstance(f, tuple)})
     return frame + ROW * len(shown) + ROW * max(0, groups - 1)
@@ -275,10 +280,11 @@ def stage_durations(rows: list[dict]):
         "runs": [r["runs"] for r in rows],
     })  # fmt: skip
     fig = _bar_figure(
-        "stages", f"Stage durations: the {len({f[0] for f in shown})} pipelines of "
-        f"{len(ranked)} with the slowest stage (p90). Bar to p50, line p50 to p95, dot p90",
-        f"{unit.name} · a stage far past the others (a wait for a person) is cut at the end, "
-        "its figures written there", factors, shown, unit.of(end_s) * PAD,
+        "stages", "Stage durations, the pipeline with the slowest stage (p90) first"
+        f"{_of(len({f[0] for f in shown}), len(ranked), 'pipelines')}",
+        f"{unit.name} · bar to p50, line p50 to p95, dot p90 · a stage far past the others "
+        "(a wait for a person) is cut at the end, its figures written there",
+        factors, shown, unit.of(end_s) * PAD,
     )  # fmt: skip
     fig.hbar(y="y", left=0, right="p50", height=0.6, source=source, color=BLUE)
     fig.segment(x0="p50", x1="p95", y0="y", y1="y", source=source, color=BLUE, line_width=2)
@@ -339,9 +345,10 @@ def breakdown(rows: list[dict]):
         data[key] = [unit.of(r[key] or 0) for r in rows]
         data[f"{key}_text"] = [duration(r[key]) or "no data" for r in rows]
     fig = _bar_figure(
-        "breakdown", f"Where a successful execution's time goes, the {len(shown)} slowest "
-        f"pipelines of {len(rows)} (medians of each part; they need not add up to the total)",
-        unit.name, pipelines, shown, max(unit.of(r["parts_s"]) for r in rows[:MAX_ROWS]) * PAD,
+        "breakdown", "Where a successful execution's time goes, the slowest first"
+        f"{_of(len(shown), len(rows), 'pipelines')}",
+        f"{unit.name} · the median of each part: the parts need not add up to a total",
+        pipelines, shown, max(unit.of(r["parts_s"]) for r in rows[:MAX_ROWS]) * PAD,
         frame=FRAME + LEGEND,
     )  # fmt: skip
     keys = [k for k, _ in BREAKDOWN]
@@ -388,8 +395,9 @@ def approvals(rows: list[dict]):
         "p90": duration(r["p90_approval_s"]) or "–", "n": r["approvals"],
     } for r in rows]  # fmt: skip
     fig, drawn = _labelled_bars(
-        "approvals", f"Approval waits, the {min(MAX_ROWS, len(rows))} longest of {len(rows)}: "
-        "p50 of approved or rejected", f"p50 wait ({unit.name})", bars,
+        "approvals", "Approval waits, p50 of approved or rejected, the longest first"
+        f"{_of(min(MAX_ROWS, len(rows)), len(rows), 'approval actions')}",
+        f"p50 wait ({unit.name})", bars,
     )  # fmt: skip
     fig.add_tools(HoverTool(renderers=[drawn], tooltips=[
         ("approval", "@label"), ("p50", "@text"), ("p90", "@p90"), ("approvals", "@n"),
@@ -413,8 +421,8 @@ def regressions(rows: list[dict]):
         "baseline": duration(r["baseline_p50_s"]), "versions": r["new_versions"] or "none",
     } for r in rows]  # fmt: skip
     fig, drawn = _labelled_bars(
-        "regressions", f"Stages that got slower, {min(MAX_ROWS, len(rows))} of {len(rows)}: "
-        "p50 of the last 7 days ÷ p50 of the 28 before",
+        "regressions", "Stages that got slower: p50 of the last 7 days ÷ p50 of the 28 before"
+        f"{_of(min(MAX_ROWS, len(rows)), len(rows), 'stages')}",
         "× the p50 of the 28 days before · each bar starts at 1.0 (solid), as before · "
         "dashed: 1.25, where the list starts", bars, left=BASELINE,
     )  # fmt: skip
