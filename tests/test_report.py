@@ -346,3 +346,13 @@ def test_a_far_stage_is_cut_at_the_axis_end_with_its_figures(monkeypatch):
     cut = labels.source.data
     assert cut["y"] == [("x", "Approval")]
     assert cut["text"] == ["p50 1 h 23 min · p90 2 h 30 min · p95 2 h 46 min ▸"]
+
+
+def test_a_window_without_a_whole_week_draws_no_trend_and_says_why(demo):
+    con = queries.connect(demo / "data")
+    now = datetime(2026, 11, 1, 2, tzinfo=UTC)
+    # Wed 10-28 to Sun 11-01 02:00: no Monday-to-Sunday week inside
+    html = build_report(con, Selection(datetime(2026, 10, 28, tzinfo=UTC), None, now),
+                        data_root=demo / "data")  # fmt: skip
+    assert '<p class="sub" id="weeks" data-count="0">The window holds no whole week' in html
+    assert "data-trend=" not in html and 'data-chart="breakdown"' in html
