@@ -1,32 +1,37 @@
 """`cprec report`: one self-contained HTML file with the delivery picture of a selection.
 
 Every figure on the page is a row of a named query (queries/sql/), run here with the
-report's window; nothing is computed a second time. Charts are Bokeh figures (BSD, a
-NumFOCUS project) embedded with Bokeh's inline resources, core library only (~1.3 MB of
-JavaScript), so the file opens offline and requests nothing from any host. Plotly was the
-other candidate: its inline library alone is 4.8 MB, over the 5 MB the demo's report may
-weigh. The page is a Jinja2 template (a Bokeh dependency) with autoescaping: pipeline
-names, error messages and approval summaries are data, never markup.
+report's window; nothing is computed a second time. What this module adds is arithmetic a
+reader can check: the weeks drawn (whole weeks only), the ranking of pipelines, and the
+sums that pool several pipelines into an "all" or "others" panel. Charts are Bokeh figures
+(BSD, a NumFOCUS project; queries/charts.py) embedded with Bokeh's inline resources, core
+library only (~1.3 MB of JavaScript), so the file opens offline and requests nothing from
+any host. Plotly was the other candidate: its inline library alone is 4.8 MB, over the 5 MB
+the demo's report may weigh. The page is a Jinja2 template (a Bokeh dependency) with
+autoescaping: pipeline names, error messages and approval summaries are data, never markup.
+
+Made for 5 to 500 pipelines: a trend is small multiples (all pipelines, the TOP pipelines
+of the figure, the others), a bar chart lists its first rows and the page's pipeline filter
+brings any other in, and every table row names its pipeline for that filter.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import duckdb
 import jinja2
+import markupsafe
 from bokeh.embed import components
-from bokeh.models import ColumnDataSource, FactorRange, HoverTool, Legend, LegendItem
-from bokeh.palettes import Category10_10, Category20_20
-from bokeh.plotting import figure
 from bokeh.resources import Resources
 
 import queries
+from queries import charts
+from queries.charts import duration, unit_for
 from recorder import __version__
 from recorder.root import DataRoot
 
@@ -37,8 +42,10 @@ KEYS = (
     ("change_failure_rate", "change_failure_rate_band", "Change failure rate", "", False),
     ("p50_restore_s", "restore_band", "Time to restore", "p50", False),
 )
-MAX_STAGE_ROWS = 60  # stage-duration rows drawn; the pipelines with the slowest p90 first
-MAX_FAILURES = 20  # recent failures listed
+TOP = 10  # pipelines with a trend panel of their own: with "all" and "others", 3 rows of 4
+MAX_FAILURES = 20  # recent failures listed (the filter shows the first 20 that match)
+KEPT_FAILURES = 500  # recent failures in the file, for the filter
+TABLE_ROWS = 25  # rows of a long table shown before "show all"
 
 
 @dataclass(frozen=True)
@@ -106,25 +113,32 @@ def _content(run: _Runner, selection: Selection, dora: list[dict], summary: list
     previous = run("dora", selection=selection.previous())
     overall = next((r for r in dora if r["pipeline"] == "(all)"), None)
     before = next((r for r in previous if r["pipeline"] == "(all)"), None)
-    trend = run("trend")
-    charts = {
-        "deployments": _weekly(trend, "deployments", "Deployments per week"),
-        "failure_rate": _weekly(trend, "failure_rate", "Failure rate per week", rate=True),
-        "duration": _weekly(trend, "p50_s", "Median execution duration per week (s)"),
-        "stages": _stage_durations(run("stage-durations")),
-        "breakdown": _breakdown(run("time-breakdown")),
-        "regressions": _regressions(regressions := run("regressions")),
-        "errors": _errors(run("error-codes")),
-        "approvals": _approvals(run("approval-waits")),
-    }
-    charts = {k: v for k, v in charts.items() if v is not None}
-    script, divs = components(charts)
+    weeks = whole_weeks(selection.since, selection.end)
+    trends = weekly_trends(run("trend"), weeks)
+    regressions = run("regressions")
+    figures = {}
+    filters = {"pipelines": [r["pipeline"] for r in summary], "trends": {}, "bars": {}}
+    for trend in trends:
+        panels, filters["trends"][trend.key] = charts.trend(trend)
+        figures |= panels
+    for key, made in (
+        ("breakdown", charts.breakdown(run("time-breakdown"))),
+        ("stages", charts.stage_durations(run("stage-durations"))),
+        ("approvals", charts.approvals(run("approval-waits"))),
+        ("regressions", charts.regressions(regressions)),
+        ("errors", charts.errors(run("error-codes"))),
+    ):
+        if made is not None:
+            figures[key], spec = made
+            if spec:
+                filters["bars"][key] = spec
+    script, divs = components(figures)
     per_dora = {r["pipeline"]: r for r in dora}
-    # a pipeline without a deploy stage has no `dora` row: its delivery keys are blank
+    # a pipeline without a deployment attempt in the window has no `dora` row: no keys
     blank = dict.fromkeys(("per_week", "p50_lead_time_s", "p50_restore_s"))
     rows = [{**blank, **r, **per_dora.get(r["pipeline"], {})} for r in summary]
     rows.sort(key=lambda r: (-(r["failure_rate"] or 0), r["pipeline"]))
-    failures = run("recent-failures")
+    failures = run("recent-failures")[:KEPT_FAILURES]
     for f in failures:
         f["url"] = console_url(f["region"], f["pipeline"], f["execution_id"])
     return {
@@ -132,10 +146,19 @@ def _content(run: _Runner, selection: Selection, dora: list[dict], summary: list
         "rows": rows,
         "script": script,
         "charts": divs,
+        "trends": trends,
+        "weeks": week_span(weeks, selection),
+        "filters": filters,
+        "pipeline_count": len(summary),
         "regression_rows": regressions,
-        "failures": failures[:MAX_FAILURES],
-        "more_failures": max(0, len(failures) - MAX_FAILURES),
-        "state": run("current-state"),
+        "failures": failures,
+        "max_failures": MAX_FAILURES,
+        "kept_failures": KEPT_FAILURES,
+        "table_rows": TABLE_ROWS,
+        # the state's ages to the end of the window: with --until, the newest snapshot
+        # before it was the state then, not now
+        "state_clock": selection.end,
+        "state": run("current-state", selection=replace(selection, now=selection.end)),
         "bokeh_js": Resources(mode="inline", components=["bokeh"]).render_js(),
     }
 
@@ -187,190 +210,195 @@ def _delta(key: str, diff: float) -> str:
     return f"{sign}{duration(abs(diff))}"
 
 
-def duration(seconds: float | None) -> str:
-    """Seconds as the two largest units: 95 s -> '1 min 35 s', 90061 -> '1 d 1 h'."""
-    if seconds is None:
-        return ""
-    s = round(seconds)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
-        if s >= size or (unit == "s" and not parts):
-            parts.append(f"{s // size} {unit}")
-            s %= size
-    return " ".join(parts[:2])
+# --- weeks and trends ---------------------------------------------------------------------
 
 
-# --- charts ---------------------------------------------------------------------------------
+def whole_weeks(since: datetime, end: datetime) -> list[date]:
+    """The Mondays (UTC, as the `trend` query's weeks) of the weeks wholly inside
+    [since, end): a week the window cuts would read as a drop in every count."""
+    start = since.astimezone(UTC)
+    monday = start.date() - timedelta(days=start.weekday())
+    if datetime.combine(monday, time(), UTC) < start:
+        monday += timedelta(days=7)
+    weeks = []
+    while datetime.combine(monday + timedelta(days=7), time(), UTC) <= end:
+        weeks.append(monday)
+        monday += timedelta(days=7)
+    return weeks
 
 
-def _style(fig, *, legend: bool = False):
-    fig.toolbar.logo = None
-    fig.toolbar_location = "above"
-    fig.title.text_font_size = "14px"
-    fig.xgrid.grid_line_color = None
-    if legend:
-        fig.add_layout(Legend(click_policy="hide", label_text_font_size="11px"), "right")
-    return fig
+def week_span(weeks: list[date], selection: Selection) -> dict:
+    """The weeks drawn and the days of the window left out, as the page states them."""
+    start, end = selection.since.astimezone(UTC), selection.end.astimezone(UTC)
+    if not weeks:
+        return {"count": 0, "first": None, "last": None, "cut": []}
+    first, after = weeks[0], weeks[-1] + timedelta(days=7)
+    cut = []  # [from, to) of the partial weeks at either end
+    if datetime.combine(first, time(), UTC) > start:
+        cut.append((start, datetime.combine(first, time(), UTC)))
+    if datetime.combine(after, time(), UTC) < end:
+        cut.append((datetime.combine(after, time(), UTC), end))
+    return {"count": len(weeks), "first": first, "last": after - timedelta(days=1), "cut": cut}
 
 
-def _palette(n: int) -> list[str]:
-    colors = Category10_10 if n <= 10 else Category20_20
-    return [colors[i % len(colors)] for i in range(n)]
+@dataclass(frozen=True)
+class Panel:
+    """One small multiple of a trend: one pipeline, or several pooled ("all", "others")."""
+
+    label: str
+    values: list  # one per week, in the trend's unit; None: nothing to draw that week
+    texts: list[str]  # each value as the hover writes it
+    pipelines: tuple[str, ...] = ()  # the pipelines pooled; () for a pipeline's own panel
+    lines: tuple[Panel, ...] = ()  # a figure that does not pool (a median): its members
 
 
-def _weekly(trend: list[dict], column: str, title: str, *, rate: bool = False):
-    by_pipeline: dict[str, list[dict]] = {}
-    for r in trend:
-        if r[column] is not None:
-            by_pipeline.setdefault(r["pipeline"], []).append(r)
-    if not by_pipeline:
-        return None
-    fig = _style(
-        figure(title=title, x_axis_type="datetime", height=320, sizing_mode="stretch_width"),
-        legend=True,
-    )
-    fig.add_tools(HoverTool(tooltips=[("pipeline", "@pipeline"), ("week", "@week{%F}"),
-                                      (column, "@y{0.000}" if rate else "@y{0.0}")],
-                            formatters={"@week": "datetime"}))  # fmt: skip
-    for (pipeline, rows), color in zip(
-        by_pipeline.items(), _palette(len(by_pipeline)), strict=True
-    ):
-        source = ColumnDataSource({
-            "week": [datetime.combine(r["week"], datetime.min.time()) for r in rows],
-            "y": [r[column] for r in rows],
-            "pipeline": [pipeline] * len(rows),
-        })  # fmt: skip
-        line = fig.line("week", "y", source=source, color=color, line_width=2)
-        dots = fig.scatter("week", "y", source=source, color=color, size=5)
-        fig.legend[0].items.append(LegendItem(label=pipeline, renderers=[line, dots]))
-    if rate:
-        fig.y_range.start = 0
-    return fig
+@dataclass(frozen=True)
+class Trend:
+    key: str
+    title: str
+    axis: str  # the y axis title, with the unit
+    note: str  # how the pipelines were chosen and what the lines are
+    weeks: list[date]
+    panels: list[Panel]  # "all" (if the figure pools), the TOP pipelines, "others"
+    every: dict[str, Panel] = field(repr=False)  # every pipeline's own panel, for the filter
+    order: list[str] = field(repr=False)  # every pipeline, ranked as the panels are
+    reference: Panel | None = None  # drawn dashed in every pipeline's panel
+    threshold: float | None = None  # a horizontal line in every pipeline's panel
+    percent: bool = False
+    totals: bool = False  # the pooled panels are sums, on a scale of their own
 
 
-def _stage_durations(rows: list[dict]):
-    if not rows:
-        return None
-    slowest = {}
+def weekly_trends(rows: list[dict], weeks: list[date]) -> list[Trend]:
+    """Deployments, failure rate and median duration per whole week, as small multiples."""
+    shown = set(weeks)
+    by: dict[str, dict[date, dict]] = {}  # pipeline -> week -> its `trend` row
     for r in rows:
-        slowest[r["pipeline"]] = max(slowest.get(r["pipeline"], 0), r["p90_s"] or 0)
-    keep, count = [], 0
-    for pipeline in sorted(slowest, key=lambda p: (-slowest[p], p)):
-        mine = [r for r in rows if r["pipeline"] == pipeline]
-        if count + len(mine) > MAX_STAGE_ROWS and keep:
-            break
-        keep += mine
-        count += len(mine)
-    factors = [(r["pipeline"], r["stage"]) for r in keep]
-    source = ColumnDataSource({
-        "y": factors,
-        "p50": [r["p50_s"] for r in keep], "p90": [r["p90_s"] for r in keep],
-        "p95": [r["p95_s"] for r in keep], "max": [r["max_s"] for r in keep],
-        "runs": [r["runs"] for r in keep],
-    })  # fmt: skip
-    fig = _style(figure(
-        title="Stage durations (s): bar to p50, line p50 to p95, dot p90",
-        y_range=FactorRange(*reversed(factors)), height=max(180, 60 + 22 * len(factors)),
-        sizing_mode="stretch_width", x_axis_type="log",
-    ))  # fmt: skip
-    fig.hbar(y="y", left=0.5, right="p50", height=0.6, source=source, color="#4c78a8")
-    fig.segment(x0="p50", x1="p95", y0="y", y1="y", source=source, color="#4c78a8", line_width=2)
-    fig.scatter(x="p90", y="y", source=source, size=7, color="#f58518")
-    fig.add_tools(HoverTool(tooltips=[("stage", "@y"), ("runs", "@runs"), ("p50", "@p50{0.0}"),
-                                      ("p90", "@p90{0.0}"), ("p95", "@p95{0.0}"),
-                                      ("max", "@max{0.0}")]))  # fmt: skip
-    fig.ygrid.grid_line_color = None
-    return fig
+        if r["week"] in shown:
+            by.setdefault(r["pipeline"], {})[r["week"]] = r
+    if not by:
+        return []
+    return [_deployments(by, weeks), _failure_rates(by, weeks), _durations(by, weeks)]
 
 
-BREAKDOWN = (
-    ("source_to_start_s", "commit to start"),
-    ("queued_s", "queued"),
-    ("stages_s", "in stages (without approvals)"),
-    ("approval_s", "approvals"),
-    ("between_stages_s", "between stages"),
-)
+def _split(order: list[str]) -> tuple[list[str], list[str]]:
+    """The pipelines with a panel of their own, and the others: an "others" panel of one
+    pipeline would hide a name for nothing."""
+    return (order, []) if len(order) <= TOP + 1 else (order[:TOP], order[TOP:])
 
 
-def _breakdown(rows: list[dict]):
-    if not rows:
-        return None
-    data: dict[str, list] = {"pipeline": [r["pipeline"] for r in rows]}
-    for r in rows:  # approvals run inside stages: drawn apart, not twice
-        r["stages_s"] = max(0.0, (r["in_stages_s"] or 0) - (r["approval_s"] or 0))
-    for key, _ in BREAKDOWN:
-        data[key] = [(r[key] or 0) / 60 for r in rows]
-    fig = _style(figure(
-        title="Where a successful execution's time goes (medians of each part, minutes)",
-        y_range=list(reversed(data["pipeline"])), height=max(180, 80 + 28 * len(rows)),
-        sizing_mode="stretch_width",
-    ), legend=True)  # fmt: skip
-    keys = [k for k, _ in BREAKDOWN]
-    bars = fig.hbar_stack(keys, y="pipeline", height=0.7, source=ColumnDataSource(data),
-                          color=_palette(len(keys)))  # fmt: skip
-    for bar, (_, label) in zip(bars, BREAKDOWN, strict=True):
-        fig.legend[0].items.append(LegendItem(label=label, renderers=[bar]))
-    fig.add_tools(HoverTool(tooltips=[("pipeline", "@pipeline")] + [
-        (label, f"@{key}{{0.0}} min") for key, label in BREAKDOWN
-    ]))  # fmt: skip
-    fig.ygrid.grid_line_color = None
-    return fig
+def _panels(order: list[str], every: dict[str, Panel], pool: Callable | None) -> list[Panel]:
+    """ "all" (when the figure pools and there is more than one pipeline), the top
+    pipelines' own panels, then "others": pooled, or one line each when it does not pool."""
+    top, rest = _split(order)
+    panels = [pool(f"all {len(order)} pipelines", order)] if pool and len(order) > 1 else []
+    panels += [every[p] for p in top]
+    if rest and pool:
+        panels.append(pool(f"the other {len(rest)} pipelines", rest))
+    elif rest:
+        lines = tuple(every[p] for p in rest)
+        panels.append(Panel(f"the other {len(rest)} pipelines", [], [], tuple(rest), lines))
+    return panels
 
 
-def _bars(title: str, labels: list[str], values: list[float], hover: list[tuple], extra: dict):
-    source = ColumnDataSource({"label": labels, "value": values, **extra})
-    fig = _style(figure(title=title, y_range=list(reversed(labels)),
-                        height=max(180, 80 + 24 * len(labels)),
-                        sizing_mode="stretch_width"))  # fmt: skip
-    fig.hbar(y="label", right="value", height=0.7, source=source, color="#4c78a8")
-    fig.add_tools(HoverTool(tooltips=hover))
-    fig.ygrid.grid_line_color = None
-    return fig
+def _deployments(by: dict, weeks: list[date]) -> Trend:
+    def count(pipelines: Sequence[str]) -> list[int]:
+        # a week without a `trend` row for a pipeline had no deployment of it: 0
+        return [sum(by[p].get(w, {}).get("deployments", 0) for p in pipelines) for w in weeks]
 
+    def pooled(label: str, pipelines: Sequence[str]) -> Panel:
+        n = count(pipelines)
+        return Panel(label, n, [str(x) for x in n], tuple(pipelines))
 
-def _regressions(rows: list[dict]):
-    if not rows:
-        return None
-    labels = [f"{r['pipeline']} / {r['stage']}" for r in rows]
-    return _bars(
-        "Stages that got slower: p50 of the last 7 days ÷ p50 of the 28 before",
-        labels, [r["ratio"] for r in rows],
-        [("stage", "@label"), ("ratio", "@value{0.00}"), ("recent p50", "@recent{0.0} s"),
-         ("baseline p50", "@baseline{0.0} s"), ("new versions", "@versions")],
-        {"recent": [r["recent_p50_s"] for r in rows],
-         "baseline": [r["baseline_p50_s"] for r in rows],
-         "versions": [r["new_versions"] or "none" for r in rows]},
+    every = {p: Panel(p, (n := count([p])), [str(x) for x in n]) for p in by}
+    order = sorted(by, key=lambda p: (-sum(every[p].values), p))
+    return Trend(
+        "deployments", "Deployments per week", "deployments per week",
+        f"{_chosen(order, 'the most deployments in these weeks')}; the pooled panels (grey) "
+        "are totals, each on its own scale. Dashed green: 7 a week (daily), DORA's elite "
+        "deployment frequency.",
+        weeks, _panels(order, every, pooled), every, order, threshold=7, totals=True,
     )  # fmt: skip
 
 
-def _errors(rows: list[dict]):
-    rows = rows[:10]
-    if not rows:
-        return None
-    labels = [f"{r['error_code'] or '(none)'} · {r['provider'] or '?'}" for r in rows]
-    return _bars(
-        "Top error codes of failed actions", labels, [r["failures"] for r in rows],
-        [("error", "@label"), ("failures", "@value"), ("pipelines", "@pipelines")],
-        {"pipelines": [r["pipelines"] for r in rows]},
+def _failure_rates(by: dict, weeks: list[date]) -> Trend:
+    def pooled(label: str, pipelines: Sequence[str]) -> Panel:
+        # a pooled week: the pipelines' failed executions over those with an outcome,
+        # failure_rate's definition (_macros.sql) over their summed counts
+        values, texts = [], []
+        for w in weeks:
+            failed = sum(by[p].get(w, {}).get("failed", 0) for p in pipelines)
+            ended = failed + sum(by[p].get(w, {}).get("succeeded", 0) for p in pipelines)
+            values.append(failed / ended if ended else None)
+            texts.append(_rate_text(failed, ended))
+        return Panel(label, values, texts, tuple(pipelines))
+
+    def own(p: str) -> Panel:  # the `trend` query's own failure_rate
+        rows = [by[p].get(w) for w in weeks]
+        return Panel(
+            p, [r["failure_rate"] if r else None for r in rows],
+            [_rate_text(r["failed"], r["failed"] + r["succeeded"]) if r else "no execution"
+             for r in rows],
+        )  # fmt: skip
+
+    every = {p: own(p) for p in by}
+
+    def worst(p: str):  # the pipeline's failure rate over the weeks drawn, None last
+        failed = sum(r["failed"] for r in by[p].values())
+        ended = failed + sum(r["succeeded"] for r in by[p].values())
+        return (ended == 0, -(failed / ended) if ended else 0, p)
+
+    order = sorted(by, key=worst)
+    panels = _panels(order, every, pooled)
+    return Trend(
+        "failure_rate", "Failure rate per week", "failed executions (%)",
+        f"{_chosen(order, 'the highest failure rate over these weeks')} (failed / (succeeded + "
+        "failed), as in the table). Dashed grey in a pipeline's panel: all pipelines pooled.",
+        weeks, panels, every, order, reference=panels[0] if panels[0].pipelines else None,
+        percent=True,
     )  # fmt: skip
 
 
-def _approvals(rows: list[dict]):
-    rows = [r for r in rows if r["p50_approval_s"] is not None]
-    if not rows:
-        return None
-    labels = [f"{r['pipeline']} / {r['action']}" for r in rows]
-    return _bars(
-        "Approval waits: p50 of approved or rejected (hours)", labels,
-        [r["p50_approval_s"] / 3600 for r in rows],
-        [("approval", "@label"), ("p50", "@value{0.00} h"), ("p90", "@p90{0.00} h"),
-         ("approvals", "@n")],
-        {"p90": [(r["p90_approval_s"] or math.nan) / 3600 for r in rows],
-         "n": [r["approvals"] for r in rows]},
+def _durations(by: dict, weeks: list[date]) -> Trend:
+    seconds = {p: [by[p].get(w, {}).get("p50_s") for w in weeks] for p in by}
+    unit = unit_for(max((s for v in seconds.values() for s in v if s is not None), default=0))
+    every = {
+        p: Panel(p, [unit.of(s) for s in v], [duration(s) or "no success" for s in v])
+        for p, v in seconds.items()
+    }
+
+    def slowest(p: str):  # the pipeline's slowest week drawn, None last
+        peak = max((s for s in seconds[p] if s is not None), default=None)
+        return (peak is None, -(peak or 0), p)
+
+    order = sorted(by, key=slowest)
+    return Trend(
+        "duration", "Median duration of a successful execution per week", f"median ({unit.name})",
+        f"{_chosen(order, 'the slowest week')}; medians do not pool, so the others are drawn "
+        "one grey line each.",
+        weeks, _panels(order, every, None), every, order,
     )  # fmt: skip
+
+
+def _chosen(order: list[str], what: str) -> str:
+    top, rest = _split(order)
+    if not rest:
+        return f"Every pipeline, {what.replace('the ', '', 1)} first"
+    return f"The {len(top)} pipelines of {len(order)} with {what}"
+
+
+def _rate_text(failed: int, ended: int) -> str:
+    return f"{failed} of {ended} failed ({failed / ended:.1%})" if ended else "no outcome"
 
 
 # --- the page ---------------------------------------------------------------------------------
+
+
+def _cell(text: str, why: str) -> markupsafe.Markup:
+    """A number cell; an en dash (with why in its tooltip) where there is no figure, so a
+    blank is never read as 0 or 0 as a blank."""
+    if text:
+        return markupsafe.Markup('<td class="n">{}</td>').format(text)
+    return markupsafe.Markup('<td class="n none" title="{}">–</td>').format(why)
 
 
 def _template() -> jinja2.Template:
@@ -385,4 +413,6 @@ def _template() -> jinja2.Template:
     env.filters["when"] = lambda t: t.strftime("%Y-%m-%d %H:%M UTC") if t else ""
     env.filters["rate"] = lambda r: "" if r is None else f"{r:.1%}"
     env.filters["num"] = lambda x, d=1: "" if x is None else f"{x:.{d}f}"
+    env.filters["day"] = lambda d: f"{d:%a %Y-%m-%d}"
+    env.filters["cell"] = lambda x, kind, why: _cell(env.filters[kind](x), why)
     return env.get_template("report.html")

@@ -379,7 +379,7 @@ def test_an_automatic_rollback_to_a_deployment_does_not_roll_it_back(tmp_path, m
 
 
 def test_trend_counts_deployments_in_the_week_of_their_time(con):
-    got = [(r[0], r[1].isoformat(), r[6]) for r in rows(con, "trend")]
+    got = [(r[0], r[1].isoformat(), r[7]) for r in rows(con, "trend")]
     assert got == [
         # A1 01-01 00:30 (Thu: week of Mon 12-29), A2 01-08 00:40 (week of 01-05);
         # A3's Deploy-us failed (week of 01-12): executions there, 0 deployments

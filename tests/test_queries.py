@@ -182,12 +182,12 @@ def test_pipeline_summary_superseded_runs_do_not_dilute_the_failure_rate(tmp_pat
 def test_trend(con):
     # no pipeline here has a deploy stage (no Deploy action recorded): deployments 0
     assert rows(con, "trend") == [
-        ("api", date(2026, 1, 5), 1, 0, 0.0, 120.0, 0),
-        ("api", date(2026, 1, 12), 1, 0, 0.0, 240.0, 0),
-        ("ops", date(2026, 1, 5), 1, 0, None, None, 0),
+        ("api", date(2026, 1, 5), 1, 1, 0, 0.0, 120.0, 0),
+        ("api", date(2026, 1, 12), 1, 1, 0, 0.0, 240.0, 0),
+        ("ops", date(2026, 1, 5), 1, 0, 0, None, None, 0),
         # E1 S (600 s), E2 S (1200 s), E3 Stopped, E4 F, E5 running: failure_rate as in
         # pipeline-summary, 1 Failed / (2 Succeeded + 1 Failed); p50 of the Succeeded 900
-        ("web", date(2026, 1, 5), 5, 1, round(1 / 3, 9), 900.0, 0),
+        ("web", date(2026, 1, 5), 5, 2, 1, round(1 / 3, 9), 900.0, 0),
     ]
 
 

@@ -12,13 +12,15 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from bokeh.models import LabelSet, Span
 
 import queries
-from queries.report import Selection, build_report, console_url, duration
+from queries import charts, report
+from queries.report import Selection, build_report, console_url, duration, whole_weeks
 from recorder.cli.report import write_html
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,16 +104,21 @@ def test_the_demo_report_renders_offline_with_the_dora_figures(demo):
         try:
             charts = page.locator(".chart")
             names = [charts.nth(i).get_attribute("data-chart") for i in range(charts.count())]
-            # the demo's account has every chart: its second pipeline got a slower build
+            # the demo's account has every chart: its second pipeline got a slower build.
+            # 3 pipelines: every trend has a panel for each, deployments and failure rate
+            # an "all" panel before them (they pool; medians do not), and no "others"
+            slots = [f"slot-{i}" for i in range(3)]
             assert names == [
-                "deployments", "failure_rate", "duration", "breakdown", "stages",
-                "approvals", "regressions", "errors",
+                *(f"deployments-{p}" for p in ["all", *slots]),
+                *(f"failure_rate-{p}" for p in ["all", *slots]),
+                *(f"duration-{p}" for p in slots),
+                "breakdown", "stages", "approvals", "regressions", "errors",
             ]  # fmt: skip
             for i, name in enumerate(names):
                 canvas = charts.nth(i).locator(".bk-Figure, .bk-Plot").first
                 canvas.wait_for(state="visible", timeout=15_000)
                 box = charts.nth(i).bounding_box()
-                assert box and box["width"] > 300 and box["height"] > 150, name
+                assert box and box["width"] > 250 and box["height"] > 100, name
                 page.wait_for_timeout(200)
                 assert drawn(charts.nth(i).screenshot()) > 20, name
             cards = page.locator("#headline .card")
@@ -128,8 +135,15 @@ def test_the_demo_report_renders_offline_with_the_dora_figures(demo):
                 overall["frequency_band"], overall["lead_time_band"],
                 overall["change_failure_rate_band"], overall["restore_band"],
             ]  # fmt: skip
+            # window 2026-09-26 00:00 (a Saturday) to 2026-11-01 02:00 (a Sunday): the
+            # whole weeks are Mon 09-28 to Sun 10-25; 09-26..27 and 10-26..11-01 are cut
+            weeks = page.locator("#weeks")
+            assert [weeks.get_attribute(a) for a in ("data-first", "data-last", "data-count")] == [
+                "2026-09-28", "2026-10-25", "4",
+            ]  # fmt: skip
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+            assert_the_filter_narrows_the_page(page)
             assert errors == [] and refused == []
         finally:
             browser.close()
@@ -161,7 +175,9 @@ def test_pipelines_without_a_deploy_stage_have_blank_delivery_keys(demo, tmp_pat
     assert html.count('data-value=""') == 4
     summary = queries.run_query(con, "pipeline-summary", since=selection.since, now=now)
     for pipeline in summary.column("pipeline").to_pylist():
-        assert f"<tr><td>{pipeline}</td>" in html
+        assert f'<tr data-pipeline="{pipeline}"><td class="pipe">{pipeline}</td>' in html
+    # no figure is an en dash with its reason, never a blank cell (read as 0) nor a 0
+    assert html.count('<td class="n none" title="no deployment attempt in the window">–</td>') == 3
 
 
 def test_console_links_and_durations():
@@ -174,3 +190,169 @@ def test_console_links_and_durations():
     assert [duration(x) for x in (0.4, 95, 3600, 90061, None)] == [
         "0 s", "1 min 35 s", "1 h", "1 d 1 h", ""
     ]  # fmt: skip
+
+
+def bokeh(page, expression: str, name: str):
+    """`expression` of the Bokeh model named `name` (m), evaluated in the page."""
+    return page.evaluate(
+        """([expression, name]) => {
+            for (const doc of Bokeh.documents) {
+                const m = doc.get_model_by_name(name);
+                if (m) return Function("m", "return " + expression)(m);
+            }
+            return undefined;
+        }""",
+        [expression, name],
+    )
+
+
+def assert_the_filter_narrows_the_page(page):
+    """Typing a pipeline's name keeps its rows and panels only; clearing it restores all."""
+    table = page.locator("#pipelines tr[data-pipeline]")
+    names = [table.nth(i).get_attribute("data-pipeline") for i in range(table.count())]
+    assert len(names) == 3
+    target = names[-1]  # the lowest failure rate: the last row, and no trend's first panel
+    trend_first = bokeh(page, "m.title.text", "failure_rate-slot-0-figure")
+    assert trend_first != target
+    page.fill("#filter", target.upper())  # any part of a name, any case
+    shown = page.locator("#pipelines tr[data-pipeline]:visible")
+    assert [shown.nth(i).get_attribute("data-pipeline") for i in range(shown.count())] == [target]
+    assert page.inner_text("#filter-count") == "1 of 3 pipelines match"
+    for trend in ("deployments", "failure_rate", "duration"):
+        assert bokeh(page, "m.title.text", f"{trend}-slot-0-figure") == target
+        for slot in (1, 2):
+            assert page.locator(f'[data-chart="{trend}-slot-{slot}"]').is_hidden()
+    assert bokeh(page, "m.factors", "breakdown-y") == [target]
+    assert {f[0] for f in bokeh(page, "m.factors", "stages-y")} == {target}
+    # a glob matches whole names, as --pipeline does: nothing ends in "-nomatch"
+    page.fill("#filter", "*-nomatch")
+    assert page.inner_text("#filter-count") == "0 of 3 pipelines match"
+    assert page.inner_text('.more[data-for="pipelines"]') == "No row matches the filter."
+    page.fill("#filter", "")
+    assert shown.count() == 3
+    assert bokeh(page, "m.title.text", "failure_rate-slot-0-figure") == trend_first
+
+
+def test_only_whole_weeks_are_drawn():
+    def at(day, *hms):
+        return datetime(2026, 10, day, *hms, tzinfo=UTC)
+
+    # Sat 10-03 to Sun 10-25 02:00: the weeks of Mon 10-05 and 10-12 are whole; that of
+    # 10-19 ends Mon 10-26 00:00, after the window
+    assert whole_weeks(at(3), at(25, 2)) == [date(2026, 10, 5), date(2026, 10, 12)]
+    # Monday 00:00 to Monday 00:00: whole weeks exactly; a second later, the first is cut
+    assert whole_weeks(at(5), at(19)) == [date(2026, 10, 5), date(2026, 10, 12)]
+    assert whole_weeks(at(5, 0, 0, 1), at(19)) == [date(2026, 10, 12)]
+    assert whole_weeks(at(6), at(12)) == []  # six days: no week
+
+
+def test_a_trend_draws_the_top_pipelines_and_pools_the_others(monkeypatch):
+    monkeypatch.setattr(report, "TOP", 2)
+    w0, w1, w2 = date(2026, 9, 28), date(2026, 10, 5), date(2026, 10, 12)
+
+    def row(pipeline, week, deployments, succeeded, failed, p50_s):
+        ended = succeeded + failed  # the trend query's failure_rate
+        rate = failed / ended if ended else None
+        return {"pipeline": pipeline, "week": week, "executions": ended + 1,
+                "succeeded": succeeded, "failed": failed, "failure_rate": rate,
+                "p50_s": p50_s, "deployments": deployments}  # fmt: skip
+
+    rows = [
+        row("a", w1, 5, 8, 2, 600), row("a", w2, 4, 9, 1, 660),
+        row("b", w1, 3, 3, 1, 1200),  # b has no row in w2
+        row("c", w1, 1, 4, 0, 300), row("c", w2, 2, 2, 2, 360),
+        row("d", w2, 0, 0, 3, None),  # 3 failures, no success: no median
+        row("d", w0, 9, 1, 0, 100),  # a partial week: left out of every figure
+    ]  # fmt: skip
+    deployments, failures, durations = report.weekly_trends(rows, [w1, w2])
+
+    # deployments over w1 and w2: a 5 + 4 = 9, b 3 + 0 = 3, c 1 + 2 = 3, d 0 (its 9 are
+    # in w0). Top 2: a, then b before c by name; the others c and d summed
+    assert deployments.order == ["a", "b", "c", "d"]
+    assert [(p.label, p.values) for p in deployments.panels] == [
+        ("all 4 pipelines", [5 + 3 + 1 + 0, 4 + 0 + 2 + 0]),
+        ("a", [5, 4]),
+        ("b", [3, 0]),  # no row in w2 is no deployment: drawn as 0
+        ("the other 2 pipelines", [1 + 0, 2 + 0]),
+    ]
+    assert deployments.panels[-1].pipelines == ("c", "d")
+    assert deployments.threshold == 7  # DORA's elite: daily
+
+    # failure rate over both weeks: d 3 / 3, b 1 / 4, c 2 / 8 (tied with b, after it by
+    # name), a 3 / 20. Top 2: d and b; pooled: sum of failed / sum of (succeeded + failed)
+    assert failures.order == ["d", "b", "c", "a"]
+    assert [(p.label, p.values) for p in failures.panels] == [
+        ("all 4 pipelines", [(2 + 1 + 0) / (3 + 8 + 3 + 4), (1 + 2 + 3) / (6 + 9 + 2 + 0)]),
+        ("d", [None, 1.0]),  # no execution in w1: a gap, not 0 %
+        ("b", [0.25, None]),
+        ("the other 2 pipelines", [(0 + 2) / (2 + 4 + 8), (2 + 1) / (3 + 2 + 9)]),
+    ]
+    assert failures.panels[-1].texts == ["2 of 14 failed (14.3%)", "3 of 14 failed (21.4%)"]
+    assert failures.reference is failures.panels[0]  # the dashed line in every panel
+
+    # medians do not pool: the slowest weeks b 1200 s, a 660 s on panels of their own
+    # (in minutes: 1200 s is at least 2 min), c and d one grey line each
+    assert durations.order == ["b", "a", "c", "d"]
+    assert durations.axis == "median (min)"
+    assert [(p.label, p.values) for p in durations.panels[:2]] == [
+        ("b", [1200 / 60, None]), ("a", [600 / 60, 660 / 60]),
+    ]  # fmt: skip
+    others = durations.panels[2]
+    assert (others.label, [(p.label, p.values) for p in others.lines]) == (
+        "the other 2 pipelines", [("c", [300 / 60, 360 / 60]), ("d", [None, None])]
+    )  # fmt: skip
+
+
+def test_one_unit_per_chart():
+    # the largest unit the chart's largest duration is at least 2 of
+    assert [charts.unit_for(s).name for s in (None, 100, 119, 120, 7199, 7200, 3 * 86400)] == [
+        "s", "s", "s", "min", "min", "h", "d",
+    ]  # fmt: skip
+
+
+def test_the_regressions_chart_draws_the_baseline_and_the_cut_off():
+    rows = [{"pipeline": "p", "stage": s, "recent_p50_s": r, "baseline_p50_s": b,
+             "ratio": r / b, "new_versions": v}
+            for s, r, b, v in (("Build", 300, 200, "3"), ("Test", 125, 100, None))]  # fmt: skip
+    fig, spec = charts.regressions(rows)
+
+    assert sorted((s.location, s.line_dash) for s in fig.select(Span)) == [
+        (1.0, []), (1.25, [6])  # solid: as before; dashed: the query lists from 1.25
+    ]  # fmt: skip
+    assert spec["factors"] == ["p / Build", "p / Test"]
+    assert spec["extent"] == [1.5, 1.25]
+    assert list(fig.y_range.factors) == ["p / Test", "p / Build"]  # top first
+
+
+def test_a_far_stage_is_cut_at_the_axis_end_with_its_figures(monkeypatch):
+    # the inclusive upper quartile of 10, 20, 30, 40, 10000 s is the 4th, 40 s; 4 x 40 =
+    # 160 s: 10000 s (an approval) is cut and the axis ends at 40 s
+    assert charts._axis_end([10, 20, 30, 40, 10_000]) == 40
+    monkeypatch.setattr(charts, "MAX_STAGE_ROWS", 5)
+    stages = [("x", "Build", 50), ("x", "Approval", 10_000), ("y", "Build", 20),
+              ("y", "Test", 30), ("z", "Build", 40), ("z", "Test", 40)]  # fmt: skip
+    rows = [{"pipeline": p, "stage": s, "runs": 9, "p50_s": p95 / 2, "p90_s": p95 * 0.9,
+             "p95_s": p95, "max_s": p95} for p, s, p95 in stages]  # fmt: skip
+    fig, spec = charts.stage_durations(rows)
+    # p95s 20 30 40 40 50 10000: upper quartile 40 + 0.75 x (50 - 40) = 47.5, 4 x 47.5 =
+    # 190 s; the axis ends at 50 s (seconds: under 2 min) and x's Approval is cut
+    assert fig.x_range.end == 50 * charts.PAD
+    # pipelines by their slowest p90 of the stages not cut: x 45, z 36, y 27; whole
+    # pipelines up to 5 rows: x and z (4 rows), not y (6)
+    assert list(fig.y_range.factors) == [("z", "Test"), ("z", "Build"), ("x", "Approval"),
+                                         ("x", "Build")]  # fmt: skip
+    assert [f[0] for f in spec["factors"]] == ["x", "x", "z", "z", "y", "y"]
+    (labels,) = fig.select(LabelSet)
+    cut = labels.source.data
+    assert cut["y"] == [("x", "Approval")]
+    assert cut["text"] == ["p50 1 h 23 min · p90 2 h 30 min · p95 2 h 46 min ▸"]
+
+
+def test_a_window_without_a_whole_week_draws_no_trend_and_says_why(demo):
+    con = queries.connect(demo / "data")
+    now = datetime(2026, 11, 1, 2, tzinfo=UTC)
+    # Wed 10-28 to Sun 11-01 02:00: no Monday-to-Sunday week inside
+    html = build_report(con, Selection(datetime(2026, 10, 28, tzinfo=UTC), None, now),
+                        data_root=demo / "data")  # fmt: skip
+    assert '<p class="sub" id="weeks" data-count="0">The window holds no whole week' in html
+    assert "data-trend=" not in html and 'data-chart="breakdown"' in html

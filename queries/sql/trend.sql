@@ -1,12 +1,13 @@
 -- Weekly executions, failures, failure rate, median duration and deployments per pipeline.
--- Weeks start on Monday (UTC). executions, failed, failure_rate and p50_s are over the
--- executions that started in the week (and in the window): failure_rate = Failed /
+-- Weeks start on Monday (UTC). executions, succeeded, failed, failure_rate and p50_s are
+-- over the executions that started in the week (and in the window): failure_rate = Failed /
 -- (Succeeded + Failed), as in pipeline-summary; p50_s = median duration of the Succeeded
 -- ones (last_update_time - start_time), as in pipeline-summary. deployments = STANDARD deployments (see `deployments`; --deploy-stage)
 -- whose time falls in the week and in the window.
 WITH runs AS (
     SELECT
-        pipeline, week, executions, failed, failure_rate(failed, succeeded) AS failure_rate, p50_s
+        pipeline, week, executions, succeeded, failed,
+        failure_rate(failed, succeeded) AS failure_rate, p50_s
     FROM weekly_execution_stats($since, $until)
     WHERE pipeline_matches(pipeline, $pipelines)
 ),
@@ -25,6 +26,7 @@ SELECT
     pipeline,
     week,
     coalesce(r.executions, 0) AS executions,
+    coalesce(r.succeeded, 0) AS succeeded,
     coalesce(r.failed, 0) AS failed,
     r.failure_rate,
     r.p50_s,
