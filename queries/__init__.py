@@ -29,7 +29,7 @@ import pyarrow as pa
 from queries.relations import catalog
 from recorder import cache as cache_mod
 from recorder import reader
-from recorder.derive import defaults
+from recorder.derive import defaults, expand, macro_sql
 from recorder.errors import UserError, first_line
 from recorder.layout import sql_string
 from recorder.reader import data_errors
@@ -53,6 +53,11 @@ _PARAM = re.compile(r"\$([A-Za-z_]\w*)")
 _COMMENT = re.compile(r"--[^\n]*")
 
 
+# The queries that list what happened, newest first, without bound (a year of 500 pipelines
+# holds 1.17 M failed executions): `cprec query` shows their newest rows unless --limit says.
+DEFAULT_LIMITS = {"recent-failures": 50, "collection-health": 50}
+
+
 @dataclass(frozen=True)
 class NamedQuery:
     name: str
@@ -62,6 +67,11 @@ class NamedQuery:
     @property
     def parameters(self) -> set[str]:
         return set(_PARAM.findall(_COMMENT.sub("", self.sql)))
+
+    @property
+    def default_limit(self) -> int | None:
+        """Rows `cprec query` shows when no --limit is given (None: all)."""
+        return DEFAULT_LIMITS.get(self.name)
 
 
 @functools.cache
@@ -89,14 +99,69 @@ def get_query(name: str) -> NamedQuery:
 
 
 def connect(
-    data_root: str | Path | DataRoot, *, cache: bool | None = None
+    data_root: str | Path | DataRoot,
+    *,
+    cache: bool | None = None,
+    accounts: Sequence[str] = (),
+    regions: Sequence[str] = (),
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with every view over `data_root` (recorder/reader.py).
 
     `cache`: None uses the local cache when it holds the last completed state, True
-    requires it, False reads the Parquet files only.
+    requires it, False reads the Parquet files only. `accounts`, `regions`: GLOBs; when
+    given, every table and relation holds only their rows (`narrow`).
     """
-    return reader.connect(DataRoot.of(data_root).existing(), cache=cache)
+    con = reader.connect(DataRoot.of(data_root).existing(), cache=cache)
+    narrow(con, accounts=accounts, regions=regions)
+    return con
+
+
+def narrow(
+    con: duckdb.DuckDBPyConnection, *, accounts: Sequence[str] = (), regions: Sequence[str] = ()
+) -> None:
+    """Make every table and relation of `con` hold only the rows whose account id matches
+    one of `accounts` and whose region matches one of `regions` (GLOBs; empty = any).
+
+    Temporary objects named like the connection's own, which DuckDB finds first: each
+    table's rows narrowed; each relation whose key holds the account and region
+    (grain execution or pipeline: its rows depend only on inputs of their own account
+    and region) its own rows narrowed, so the cache's stored rows still serve; the
+    statistics per pipeline name, which add up every account and region, computed again
+    over the narrowed relations, as a reader over the Parquet files computes them."""
+    if not accounts and not regions:
+        return
+    if isinstance(con, reader.ParquetConnection):
+        con.prepare(None)  # every view and macro over the files, to narrow
+    (db,) = con.execute("SELECT current_database()").fetchone()
+    own = '"' + db.replace('"', '""') + '".main'
+    where = " AND ".join(
+        "(" + " OR ".join(f"{column} GLOB {sql_string(g)}" for g in globs) + ")"
+        for column, globs in (("account_id", accounts), ("region", regions))
+        if globs
+    )
+    statements = [
+        f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {own}.{name} WHERE {where}"
+        for name in TABLES
+    ]
+    relations = catalog().relations
+    params = {rel.name: rel.params for rel in relations}
+
+    def source(name: str) -> str:
+        return f"{name}({', '.join(params[name])})" if params.get(name) else name
+
+    for rel in relations:
+        args = ", ".join(rel.params)
+        if rel.grain == "name":
+            body = expand(rel, source)
+        else:
+            body = f"SELECT * FROM {own}.{source(rel.name)} WHERE {where}"
+        if rel.params:
+            statements.append(f"CREATE OR REPLACE TEMP MACRO {rel.name}({args}) AS TABLE {body}")
+        else:
+            statements.append(f"CREATE OR REPLACE TEMP VIEW {rel.name} AS {body}")
+    statements.append(macro_sql(catalog().library, temp=True))  # over the narrowed relations
+    for statement in statements:
+        con.execute(statement)
 
 
 # The storage format of `cprec db` files. DuckDB 2.0 writes new files in a format no
@@ -321,13 +386,14 @@ def run_query(
     deploy_stages: Sequence[str] = (),
     data_root: str | Path | DataRoot | None = None,
     stream: bool = False,
+    limit: int | None = None,
 ) -> pa.Table | pa.RecordBatchReader:
     """Run a named query with its parameters bound; `data_root` only sharpens error messages.
 
     `deploy_stages`: GLOBs naming the deploy stages (empty = each pipeline's last stage
     holding a Deploy action, relations/deploy_stages.sql). `stream`: a reader of batches
     (the rows are fetched as it is read; read it inside `reader.data_errors`), not a
-    table held whole in memory."""
+    table held whole in memory. `limit`: the first rows only, in the query's order."""
     query = get_query(name)
     values = {
         "since": since,
@@ -338,9 +404,100 @@ def run_query(
     }
     params = {k: values[k] for k in query.parameters}
     with data_errors(data_root):
+        rel = con.sql(query.sql, params=params)
+        if limit is not None:
+            rel = rel.limit(limit)  # DuckDB keeps the order of the query's ORDER BY
         if stream:
-            return con.sql(query.sql, params=params).to_arrow_reader(STREAM_BATCH_ROWS)
-        return con.sql(query.sql, params=params).to_arrow_table()
+            return rel.to_arrow_reader(STREAM_BATCH_ROWS)
+        return rel.to_arrow_table()
+
+
+def recorded_clock(
+    con: duckdb.DuckDBPyConnection, until: datetime | None = None
+) -> datetime | None:
+    """The time the recorded history reaches: the start of the last collection run that
+    recorded something (succeeded or partial; everything that started before it was
+    listed), or `until` when one started after it. None when no run is recorded.
+
+    The named queries measure ages and the end of an open window to it (their `$now`, from
+    the command line), not to the wall clock: a collector stopped for 16 days, or the demo's
+    simulated clock, would otherwise give ages 16 days too long and a week's rate over 16
+    days more than were recorded."""
+    (last,) = con.execute(
+        "SELECT max(started_at) FROM collection_runs WHERE status IN ('succeeded', 'partial')"
+    ).fetchone()
+    if last is None:
+        return None
+    return min(last, until) if until is not None else last
+
+
+def empty_hint(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    pipelines: Sequence[str] = (),
+    accounts: Sequence[str] = (),
+    regions: Sequence[str] = (),
+) -> str | None:
+    """Why the named query `name` gave no rows, when the selection is why: nothing
+    recorded, a filter that matches no recorded account, region or pipeline, filters that
+    match nothing together, or a window in which no recorded execution of the selection
+    started. None when it holds some (the query's answer is simply none).
+
+    `con` must not be narrowed (`connect` without accounts and regions): the hint names
+    what the filters could have matched."""
+    taken = get_query(name).parameters
+    pipelines = pipelines if "pipelines" in taken else ()
+    since = since if "since" in taken else None
+    until = until if "until" in taken else None
+    (recorded,) = con.execute("SELECT count(*) FROM executions").fetchone()
+    if not recorded:
+        return "nothing is recorded here yet: `cprec collect` records an account"
+    filters = [
+        ("--account", "account_id", "accounts", list(accounts)),
+        ("--region", "region", "regions", list(regions)),
+        ("--pipeline", "pipeline", "pipelines", list(pipelines)),
+    ]
+    for option, column, plural, globs in filters:
+        for g in globs:
+            matched, known, names = con.execute(
+                f"SELECT count(*) FILTER (WHERE v GLOB $g), count(*), list(v ORDER BY v)[:3] "
+                f"FROM (SELECT DISTINCT {column} AS v FROM executions)",
+                {"g": g},
+            ).fetchone()
+            if matched:
+                continue
+            listed = (
+                ", ".join(names) if known <= 3
+                else f'`cprec sql "SELECT DISTINCT {column} FROM executions"` lists them'
+            )  # fmt: skip
+            return f"{option} {g} matches none of the {known} recorded {plural} ({listed})"
+    where = " AND ".join(
+        f"pipeline_matches({column}, ${plural})" for _, column, plural, _ in filters
+    )
+    values = {plural: globs for _, _, plural, globs in filters}
+    first, last, inside = con.execute(
+        f"SELECT min(start_time), max(start_time), "
+        f"count(*) FILTER (WHERE in_window(start_time, $since, $until)) "
+        f"FROM executions WHERE {where}",
+        {**values, "since": since, "until": until},
+    ).fetchone()
+    if first is None:
+        used = " and ".join(f"{o} {' '.join(g)}" for o, _, _, g in filters if g)
+        return f"no recorded execution matches {used} together"
+    if not inside:
+        bounds = " ".join(
+            f"{option} {bound:%Y-%m-%d %H:%M}"
+            for option, bound in (("--since", since), ("--until", until))
+            if bound is not None
+        )
+        return (
+            f"the window ({bounds} UTC) holds no recorded execution: those recorded "
+            f"started from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
+        )
+    return None
 
 
 def run_sql(
