@@ -132,7 +132,7 @@ def narrow(
         return
     if isinstance(con, reader.ParquetConnection):
         con.prepare(None)  # every view and macro over the files, to narrow
-    (db,) = con.execute("SELECT current_database()").fetchone()
+    (db,) = con.execute("SELECT current_database()").fetchall()[0]
     own = '"' + db.replace('"', '""') + '".main'
     where = " AND ".join(
         "(" + " OR ".join(f"{column} GLOB {sql_string(g)}" for g in globs) + ")"
@@ -425,7 +425,7 @@ def recorded_clock(
     days more than were recorded."""
     (last,) = con.execute(
         "SELECT max(started_at) FROM collection_runs WHERE status IN ('succeeded', 'partial')"
-    ).fetchone()
+    ).fetchall()[0]
     if last is None:
         return None
     return min(last, until) if until is not None else last
@@ -452,7 +452,7 @@ def empty_hint(
     pipelines = pipelines if "pipelines" in taken else ()
     since = since if "since" in taken else None
     until = until if "until" in taken else None
-    (recorded,) = con.execute("SELECT count(*) FROM executions").fetchone()
+    (recorded,) = con.execute("SELECT count(*) FROM executions").fetchall()[0]
     if not recorded:
         return "nothing is recorded here yet: `cprec collect` records an account"
     filters = [
@@ -466,7 +466,7 @@ def empty_hint(
                 f"SELECT count(*) FILTER (WHERE v GLOB $g), count(*), list(v ORDER BY v)[:3] "
                 f"FROM (SELECT DISTINCT {column} AS v FROM executions)",
                 {"g": g},
-            ).fetchone()
+            ).fetchall()[0]
             if matched:
                 continue
             listed = (
@@ -483,7 +483,7 @@ def empty_hint(
         f"count(*) FILTER (WHERE in_window(start_time, $since, $until)) "
         f"FROM executions WHERE {where}",
         {**values, "since": since, "until": until},
-    ).fetchone()
+    ).fetchall()[0]
     if first is None:
         used = " and ".join(f"{o} {' '.join(g)}" for o, _, _, g in filters if g)
         return f"no recorded execution matches {used} together"
@@ -500,23 +500,76 @@ def empty_hint(
     return None
 
 
+# Statements whose result is rows to show; the others (CREATE, INSERT, COPY, SET, ...)
+# answer with a count or nothing, shown only when such a statement is run alone.
+ROWS_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL", "EXECUTE", "MULTI"})
+
+
 def run_sql(
-    con: duckdb.DuckDBPyConnection, sql: str, *, data_root: str | Path | DataRoot | None = None
-) -> pa.Table | None:
-    """Run ad-hoc SQL over the views; any DuckDB error is the user's (one line)."""
-    if not sql.strip():
-        raise UserError("empty SQL")
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    *,
+    data_root: str | Path | DataRoot | None = None,
+    one_result: bool = False,
+) -> list[pa.Table]:
+    """Run ad-hoc SQL over the views: one statement or several separated by `;`, in order.
+    Returns the result of a statement run alone, else the results of the statements that
+    return rows (ROWS_STATEMENTS), in order. `one_result`: refuse SQL with more than one of
+    those before running anything (a CSV or JSON file holds one result).
+
+    Every error of the SQL is one line worded one way, `SQL: <DuckDB's first line>`
+    (`statement N of M: ` before it when there are several), the read-only cache's
+    included; only a Parquet file that cannot be read is worded as the data's error,
+    naming the file (reader.data_errors)."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise UserError(f"SQL: {first_line(exc)}") from None
+    if not statements:
+        raise UserError("SQL: empty SQL, nothing to run")
+    several = len(statements) > 1
+    shown = [i for i, s in enumerate(statements) if not several or s.type.name in ROWS_STATEMENTS]
+    if one_result and len(shown) > 1:
+        raise UserError(
+            f"SQL: {len(shown)} of its statements return rows, and this format holds one "
+            "result: run them one at a time, or show them all with --format table"
+        )
+    results = []
     with data_errors(data_root):
-        try:
-            rel = con.sql(sql)
-            return None if rel is None else rel.to_arrow_table()
-        except (duckdb.IOException, duckdb.InvalidInputException):
-            raise  # data_errors names the file
-        except duckdb.Error as exc:
-            hint = ""
-            if "raw." in sql.lower() and isinstance(exc, duckdb.CatalogException):
-                hint = " (raw.* views read the Parquet files: add --no-cache)"
-            raise UserError(f"SQL: {first_line(exc)}{hint}") from None
+        for i, statement in enumerate(statements):
+            try:
+                rel = con.sql(statement.query)
+                if i in shown and rel is not None:
+                    results.append(rel.to_arrow_table())
+            except duckdb.Error as exc:
+                if _unreadable_data(con, exc, data_root):
+                    raise  # data_errors names the file
+                where = f"statement {i + 1} of {len(statements)}: " if several else ""
+                hint = _sql_hint(statement.query, exc)
+                raise UserError(f"SQL: {where}{first_line(exc)}{hint}") from None
+    return results
+
+
+def _unreadable_data(con, exc: duckdb.Error, data_root) -> bool:
+    """Whether `exc` is about a Parquet file that cannot be read, not about the SQL: only
+    a connection over the files reads them; DuckDB names the file, or one is unreadable."""
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return True  # data_errors words it (the memory limit)
+    if not isinstance(con, reader.ParquetConnection):
+        return False
+    if not isinstance(exc, duckdb.IOException | duckdb.InvalidInputException):
+        return False
+    if ".parquet" in str(exc):
+        return True
+    return data_root is not None and bool(reader.unreadable_files(DataRoot.of(data_root)))
+
+
+def _sql_hint(sql: str, exc: duckdb.Error) -> str:
+    if "raw." in sql.lower() and isinstance(exc, duckdb.CatalogException):
+        return " (raw.* views read the Parquet files: add --no-cache)"
+    if "read-only mode" in str(exc):
+        return " (the query cache is read-only: CREATE TEMP TABLE, or add --no-cache)"
+    return ""
 
 
 def _is_duckdb_file(path: Path) -> bool:

@@ -50,27 +50,50 @@ def write_result(
     output: Path | None = None,
     *,
     width: int | None = None,
+    footer: str | None = None,
 ) -> int:
     """Write `result` in `fmt` to `output` (written under a temporary name, then renamed
-    into place: never a partial file), or to standard output. Returns the rows written."""
+    into place: never a partial file), or to standard output. Returns the rows written.
+    `footer`: a line under a `table` (what its figures are measured to); other formats
+    carry no such line."""
     if isinstance(result, pa.RecordBatchReader) and fmt not in STREAMED:
         result = result.read_all()
     if isinstance(result, pa.Table):
         result = pa.RecordBatchReader.from_batches(result.schema, result.to_batches(BATCH_ROWS))
     if fmt == "parquet" and output is None:
         raise UserError("--format parquet needs -o/--output FILE")
+    return _to(output, fmt, lambda fh, path: _write(result, fmt, fh, path, width, footer))
+
+
+def write_results(
+    results: list[pa.Table], fmt: str, output: Path | None = None, *, width: int | None = None
+) -> int:
+    """Write several results (of several SQL statements) one after the other, a blank line
+    between them: only in `table` and `markdown`, whose results read one after another."""
+    if len(results) == 1:
+        return write_result(results[0], fmt, output, width=width)
+    if fmt not in ("table", "markdown"):
+        raise UserError(f"--format {fmt} holds one result, not {len(results)}")
+    text = "\n".join(render(r, fmt, width=width or terminal_width()) for r in results)
+    _to(output, fmt, lambda fh, path: fh.write(text))
+    return sum(r.num_rows for r in results)
+
+
+def _to(output: Path | None, fmt: str, write) -> int:
+    """`write(fh, path)` into standard output, or into `output` through a temporary file
+    renamed into place (`fh` None and `path` the temporary file for parquet)."""
     tmp = None if output is None else output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
         if tmp is None:
-            rows = _write(result, fmt, sys.stdout, None, width)
+            rows = write(sys.stdout, None)
             sys.stdout.flush()
             return rows
         try:
             if fmt == "parquet":
-                rows = _write(result, fmt, None, tmp, width)
+                rows = write(None, tmp)
             else:
                 with open(tmp, "w", encoding="utf-8", newline="") as fh:
-                    rows = _write(result, fmt, fh, None, width)
+                    rows = write(fh, None)
             os.replace(tmp, output)
         finally:
             tmp.unlink(missing_ok=True)
@@ -83,12 +106,12 @@ def write_result(
         raise UserError(f"cannot write this result as {fmt}: {first_line(e)}") from None
 
 
-def _write(reader: pa.RecordBatchReader, fmt: str, fh, path: Path | None, width) -> int:
+def _write(reader: pa.RecordBatchReader, fmt: str, fh, path: Path | None, width, footer) -> int:
     """Write each batch of `reader` as it comes; the text equals render() of the whole."""
     rows = 0
     if fmt == "table":
         table = reader.read_all()
-        fh.write(render(table, fmt, width=width or terminal_width()))
+        fh.write(render(table, fmt, width=width or terminal_width(), footer=footer))
         return table.num_rows
     if fmt == "parquet":
         writer = None
@@ -195,12 +218,12 @@ def plain(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, names=table.column_names)
 
 
-def render(table: pa.Table, fmt: str, *, width: int = 80) -> str:
+def render(table: pa.Table, fmt: str, *, width: int = 80, footer: str | None = None) -> str:
     table = plain(table)
     columns = table.column_names
     rows = list(zip(*(c.to_pylist() for c in table.columns), strict=True))
     if fmt == "table":
-        return render_table(columns, rows, table.schema.types, width=width)
+        return render_table(columns, rows, table.schema.types, width=width, footer=footer)
     if fmt == "csv":
         return render_csv(columns, rows)
     if fmt in ("json", "jsonl"):

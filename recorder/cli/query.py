@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 import queries
-from queries.output import write_result
+from queries.output import humane_seconds, write_result, write_results
 from recorder.cli.options import _stack, cache_option, data_option, output_options
 from recorder.errors import UserError
 from recorder.reader import data_errors
@@ -42,20 +42,54 @@ window_options = _stack(
     click.option("--since", help="Start time on or after: YYYY-MM-DD, ISO time, or 30d / 12h."),
     click.option("--until", help="Start time before (exclusive): same forms as --since."),
     pipeline_option,
+    click.option(
+        "--account",
+        "accounts",
+        multiple=True,
+        metavar="GLOB",
+        help="Only accounts (ids) matching this glob (repeatable).",
+    ),
+    click.option(
+        "--region",
+        "regions",
+        multiple=True,
+        metavar="GLOB",
+        help="Only regions matching this glob (repeatable).",
+    ),
     deploy_stage_option,
 )
 
 
 def window_of(since: str | None, until: str | None) -> dict:
+    """The window's bounds (relative ones from the wall clock) and `warned`: whether a
+    warning said it cannot hold rows."""
     now = datetime.now(UTC)
     window = {
         "since": parse_bound(since, now, name="--since") if since else None,
         "until": parse_bound(until, now, name="--until") if until else None,
-        "now": now,
     }
-    for warning in window_warnings(window["since"], window["until"], now):
+    warnings = window_warnings(window["since"], window["until"], now)
+    for warning in warnings:
         click.echo(f"Warning: {warning}", err=True)
-    return window
+    return {**window, "now": now, "warned": bool(warnings)}
+
+
+def as_of(con, window: dict) -> tuple[datetime, str]:
+    """The time the queries measure ages and open windows to (their `$now`): the recorded
+    clock (queries.recorded_clock), else --until, else the wall clock; and the line that
+    says so under a table."""
+    wall, until = window["now"], window["until"]
+    recorded = queries.recorded_clock(con, until)
+    if recorded is None:
+        at, why = (until, "--until") if until else (wall, "now: no collection run is recorded")
+    elif until is not None and recorded == until:
+        at, why = until, "--until"
+    else:
+        at, why = recorded, "the start of the last collection run"
+    if at != wall:
+        gap = humane_seconds(abs((wall - at).total_seconds()))
+        why += f", {gap} {'before' if at < wall else 'after'} now"
+    return at, f"(ages and rates as of {at:%Y-%m-%d %H:%M} UTC: {why})"
 
 
 @click.command("queries")
@@ -68,9 +102,18 @@ def queries_cmd(data: DataRoot) -> None:
         click.echo(f"{q.name.ljust(pad)}  {q.description}")
 
 
+def _limit_help() -> str:
+    bounded = ", ".join(f"{n} {k}" for k, n in queries.DEFAULT_LIMITS.items())
+    return (
+        f"Show the first N rows only (0: all). Default: all; the newest {bounded} (the "
+        "queries that list what happened: a year of them is millions of rows)."
+    )
+
+
 @click.command("query")
 @click.argument("name")
 @window_options
+@click.option("--limit", type=click.IntRange(min=0), metavar="N", help=_limit_help())
 @output_options
 @cache_option
 @data_option
@@ -79,22 +122,52 @@ def query_cmd(
     since: str | None,
     until: str | None,
     pipelines: tuple[str, ...],
+    accounts: tuple[str, ...],
+    regions: tuple[str, ...],
     deploy_stages: tuple[str, ...],
+    limit: int | None,
     fmt: str,
     output: Path | None,
     use_cache: bool | None,
     data: DataRoot,
 ) -> None:
-    """Run the named query NAME (see `cprec queries`)."""
-    queries.get_query(name)  # an unknown name fails before anything is read
+    """Run the named query NAME (see `cprec queries`).
+
+    Ages, and windows left open by --until, are measured to the recorded clock (the
+    start of the last collection run), not the wall clock: a table says it on its last
+    line. A selection that holds nothing (a --pipeline, --account or --region matching no
+    recorded one, a window without recorded executions) prints a hint on stderr; the
+    exit code stays 0."""
+    query = queries.get_query(name)  # an unknown name fails before anything is read
     window = window_of(since, until)
-    con = queries.connect(data, cache=use_cache)
+    warned = window.pop("warned")
+    con = queries.connect(data, cache=use_cache, accounts=accounts, regions=regions)
+    window["now"], footer = as_of(con, window)
+    if "now" not in query.parameters:
+        footer = None  # its figures do not depend on a clock
+    default = limit is None and query.default_limit is not None
+    limit = query.default_limit if limit is None else (limit or None)
     with data_errors(data):  # the rows are read as they are written
         result = queries.run_query(
             con, name, pipelines=pipelines, deploy_stages=deploy_stages, data_root=data,
-            stream=True, **window,
+            stream=limit is None, limit=None if limit is None else limit + 1, **window,
         )  # fmt: skip
-        write_result(result, fmt, output)
+        more = limit is not None and result.num_rows > limit
+        if more:
+            result = result.slice(0, limit)
+        rows = write_result(result, fmt, output, footer=footer)
+    if more and default:
+        click.echo(
+            f"Note: the first {limit} rows of more (--limit N shows N, --limit 0 all)", err=True
+        )
+    if not rows and not warned:
+        plain = queries.connect(data, cache=use_cache)  # not narrowed: what could match
+        hint = queries.empty_hint(
+            plain, name, pipelines=pipelines, accounts=accounts, regions=regions,
+            since=window["since"], until=window["until"],
+        )  # fmt: skip
+        if hint:
+            click.echo(f"Hint: {hint}", err=True)
 
 
 @click.command("sql")
@@ -105,13 +178,22 @@ def query_cmd(
 def sql_cmd(
     sql: str, fmt: str, output: Path | None, use_cache: bool | None, data: DataRoot
 ) -> None:
-    """Run SQL over the views (`-` reads it from standard input)."""
+    """Run SQL over the views (`-` reads it from standard input).
+
+    Several statements separated by `;` run in order, and every one that returns rows is
+    shown (with --format table or markdown; a CSV, JSON or Parquet result holds one, so
+    there such SQL is refused before it runs). Every error of the SQL is one line
+    `Error: SQL: ...`."""
     if sql == "-":
         sql = sys.stdin.read()
     con = queries.connect(data, cache=use_cache)
-    result = queries.run_sql(con, sql, data_root=data)
-    if result is not None:
-        write_result(result, fmt, output)
+    one = fmt not in ("table", "markdown")
+    results = queries.run_sql(con, sql, data_root=data, one_result=one)
+    if results:
+        write_results(results, fmt, output)
+
+
+EXPORT_FORMATS = ("csv", "json", "jsonl", "parquet")
 
 
 @click.command("export")
@@ -120,36 +202,52 @@ def sql_cmd(
     "directory",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Directory for <query>.csv files and index.csv (created if missing).",
+    help="Directory for a <query>.<format> file per query and index.csv (created if missing).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(EXPORT_FORMATS),
+    default="csv",
+    show_default=True,
+    help="Format of the query files, at full precision (seconds as seconds).",
 )
 @window_options
 @cache_option
 @data_option
 def export_cmd(
     directory: Path,
+    fmt: str,
     since: str | None,
     until: str | None,
     pipelines: tuple[str, ...],
+    accounts: tuple[str, ...],
+    regions: tuple[str, ...],
     deploy_stages: tuple[str, ...],
     use_cache: bool | None,
     data: DataRoot,
 ) -> None:
-    """Write every named query as CSV, with an index.csv."""
+    """Write every named query into a file, with an index.csv (name, file, rows,
+    description). Every row: the queries that list what happened (recent-failures,
+    collection-health) are not cut to their newest rows here, as `cprec query` cuts them.
+    Ages are measured to the recorded clock, as `cprec query` measures them."""
     window = window_of(since, until)
-    con = queries.connect(data, cache=use_cache)
+    window.pop("warned")
+    con = queries.connect(data, cache=use_cache, accounts=accounts, regions=regions)
+    window["now"], _ = as_of(con, window)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create {directory}: {exc.strerror}") from None
     index = []
     for q in queries.named_queries().values():
-        file = f"{q.name}.csv"
+        file = f"{q.name}.{fmt}"
         with data_errors(data):  # the rows are read as they are written
             result = queries.run_query(
                 con, q.name, pipelines=pipelines, deploy_stages=deploy_stages, data_root=data,
                 stream=True, **window,
             )  # fmt: skip
-            rows = write_result(result, "csv", directory / file)
+            rows = write_result(result, fmt, directory / file)
         index.append({"name": q.name, "file": file, "rows": rows, "description": q.description})
     with open(directory / "index.csv", "w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, ["name", "file", "rows", "description"], lineterminator="\n")
