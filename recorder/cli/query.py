@@ -61,17 +61,15 @@ window_options = _stack(
 
 
 def window_of(since: str | None, until: str | None) -> dict:
-    """The window's bounds (relative ones from the wall clock) and `warned`: whether a
-    warning said it cannot hold rows."""
     now = datetime.now(UTC)
     window = {
         "since": parse_bound(since, now, name="--since") if since else None,
         "until": parse_bound(until, now, name="--until") if until else None,
+        "now": now,
     }
-    warnings = window_warnings(window["since"], window["until"], now)
-    for warning in warnings:
+    for warning in window_warnings(window["since"], window["until"], now):
         click.echo(f"Warning: {warning}", err=True)
-    return {**window, "now": now, "warned": bool(warnings)}
+    return window
 
 
 def as_of(con, window: dict) -> tuple[datetime, str]:
@@ -81,15 +79,14 @@ def as_of(con, window: dict) -> tuple[datetime, str]:
     wall, until = window["now"], window["until"]
     recorded = queries.recorded_clock(con, until)
     if recorded is None:
-        at, why = (until, "--until") if until else (wall, "now: no collection run is recorded")
+        at, why = (until, "--until") if until else (wall, "now; no collection run is recorded")
     elif until is not None and recorded == until:
         at, why = until, "--until"
     else:
-        at, why = recorded, "the start of the last collection run"
-    if at != wall:
+        at, why = recorded, "the last collection run"
         gap = humane_seconds(abs((wall - at).total_seconds()))
-        why += f", {gap} {'before' if at < wall else 'after'} now"
-    return at, f"(ages and rates as of {at:%Y-%m-%d %H:%M} UTC: {why})"
+        why += f", {gap} ago" if at <= wall else f", {gap} from now"
+    return at, f"(as of {at:%Y-%m-%d %H:%M} UTC: {why})"
 
 
 @click.command("queries")
@@ -140,7 +137,7 @@ def query_cmd(
     exit code stays 0."""
     query = queries.get_query(name)  # an unknown name fails before anything is read
     window = window_of(since, until)
-    warned = window.pop("warned")
+    warned = bool(window_warnings(window["since"], window["until"], window["now"]))
     con = queries.connect(data, cache=use_cache, accounts=accounts, regions=regions)
     window["now"], footer = as_of(con, window)
     if "now" not in query.parameters:
@@ -232,7 +229,6 @@ def export_cmd(
     collection-health) are not cut to their newest rows here, as `cprec query` cuts them.
     Ages are measured to the recorded clock, as `cprec query` measures them."""
     window = window_of(since, until)
-    window.pop("warned")
     con = queries.connect(data, cache=use_cache, accounts=accounts, regions=regions)
     window["now"], _ = as_of(con, window)
     try:
