@@ -330,7 +330,9 @@ def humane_seconds(seconds: float | int | None) -> str:
         return str(seconds)
 
     def half_up(x: float) -> int:
-        return math.floor(x + 0.5)
+        # rounded to 1e-6 first: 260 + 0.85 * 550 is 727.4999999999999 in binary, 727.5 s
+        # to a person, and 12m 8s
+        return math.floor(round(x, 6) + 0.5)
 
     s = abs(seconds)
     text = ""

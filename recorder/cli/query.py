@@ -224,10 +224,12 @@ def export_cmd(
     use_cache: bool | None,
     data: DataRoot,
 ) -> None:
-    """Write every named query into a file, with an index.csv (name, file, rows,
-    description). Every row: the queries that list what happened (recent-failures,
-    collection-health) are not cut to their newest rows here, as `cprec query` cuts them.
-    Ages are measured to the recorded clock, as `cprec query` measures them."""
+    """Write every named query to a file, with an index.csv.
+
+    index.csv lists each query's name, file, rows and description. The files hold every
+    row: the queries that list what happened (recent-failures, collection-health) are
+    not cut to their newest rows, as `cprec query` cuts them. Ages are measured to the
+    recorded clock, as `cprec query` measures them."""
     window = window_of(since, until)
     con = queries.connect(data, cache=use_cache, accounts=accounts, regions=regions)
     window["now"], _ = as_of(con, window)
