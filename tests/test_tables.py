@@ -12,6 +12,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
@@ -372,3 +373,34 @@ def test_every_sql_error_is_worded_one_way(tmp_path, cache):
     for sql, line in errors.items():
         result = cprec(root, "sql", sql, "--cache" if cache else "--no-cache", code=2)
         assert result.stderr == line + "\n", sql
+
+
+# --- the README's direct-DuckDB example ---------------------------------------------------
+
+
+def readme_duckdb_example() -> str:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    part = readme.split("Read the files directly with DuckDB", 1)[1]
+    return re.search(r"```sql\n(.*?)```", part, re.S).group(1)
+
+
+def test_the_readme_duckdb_example_counts_each_recording_once(tmp_path):
+    """On the scenario, with web's first Release also recorded while it ran (as a re-polled
+    execution records its actions again): the README's SQL over the files counts 2
+    attempts, as the deduplicated view does; the same SQL without its QUALIFY counts 3."""
+    root = build_scenario(tmp_path)
+    early = action_row("E1", 4, "Deploy", "Release", "InProgress", t("10:08:20"), t("10:09:00"),
+                       recorded_at=t("10:09:00"))  # fmt: skip
+    write_rows(root, "action_executions", [early], pipeline="web", run_id="run-0")
+    sql = readme_duckdb_example()
+    assert "QUALIFY" in sql and "'data/action_executions/" in sql
+    sql = sql.replace("'data/", f"'{root}/").replace("DATE '2026-11-01'", "DATE '2026-01-01'")
+    con = duckdb.connect()
+    assert con.sql(sql).fetchall() == [("web", 2, 0)]
+    raw = re.sub(r"QUALIFY.*?= 1\n", "", sql, flags=re.S)
+    assert con.sql(raw).fetchall() == [("web", 3, 0)]  # what the example counted before
+    views = queries.connect(root)
+    assert views.sql(
+        "SELECT pipeline, count(*), count(*) FILTER (WHERE status = 'Failed') "
+        "FROM action_executions WHERE category = 'Deploy' GROUP BY pipeline"
+    ).fetchall() == [("web", 2, 0)]
