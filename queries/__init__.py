@@ -29,7 +29,7 @@ import pyarrow as pa
 from queries.relations import catalog
 from recorder import cache as cache_mod
 from recorder import reader
-from recorder.derive import defaults
+from recorder.derive import defaults, expand, macro_sql
 from recorder.errors import UserError, first_line
 from recorder.layout import sql_string
 from recorder.reader import data_errors
@@ -53,6 +53,11 @@ _PARAM = re.compile(r"\$([A-Za-z_]\w*)")
 _COMMENT = re.compile(r"--[^\n]*")
 
 
+# The queries that list what happened, newest first, without bound (a year of 500 pipelines
+# holds 1.17 M failed executions): `cprec query` shows their newest rows unless --limit says.
+DEFAULT_LIMITS = {"recent-failures": 50, "collection-health": 50}
+
+
 @dataclass(frozen=True)
 class NamedQuery:
     name: str
@@ -62,6 +67,11 @@ class NamedQuery:
     @property
     def parameters(self) -> set[str]:
         return set(_PARAM.findall(_COMMENT.sub("", self.sql)))
+
+    @property
+    def default_limit(self) -> int | None:
+        """Rows `cprec query` shows when no --limit is given (None: all)."""
+        return DEFAULT_LIMITS.get(self.name)
 
 
 @functools.cache
@@ -89,14 +99,69 @@ def get_query(name: str) -> NamedQuery:
 
 
 def connect(
-    data_root: str | Path | DataRoot, *, cache: bool | None = None
+    data_root: str | Path | DataRoot,
+    *,
+    cache: bool | None = None,
+    accounts: Sequence[str] = (),
+    regions: Sequence[str] = (),
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with every view over `data_root` (recorder/reader.py).
 
     `cache`: None uses the local cache when it holds the last completed state, True
-    requires it, False reads the Parquet files only.
+    requires it, False reads the Parquet files only. `accounts`, `regions`: GLOBs; when
+    given, every table and relation holds only their rows (`narrow`).
     """
-    return reader.connect(DataRoot.of(data_root).existing(), cache=cache)
+    con = reader.connect(DataRoot.of(data_root).existing(), cache=cache)
+    narrow(con, accounts=accounts, regions=regions)
+    return con
+
+
+def narrow(
+    con: duckdb.DuckDBPyConnection, *, accounts: Sequence[str] = (), regions: Sequence[str] = ()
+) -> None:
+    """Make every table and relation of `con` hold only the rows whose account id matches
+    one of `accounts` and whose region matches one of `regions` (GLOBs; empty = any).
+
+    Temporary objects named like the connection's own, which DuckDB finds first: each
+    table's rows narrowed; each relation whose key holds the account and region
+    (grain execution or pipeline: its rows depend only on inputs of their own account
+    and region) its own rows narrowed, so the cache's stored rows still serve; the
+    statistics per pipeline name, which add up every account and region, computed again
+    over the narrowed relations, as a reader over the Parquet files computes them."""
+    if not accounts and not regions:
+        return
+    if isinstance(con, reader.ParquetConnection):
+        con.prepare(None)  # every view and macro over the files, to narrow
+    (db,) = con.execute("SELECT current_database()").fetchall()[0]
+    own = '"' + db.replace('"', '""') + '".main'
+    where = " AND ".join(
+        "(" + " OR ".join(f"{column} GLOB {sql_string(g)}" for g in globs) + ")"
+        for column, globs in (("account_id", accounts), ("region", regions))
+        if globs
+    )
+    statements = [
+        f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {own}.{name} WHERE {where}"
+        for name in TABLES
+    ]
+    relations = catalog().relations
+    params = {rel.name: rel.params for rel in relations}
+
+    def source(name: str) -> str:
+        return f"{name}({', '.join(params[name])})" if params.get(name) else name
+
+    for rel in relations:
+        args = ", ".join(rel.params)
+        if rel.grain == "name":
+            body = expand(rel, source)
+        else:
+            body = f"SELECT * FROM {own}.{source(rel.name)} WHERE {where}"
+        if rel.params:
+            statements.append(f"CREATE OR REPLACE TEMP MACRO {rel.name}({args}) AS TABLE {body}")
+        else:
+            statements.append(f"CREATE OR REPLACE TEMP VIEW {rel.name} AS {body}")
+    statements.append(macro_sql(catalog().library, temp=True))  # over the narrowed relations
+    for statement in statements:
+        con.execute(statement)
 
 
 # The storage format of `cprec db` files. DuckDB 2.0 writes new files in a format no
@@ -321,13 +386,14 @@ def run_query(
     deploy_stages: Sequence[str] = (),
     data_root: str | Path | DataRoot | None = None,
     stream: bool = False,
+    limit: int | None = None,
 ) -> pa.Table | pa.RecordBatchReader:
     """Run a named query with its parameters bound; `data_root` only sharpens error messages.
 
     `deploy_stages`: GLOBs naming the deploy stages (empty = each pipeline's last stage
     holding a Deploy action, relations/deploy_stages.sql). `stream`: a reader of batches
     (the rows are fetched as it is read; read it inside `reader.data_errors`), not a
-    table held whole in memory."""
+    table held whole in memory. `limit`: the first rows only, in the query's order."""
     query = get_query(name)
     values = {
         "since": since,
@@ -338,28 +404,172 @@ def run_query(
     }
     params = {k: values[k] for k in query.parameters}
     with data_errors(data_root):
+        rel = con.sql(query.sql, params=params)
+        if limit is not None:
+            rel = rel.limit(limit)  # DuckDB keeps the order of the query's ORDER BY
         if stream:
-            return con.sql(query.sql, params=params).to_arrow_reader(STREAM_BATCH_ROWS)
-        return con.sql(query.sql, params=params).to_arrow_table()
+            return rel.to_arrow_reader(STREAM_BATCH_ROWS)
+        return rel.to_arrow_table()
+
+
+def recorded_clock(
+    con: duckdb.DuckDBPyConnection, until: datetime | None = None
+) -> datetime | None:
+    """The time the recorded history reaches: the start of the last collection run that
+    recorded something (succeeded or partial; everything that started before it was
+    listed), or `until` when one started after it. None when no run is recorded.
+
+    The named queries measure ages and the end of an open window to it (their `$now`, from
+    the command line), not to the wall clock: a collector stopped for 16 days, or the demo's
+    simulated clock, would otherwise give ages 16 days too long and a week's rate over 16
+    days more than were recorded."""
+    (last,) = con.execute(
+        "SELECT max(started_at) FROM collection_runs WHERE status IN ('succeeded', 'partial')"
+    ).fetchall()[0]
+    if last is None:
+        return None
+    return min(last, until) if until is not None else last
+
+
+def empty_hint(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    pipelines: Sequence[str] = (),
+    accounts: Sequence[str] = (),
+    regions: Sequence[str] = (),
+) -> str | None:
+    """Why the named query `name` gave no rows, when the selection is why: nothing
+    recorded, a filter that matches no recorded account, region or pipeline, filters that
+    match nothing together, or a window in which no recorded execution of the selection
+    started. None when it holds some (the query's answer is simply none).
+
+    `con` must not be narrowed (`connect` without accounts and regions): the hint names
+    what the filters could have matched."""
+    taken = get_query(name).parameters
+    pipelines = pipelines if "pipelines" in taken else ()
+    since = since if "since" in taken else None
+    until = until if "until" in taken else None
+    (recorded,) = con.execute("SELECT count(*) FROM executions").fetchall()[0]
+    if not recorded:
+        return "nothing is recorded here yet: `cprec collect` records an account"
+    filters = [
+        ("--account", "account_id", "accounts", list(accounts)),
+        ("--region", "region", "regions", list(regions)),
+        ("--pipeline", "pipeline", "pipelines", list(pipelines)),
+    ]
+    for option, column, plural, globs in filters:
+        for g in globs:
+            matched, known, names = con.execute(
+                f"SELECT count(*) FILTER (WHERE v GLOB $g), count(*), list(v ORDER BY v)[:3] "
+                f"FROM (SELECT DISTINCT {column} AS v FROM executions)",
+                {"g": g},
+            ).fetchall()[0]
+            if matched:
+                continue
+            listed = (
+                ", ".join(names) if known <= 3
+                else f'`cprec sql "SELECT DISTINCT {column} FROM executions"` lists them'
+            )  # fmt: skip
+            return f"{option} {g} matches none of the {known} recorded {plural} ({listed})"
+    where = " AND ".join(
+        f"pipeline_matches({column}, ${plural})" for _, column, plural, _ in filters
+    )
+    values = {plural: globs for _, _, plural, globs in filters}
+    first, last, inside = con.execute(
+        f"SELECT min(start_time), max(start_time), "
+        f"count(*) FILTER (WHERE in_window(start_time, $since, $until)) "
+        f"FROM executions WHERE {where}",
+        {**values, "since": since, "until": until},
+    ).fetchall()[0]
+    if first is None:
+        used = " and ".join(f"{o} {' '.join(g)}" for o, _, _, g in filters if g)
+        return f"no recorded execution matches {used} together"
+    if not inside:
+        bounds = " ".join(
+            f"{option} {bound:%Y-%m-%d %H:%M}"
+            for option, bound in (("--since", since), ("--until", until))
+            if bound is not None
+        )
+        return (
+            f"the window ({bounds} UTC) holds no recorded execution: those recorded "
+            f"started from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
+        )
+    return None
+
+
+# Statements whose result is rows to show; the others (CREATE, INSERT, COPY, SET, ...)
+# answer with a count or nothing, shown only when such a statement is run alone.
+ROWS_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL", "EXECUTE", "MULTI"})
 
 
 def run_sql(
-    con: duckdb.DuckDBPyConnection, sql: str, *, data_root: str | Path | DataRoot | None = None
-) -> pa.Table | None:
-    """Run ad-hoc SQL over the views; any DuckDB error is the user's (one line)."""
-    if not sql.strip():
-        raise UserError("empty SQL")
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    *,
+    data_root: str | Path | DataRoot | None = None,
+    one_result: bool = False,
+) -> list[pa.Table]:
+    """Run ad-hoc SQL over the views: one statement or several separated by `;`, in order.
+    Returns the result of a statement run alone, else the results of the statements that
+    return rows (ROWS_STATEMENTS), in order. `one_result`: refuse SQL with more than one of
+    those before running anything (a CSV or JSON file holds one result).
+
+    Every error of the SQL is one line worded one way, `SQL: <DuckDB's first line>`
+    (`statement N of M: ` before it when there are several), the read-only cache's
+    included; only a Parquet file that cannot be read is worded as the data's error,
+    naming the file (reader.data_errors)."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise UserError(f"SQL: {first_line(exc)}") from None
+    if not statements:
+        raise UserError("SQL: empty SQL, nothing to run")
+    several = len(statements) > 1
+    shown = [i for i, s in enumerate(statements) if not several or s.type.name in ROWS_STATEMENTS]
+    if one_result and len(shown) > 1:
+        raise UserError(
+            f"SQL: {len(shown)} of its statements return rows, and this format holds one "
+            "result: run them one at a time, or show them all with --format table"
+        )
+    results = []
     with data_errors(data_root):
-        try:
-            rel = con.sql(sql)
-            return None if rel is None else rel.to_arrow_table()
-        except (duckdb.IOException, duckdb.InvalidInputException):
-            raise  # data_errors names the file
-        except duckdb.Error as exc:
-            hint = ""
-            if "raw." in sql.lower() and isinstance(exc, duckdb.CatalogException):
-                hint = " (raw.* views read the Parquet files: add --no-cache)"
-            raise UserError(f"SQL: {first_line(exc)}{hint}") from None
+        for i, statement in enumerate(statements):
+            try:
+                rel = con.sql(statement.query)
+                if i in shown and rel is not None:
+                    results.append(rel.to_arrow_table())
+            except duckdb.Error as exc:
+                if _unreadable_data(con, exc, data_root):
+                    raise  # data_errors names the file
+                where = f"statement {i + 1} of {len(statements)}: " if several else ""
+                hint = _sql_hint(statement.query, exc)
+                raise UserError(f"SQL: {where}{first_line(exc)}{hint}") from None
+    return results
+
+
+def _unreadable_data(con, exc: duckdb.Error, data_root) -> bool:
+    """Whether `exc` is about a Parquet file that cannot be read, not about the SQL: only
+    a connection over the files reads them; DuckDB names the file, or one is unreadable."""
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return True  # data_errors words it (the memory limit)
+    if not isinstance(con, reader.ParquetConnection):
+        return False
+    if not isinstance(exc, duckdb.IOException | duckdb.InvalidInputException):
+        return False
+    if ".parquet" in str(exc):
+        return True
+    return data_root is not None and bool(reader.unreadable_files(DataRoot.of(data_root)))
+
+
+def _sql_hint(sql: str, exc: duckdb.Error) -> str:
+    if "raw." in sql.lower() and isinstance(exc, duckdb.CatalogException):
+        return " (raw.* views read the Parquet files: add --no-cache)"
+    if "read-only mode" in str(exc):
+        return " (the query cache is read-only: CREATE TEMP TABLE, or add --no-cache)"
+    return ""
 
 
 def _is_duckdb_file(path: Path) -> bool:

@@ -8,10 +8,12 @@
 --             QUEUED or PARALLEL pipeline's inbound executions); since as for blocked
 --   disabled  the stage's inbound transition; since = when it changed, detail = reason, by whom
 --   approval  a pending approval; since = its last status change
--- age_s is measured from `since` to $now. snapshot_at is when the state last changed (an
--- unchanged state is not recorded again); checked_age_s is measured from the start of the
--- last collection run of the pipeline's account and region that did not fail on it,
--- started by $now (or from snapshot_at if later) to $now: a large one means the state shown may be stale.
+-- age_s is measured from `since` to $now (cprec query passes the recorded clock: the start
+-- of the last collection run, so an age is as of the latest recording, whatever the wall
+-- clock says). snapshot_at is when the state last changed (an unchanged state is not
+-- recorded again); checked_age_s is measured from the start of the last collection run of
+-- the pipeline's account and region that did not fail on it, started by $now (or from
+-- snapshot_at if later) to $now: how far this pipeline's state is behind the latest run.
 WITH latest AS (
     SELECT account_id, region, pipeline, max(snapshot_at) AS snapshot_at
     FROM stage_states

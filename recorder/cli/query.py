@@ -42,6 +42,20 @@ window_options = _stack(
     click.option("--since", help="Start time on or after: YYYY-MM-DD, ISO time, or 30d / 12h."),
     click.option("--until", help="Start time before (exclusive): same forms as --since."),
     pipeline_option,
+    click.option(
+        "--account",
+        "accounts",
+        multiple=True,
+        metavar="GLOB",
+        help="Only accounts (ids) matching this glob (repeatable).",
+    ),
+    click.option(
+        "--region",
+        "regions",
+        multiple=True,
+        metavar="GLOB",
+        help="Only regions matching this glob (repeatable).",
+    ),
     deploy_stage_option,
 )
 
@@ -58,6 +72,26 @@ def window_of(since: str | None, until: str | None) -> dict:
     return window
 
 
+def as_of(con, window: dict) -> tuple[datetime, str]:
+    """The time the queries measure ages and open windows to (their `$now`): the recorded
+    clock (queries.recorded_clock), else --until, else the wall clock; and the line that
+    says so under a table."""
+    import queries
+    from queries.output import humane_seconds
+
+    wall, until = window["now"], window["until"]
+    recorded = queries.recorded_clock(con, until)
+    if recorded is None:
+        at, why = (until, "--until") if until else (wall, "now; no collection run is recorded")
+    elif until is not None and recorded == until:
+        at, why = until, "--until"
+    else:
+        at, why = recorded, "the last collection run"
+        gap = humane_seconds(abs((wall - at).total_seconds()))
+        why += f", {gap} ago" if at <= wall else f", {gap} from now"
+    return at, f"(as of {at:%Y-%m-%d %H:%M} UTC: {why})"
+
+
 @click.command("queries")
 @data_option
 def queries_cmd(data: DataRoot) -> None:
@@ -70,9 +104,19 @@ def queries_cmd(data: DataRoot) -> None:
         click.echo(f"{q.name.ljust(pad)}  {q.description}")
 
 
+# Written out rather than built from queries.DEFAULT_LIMITS, which would import DuckDB
+# to draw --help (tests/test_tables.py keeps the two equal).
+LIMIT_HELP = (
+    "Show the first N rows only (0: all). Default: all; the newest 50 recent-failures, "
+    "50 collection-health (the queries that list what happened: a year of them is "
+    "millions of rows)."
+)
+
+
 @click.command("query")
 @click.argument("name")
 @window_options
+@click.option("--limit", type=click.IntRange(min=0), metavar="N", help=LIMIT_HELP)
 @output_options
 @cache_option
 @data_option
@@ -81,26 +125,56 @@ def query_cmd(
     since: str | None,
     until: str | None,
     pipelines: tuple[str, ...],
+    accounts: tuple[str, ...],
+    regions: tuple[str, ...],
     deploy_stages: tuple[str, ...],
+    limit: int | None,
     fmt: str,
     output: Path | None,
     use_cache: bool | None,
     data: DataRoot,
 ) -> None:
-    """Run the named query NAME (see `cprec queries`)."""
+    """Run the named query NAME (see `cprec queries`).
+
+    Ages, and windows left open by --until, are measured to the recorded clock (the
+    start of the last collection run), not the wall clock: a table says it on its last
+    line. A selection that holds nothing (a --pipeline, --account or --region matching no
+    recorded one, a window without recorded executions) prints a hint on stderr; the
+    exit code stays 0."""
     import queries
     from queries.output import write_result
     from recorder.reader import data_errors
 
-    queries.get_query(name)  # an unknown name fails before anything is read
+    query = queries.get_query(name)  # an unknown name fails before anything is read
     window = window_of(since, until)
-    con = queries.connect(data, cache=use_cache)
+    warned = bool(window_warnings(window["since"], window["until"], window["now"]))
+    con = queries.connect(data, cache=use_cache, accounts=accounts, regions=regions)
+    window["now"], footer = as_of(con, window)
+    if "now" not in query.parameters:
+        footer = None  # its figures do not depend on a clock
+    default = limit is None and query.default_limit is not None
+    limit = query.default_limit if limit is None else (limit or None)
     with data_errors(data):  # the rows are read as they are written
         result = queries.run_query(
             con, name, pipelines=pipelines, deploy_stages=deploy_stages, data_root=data,
-            stream=True, **window,
+            stream=limit is None, limit=None if limit is None else limit + 1, **window,
         )  # fmt: skip
-        write_result(result, fmt, output)
+        more = limit is not None and result.num_rows > limit
+        if more:
+            result = result.slice(0, limit)
+        rows = write_result(result, fmt, output, footer=footer)
+    if more and default:
+        click.echo(
+            f"Note: the first {limit} rows of more (--limit N shows N, --limit 0 all)", err=True
+        )
+    if not rows and not warned:
+        plain = queries.connect(data, cache=use_cache)  # not narrowed: what could match
+        hint = queries.empty_hint(
+            plain, name, pipelines=pipelines, accounts=accounts, regions=regions,
+            since=window["since"], until=window["until"],
+        )  # fmt: skip
+        if hint:
+            click.echo(f"Hint: {hint}", err=True)
 
 
 @click.command("sql")
@@ -111,16 +185,25 @@ def query_cmd(
 def sql_cmd(
     sql: str, fmt: str, output: Path | None, use_cache: bool | None, data: DataRoot
 ) -> None:
-    """Run SQL over the views (`-` reads it from standard input)."""
+    """Run SQL over the views (`-` reads it from standard input).
+
+    Several statements separated by `;` run in order, and every one that returns rows is
+    shown (with --format table or markdown; a CSV, JSON or Parquet result holds one, so
+    there such SQL is refused before it runs). Every error of the SQL is one line
+    `Error: SQL: ...`."""
     import queries
-    from queries.output import write_result
+    from queries.output import write_results
 
     if sql == "-":
         sql = sys.stdin.read()
     con = queries.connect(data, cache=use_cache)
-    result = queries.run_sql(con, sql, data_root=data)
-    if result is not None:
-        write_result(result, fmt, output)
+    one = fmt not in ("table", "markdown")
+    results = queries.run_sql(con, sql, data_root=data, one_result=one)
+    if results:
+        write_results(results, fmt, output)
+
+
+EXPORT_FORMATS = ("csv", "json", "jsonl", "parquet")
 
 
 @click.command("export")
@@ -129,40 +212,57 @@ def sql_cmd(
     "directory",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Directory for <query>.csv files and index.csv (created if missing).",
+    help="Directory for a <query>.<format> file per query and index.csv (created if missing).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(EXPORT_FORMATS),
+    default="csv",
+    show_default=True,
+    help="Format of the query files, at full precision (seconds as seconds).",
 )
 @window_options
 @cache_option
 @data_option
 def export_cmd(
     directory: Path,
+    fmt: str,
     since: str | None,
     until: str | None,
     pipelines: tuple[str, ...],
+    accounts: tuple[str, ...],
+    regions: tuple[str, ...],
     deploy_stages: tuple[str, ...],
     use_cache: bool | None,
     data: DataRoot,
 ) -> None:
-    """Write every named query as CSV, with an index.csv."""
+    """Write every named query to a file, with an index.csv.
+
+    index.csv lists each query's name, file, rows and description. The files hold every
+    row: the queries that list what happened (recent-failures, collection-health) are
+    not cut to their newest rows, as `cprec query` cuts them. Ages are measured to the
+    recorded clock, as `cprec query` measures them."""
     import queries
     from queries.output import write_result
     from recorder.reader import data_errors
 
     window = window_of(since, until)
-    con = queries.connect(data, cache=use_cache)
+    con = queries.connect(data, cache=use_cache, accounts=accounts, regions=regions)
+    window["now"], _ = as_of(con, window)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create {directory}: {exc.strerror}") from None
     index = []
     for q in queries.named_queries().values():
-        file = f"{q.name}.csv"
+        file = f"{q.name}.{fmt}"
         with data_errors(data):  # the rows are read as they are written
             result = queries.run_query(
                 con, q.name, pipelines=pipelines, deploy_stages=deploy_stages, data_root=data,
                 stream=True, **window,
             )  # fmt: skip
-            rows = write_result(result, "csv", directory / file)
+            rows = write_result(result, fmt, directory / file)
         index.append({"name": q.name, "file": file, "rows": rows, "description": q.description})
     with open(directory / "index.csv", "w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, ["name", "file", "rows", "description"], lineterminator="\n")
