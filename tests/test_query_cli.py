@@ -132,10 +132,10 @@ def test_json_and_jsonl(data):
 def test_markdown(data):
     result = run(data, "query", "trend", "--format", "markdown", "--pipeline", "api")
     assert result.stdout.splitlines() == [
-        "| pipeline | week | executions | failed | failure_rate | p50_s | deployments |",
-        "|---|---|---|---|---|---|---|",
-        "| api | 2026-01-05 | 1 | 0 | 0.0 | 120.0 | 0 |",
-        "| api | 2026-01-12 | 1 | 0 | 0.0 | 240.0 | 0 |",
+        "| pipeline | week | executions | succeeded | failed | failure_rate | p50_s | deployments |",
+        "|---|---|---|---|---|---|---|---|",
+        "| api | 2026-01-05 | 1 | 1 | 0 | 0.0 | 120.0 | 0 |",
+        "| api | 2026-01-12 | 1 | 1 | 0 | 0.0 | 240.0 | 0 |",
     ]
 
 
@@ -149,6 +149,7 @@ def test_parquet_needs_a_file(data, tmp_path):
         "pipeline",
         "week",
         "executions",
+        "succeeded",
         "failed",
         "failure_rate",
         "p50_s",
