@@ -289,26 +289,55 @@ def kill_points(root, srv, acct, trace: Path, env: dict) -> Counter:
     return points
 
 
-def each_kill(points: Counter):
-    return [(p, n) for p, c in sorted(points.items()) for n in range(1, c + 1)]
+def each_kill(points: Counter, shard: tuple[int, int] = (0, 1)):
+    """Every (point, nth pass) of `points`; with `shard` (i, n) the i-th of n interleaved
+    parts of that list, so that n tests, run side by side (pytest-xdist), kill at every
+    point between them."""
+    every = [(p, n) for p, c in sorted(points.items()) for n in range(1, c + 1)]
+    i, n = shard
+    return every[i::n]
+
+
+# The matrices' kill points, split across this many tests that pytest-xdist runs side by
+# side (each repeats only the clean and traced runs its points are measured against).
+SHARDS = {"directory": 2, "s3": 4}
+
+
+def test_the_matrix_shards_kill_at_every_point_once():
+    points = Counter({"publish:executions": 3, "cache-step": 2, "end-step": 1})
+    every = each_kill(points)
+    assert every == [("cache-step", 1), ("cache-step", 2), ("end-step", 1),
+                     ("publish:executions", 1), ("publish:executions", 2),
+                     ("publish:executions", 3)]  # fmt: skip
+    for n in SHARDS.values():
+        shards = [each_kill(points, (i, n)) for i in range(n)]
+        assert sorted(sum(shards, [])) == every and all(shards), n
 
 
 def crash_matrix(
-    tmp_path: Path, make_root, srv, acct, *, copy_root=None, lapse: float = 0.0
+    tmp_path: Path,
+    make_root,
+    srv,
+    acct,
+    *,
+    copy_root=None,
+    lapse: float = 0.0,
+    shard: tuple[int, int] = (0, 1),
 ) -> Counter:
     """Kill a first collection (which also builds the cache) at every point it passes,
     then run the collector normally: every table, through the files and through the
     cache, equals a clean collect. With `copy_root(src, name)`, then the same for a
     second collection after the account moved on (its refresh is incremental), each
     starting from a copy of the first's root. `lapse`: how long a killed collector's
-    lock outlives it (an S3 lease). Returns the kill points, by name."""
+    lock outlives it (an S3 lease). `shard`: kill at that part of the points only
+    (each_kill). Returns the kill points, by name (all of them, whatever the shard)."""
     flush = {FLUSH_ROWS_ENV: MATRIX_FLUSH_ROWS}
     clean = make_root("clean")
     assert child(clean, srv, acct, flush) == 0
     reference = every_table(clean)
     points = kill_points(make_root("traced"), srv, acct, tmp_path / "trace", flush)
     assert points["publish:executions"] and points["end-step"]
-    for i, (point, n) in enumerate(each_kill(points)):
+    for i, (point, n) in enumerate(each_kill(points, shard)):
         root = make_root(f"k{i}")
         assert child(root, srv, acct, {**flush, KILL_ENV: f"{point}:{n}"}) == -signal.SIGKILL
         time.sleep(lapse)
@@ -324,7 +353,7 @@ def crash_matrix(
     copy_root(clean, "traced2")
     second = kill_points(make_root("traced2"), srv, acct, tmp_path / "trace", flush)
     assert second["cache-step"] and not second["cache-load"] or second["publish:executions"]
-    for i, (point, n) in enumerate(each_kill(second)):
+    for i, (point, n) in enumerate(each_kill(second, shard)):
         root = copy_root(clean, f"j{i}")
         assert child(root, srv, acct, {**flush, KILL_ENV: f"{point}:{n}"}) == -signal.SIGKILL
         assert run(root, srv, acct, build_cache=True).exit_code == 0, (point, n)
@@ -334,7 +363,8 @@ def crash_matrix(
 
 
 @pytest.mark.slow
-def test_crash_matrix_directory_root(tmp_path):
+@pytest.mark.parametrize("shard", range(SHARDS["directory"]))
+def test_crash_matrix_directory_root(tmp_path, shard):
     acct = Account(**MATRIX_ACCOUNT, now=NOW)
 
     def copy_root(src: Path, name: str) -> Path:
@@ -343,19 +373,20 @@ def test_crash_matrix_directory_root(tmp_path):
 
     with SimulatorServer(acct) as srv:
         points = crash_matrix(tmp_path, lambda name: tmp_path / name, srv, acct,
-                              copy_root=copy_root)  # fmt: skip
+                              copy_root=copy_root, shard=(shard, SHARDS["directory"]))  # fmt: skip
     print(f"crash matrix (directory root): {points.total()} kill points {dict(points)}")
 
 
 @pytest.mark.slow
-def test_crash_matrix_s3_root(bucket, tmp_path, monkeypatch):
+@pytest.mark.parametrize("shard", range(SHARDS["s3"]))
+def test_crash_matrix_s3_root(bucket, tmp_path, monkeypatch, shard):
     """An S3 root's collector builds no cache (its readers do: `sync`), so the cache steps
     are a reader's: killed at each while it builds its cache, then read again."""
     monkeypatch.setenv(LEASE_TTL_ENV, "1")  # a killed collector's lease lapses in 1 s
     acct = Account(**MATRIX_ACCOUNT, now=NOW)
     with SimulatorServer(acct) as srv:
         points = crash_matrix(tmp_path, lambda name: f"s3://{bucket}/{name}", srv, acct,
-                              lapse=1.2)  # fmt: skip
+                              lapse=1.2, shard=(shard, SHARDS["s3"]))  # fmt: skip
     remote = f"s3://{bucket}/clean"
     reference = every_table(remote)
     shutil.rmtree(cache_mod.cache_dir(remote))
@@ -365,7 +396,7 @@ def test_crash_matrix_s3_root(bucket, tmp_path, monkeypatch):
                    capture_output=True, timeout=300)  # fmt: skip
     steps = Counter(p for p in trace.read_text().split() if p.startswith("cache-"))
     assert steps["cache-step"] and steps["cache-load"]
-    for point, n in each_kill(steps):
+    for point, n in each_kill(steps, (shard, SHARDS["s3"])):
         shutil.rmtree(cache_mod.cache_dir(remote), ignore_errors=True)
         killed = subprocess.run(reader, env={**os.environ, KILL_ENV: f"{point}:{n}"},
                                 capture_output=True, timeout=300)  # fmt: skip
