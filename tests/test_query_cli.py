@@ -132,7 +132,8 @@ def test_json_and_jsonl(data):
 def test_markdown(data):
     result = run(data, "query", "trend", "--format", "markdown", "--pipeline", "api")
     assert result.stdout.splitlines() == [
-        "| pipeline | week | executions | succeeded | failed | failure_rate | p50_s | deployments |",
+        "| pipeline | week | executions | succeeded | failed | failure_rate | p50_s "
+        "| deployments |",
         "|---|---|---|---|---|---|---|---|",
         "| api | 2026-01-05 | 1 | 1 | 0 | 0.0 | 120.0 | 0 |",
         "| api | 2026-01-12 | 1 | 1 | 0 | 0.0 | 240.0 | 0 |",

@@ -659,7 +659,8 @@ def test_simulate_serves_until_interrupted():
             out, err = proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGABRT)
-            raise AssertionError(f"no exit after SIGINT; its threads: {proc.communicate()[1]}") from None
+            threads = proc.communicate()[1]
+            raise AssertionError(f"no exit after SIGINT; its threads: {threads}") from None
         assert proc.returncode == 0 and out == ""
         assert err.splitlines() == [
             "Record it from another shell (the simulator accepts any credentials):",
