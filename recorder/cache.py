@@ -95,7 +95,7 @@ LAYOUT = 6
 KEEP = object()  # refresh(head=KEEP): the root head the cache records stays as it was
 BATCH_FILES = 4000
 LIST_CHUNK = 50_000  # paths of a tree walk handed to DuckDB at a time
-KEY_CHUNK = 50  # pipelines (or names) a whole recompute of their relations takes at a time
+KEY_CHUNK = 50  # pipelines (or names) a whole recompute of a relation takes at a time
 
 
 def cache_dir(root: str | Path | DataRoot) -> Path:
@@ -799,10 +799,12 @@ class Cache:
             ) from None
 
     def _key_chunks(self, rel: derive.Relation) -> Iterator[None]:
-        """Fill the temporary table `cprec_chunk` with KEY_CHUNK keys of `rel`'s grain at a
-        time (every key its inputs hold), once per chunk."""
+        """Fill the temporary table `cprec_chunk` with the keys of `rel`'s grain of
+        KEY_CHUNK pipelines (or names) at a time (every key its inputs hold), once per
+        chunk. An execution-grain relation takes the executions of KEY_CHUNK pipelines."""
         con = self.con
-        cols = ", ".join(rel.key)
+        by = derive.GRAINS["pipeline" if rel.grain == "execution" else rel.grain]
+        cols = ", ".join(by)
         every = " UNION ".join(f"SELECT DISTINCT {cols} FROM cache.{n}" for n in rel.reads)
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE cprec_all_keys AS SELECT *, "
@@ -810,9 +812,15 @@ class Cache:
         )
         total = con.execute("SELECT count(*) FROM cprec_all_keys").fetchone()[0]
         for first in range(1, total + 1, KEY_CHUNK):
+            chunk = f"SELECT {cols} FROM cprec_all_keys WHERE n BETWEEN $a AND $b"
+            if rel.grain == "execution":
+                key = ", ".join(rel.key)
+                chunk = " UNION ".join(
+                    f"SELECT DISTINCT {key} FROM cache.{n} SEMI JOIN ({chunk}) USING ({cols})"
+                    for n in rel.reads
+                )
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE cprec_chunk AS SELECT {cols} FROM cprec_all_keys "
-                "WHERE n BETWEEN $a AND $b",
+                f"CREATE OR REPLACE TEMP TABLE cprec_chunk AS {chunk}",
                 {"a": first, "b": first + KEY_CHUNK - 1},
             )
             yield
@@ -843,12 +851,10 @@ class Cache:
                 if not _has_table(con, rel.name):
                     self._create(rel)
                 con.execute(f"DELETE FROM cache.{rel.name}")
-                if rel.grain == "execution":  # (DuckDB spills its aggregates and windows)
-                    con.execute(f"INSERT INTO cache.{rel.name} {self._compute(rel, keys=None)}")
-                    continue
-                # per pipeline and per name, a chunk of keys at a time: a percentile holds
-                # every value of its group in memory, and at 500 x 365 a whole relation's
-                # groups do not fit under the memory limit
+                # a chunk of pipelines (or names) at a time: a percentile holds every
+                # value of its group in memory, and at 500 x 365 neither a whole relation's
+                # groups nor stage_runs' windows over all 24.5M action rows fit under the
+                # memory limit (DuckDB spills some of its operators, not all of them)
                 for _ in self._key_chunks(rel):
                     con.execute(
                         f"INSERT INTO cache.{rel.name} {self._compute(rel, keys='cprec_chunk')}"
