@@ -95,7 +95,11 @@ LAYOUT = 6
 KEEP = object()  # refresh(head=KEEP): the root head the cache records stays as it was
 BATCH_FILES = 4000
 LIST_CHUNK = 50_000  # paths of a tree walk handed to DuckDB at a time
-KEY_CHUNK = 50  # pipelines (or names) a whole recompute of their relations takes at a time
+# What a whole recompute of a relation takes at a time: at 500 pipelines x 365 days,
+# stage_runs over 25 pipelines' executions (419k) does not fit in 256MB, 10 (168k) do, and
+# deploy_attempts of 50 pipelines does not either
+EXECUTION_CHUNK = 100_000  # executions
+KEY_CHUNK = 10  # pipelines, or names
 
 
 def cache_dir(root: str | Path | DataRoot) -> Path:
@@ -799,21 +803,23 @@ class Cache:
             ) from None
 
     def _key_chunks(self, rel: derive.Relation) -> Iterator[None]:
-        """Fill the temporary table `cprec_chunk` with KEY_CHUNK keys of `rel`'s grain at a
-        time (every key its inputs hold), once per chunk."""
+        """Fill the temporary table `cprec_chunk` with a chunk of the keys of `rel`'s grain
+        (every key its inputs hold) at a time, once per chunk: EXECUTION_CHUNK executions,
+        or KEY_CHUNK pipelines or names."""
         con = self.con
         cols = ", ".join(rel.key)
+        size = EXECUTION_CHUNK if rel.grain == "execution" else KEY_CHUNK
         every = " UNION ".join(f"SELECT DISTINCT {cols} FROM cache.{n}" for n in rel.reads)
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE cprec_all_keys AS SELECT *, "
             f"row_number() OVER (ORDER BY {cols}) AS n FROM ({every})"
         )
         total = con.execute("SELECT count(*) FROM cprec_all_keys").fetchone()[0]
-        for first in range(1, total + 1, KEY_CHUNK):
+        for first in range(1, total + 1, size):
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE cprec_chunk AS SELECT {cols} FROM cprec_all_keys "
                 "WHERE n BETWEEN $a AND $b",
-                {"a": first, "b": first + KEY_CHUNK - 1},
+                {"a": first, "b": first + size - 1},
             )
             yield
 
@@ -843,12 +849,10 @@ class Cache:
                 if not _has_table(con, rel.name):
                     self._create(rel)
                 con.execute(f"DELETE FROM cache.{rel.name}")
-                if rel.grain == "execution":  # (DuckDB spills its aggregates and windows)
-                    con.execute(f"INSERT INTO cache.{rel.name} {self._compute(rel, keys=None)}")
-                    continue
-                # per pipeline and per name, a chunk of keys at a time: a percentile holds
-                # every value of its group in memory, and at 500 x 365 a whole relation's
-                # groups do not fit under the memory limit
+                # a chunk of pipelines (or names) at a time: a percentile holds every
+                # value of its group in memory, and at 500 x 365 neither a whole relation's
+                # groups nor stage_runs' windows over all 24.5M action rows fit under the
+                # memory limit (DuckDB spills some of its operators, not all of them)
                 for _ in self._key_chunks(rel):
                     con.execute(
                         f"INSERT INTO cache.{rel.name} {self._compute(rel, keys='cprec_chunk')}"

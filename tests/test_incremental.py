@@ -86,9 +86,11 @@ def assert_incremental_equals_rebuilt(root: Path, scratch: Path, where: str) -> 
 
 @pytest.mark.parametrize("seed", [3, 11, 29])
 def test_a_cache_refreshed_run_by_run_equals_one_built_from_scratch(tmp_path, seed, monkeypatch):
-    # a whole recompute takes the pipelines and names one at a time (at 500 x 365 it
-    # takes 50): the caches built from scratch here prove the chunks add up to the whole
+    # a whole recompute takes the pipelines and names one at a time, the executions 7 at
+    # a time (at 500 x 365: 50, and 100,000): the caches built from scratch here prove
+    # the chunks add up to the whole
     monkeypatch.setattr(cache_mod, "KEY_CHUNK", 1)
+    monkeypatch.setattr(cache_mod, "EXECUTION_CHUNK", 7)
     rng = random.Random(seed)
     acct = Account(pipelines=rng.randint(2, 4), days=rng.randint(2, 4), seed=seed, now=NOW)
     root = tmp_path / "data"
