@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from recorder.errors import UserError, first_line
+from recorder.errors import UserError
 from recorder.reader import data_errors
 
 RULES = ("approval-waiting", "running-long", "stuck", "failing-streak", "no-deploy", "blocked")
@@ -169,7 +169,8 @@ def _pipelines(con, rules: Rules) -> pa.Table:
         matcher.register("names", pa.table({"pipeline": sorted(set(names))}))
         for o in rules.overrides:
             rows = matcher.execute(
-                "SELECT pipeline FROM names WHERE len(list_filter($p, lambda g: pipeline GLOB g)) > 0",
+                "SELECT pipeline FROM names "
+                "WHERE len(list_filter($p, lambda g: pipeline GLOB g)) > 0",
                 {"p": list(o.patterns)},
             ).fetchall()
             for (name,) in rows:
@@ -191,7 +192,9 @@ def _pipelines(con, rules: Rules) -> pa.Table:
             else:
                 columns[_column(rule, key)] = pa.array([float(v) for v in values], pa.float64())
     for name, values in columns.items():
-        clocks = clocks.append_column(name, pa.array(values) if isinstance(values, list) else values)
+        clocks = clocks.append_column(
+            name, pa.array(values) if isinstance(values, list) else values
+        )
     return clocks
 
 
@@ -208,20 +211,20 @@ def evaluate(con, rules: Rules, *, data_root=None) -> tuple[list[dict], dict[tup
                 if not any(table.column(_column(rule, "enabled")).to_pylist()):
                     continue
                 sql = _sql(f"{rule}.sql")
-                params = {"deploy_stages": list(rules.deploy_stages)} if "$deploy_stages" in sql else {}
+                params = (
+                    {"deploy_stages": list(rules.deploy_stages)} if "$deploy_stages" in sql else {}
+                )
                 rows = con.sql(sql, params=params).to_arrow_table().to_pylist()
                 found += [{c: r[c] for c in RESULT_COLUMNS} for r in rows]
-        except duckdb.Error as e:
-            if isinstance(e, duckdb.IOException | duckdb.InvalidInputException):
-                raise
-            raise UserError(f"watch rule {rule}: {first_line(e)}") from None
         finally:
             con.unregister("watch_pipelines")
     found.sort(key=lambda r: (RULES.index(r["rule"]), r["account_id"], r["region"],
                               r["pipeline"], r["subject"]))  # fmt: skip
     clocks = {
         (a, r, p): c
-        for a, r, p, c in zip(*(table.column(n).to_pylist()
-                                for n in ("account_id", "region", "pipeline", "clock")), strict=True)  # fmt: skip
+        for a, r, p, c in zip(
+            *(table.column(n).to_pylist() for n in ("account_id", "region", "pipeline", "clock")),
+            strict=True,
+        )  # fmt: skip
     }
     return found, clocks

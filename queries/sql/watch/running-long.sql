@@ -81,7 +81,7 @@ SELECT
         WHEN runs >= min_runs
             THEN printf('%g x its p95 of %.1f s over %d runs in %g days', factor, p95_s,
                 runs, days)
-        ELSE printf('the absolute bound: %d of the %d runs needed for a p95 in %g days',
+        ELSE printf('the absolute bound (%d of the %d runs needed for a p95 in %g days)',
             runs, min_runs, days)
     END AS detail,
     repeat_hours * 3600 AS repeat_s,
