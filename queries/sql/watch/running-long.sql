@@ -60,10 +60,11 @@ limits AS (
     SELECT r.*, b.runs, b.p95_s, w.clock, w.running_long_factor AS factor,
         w.running_long_days AS days, w.running_long_min_runs AS min_runs,
         w.running_long_repeat_hours AS repeat_hours,
-        CASE
+        -- to the microsecond, as ages are: 3 x a p95 of 479.99999999999994 is 1440 s
+        round(CASE
             WHEN b.runs >= w.running_long_min_runs THEN w.running_long_factor * b.p95_s
             ELSE w.running_long_max_hours * 3600
-        END AS limit_s
+        END, 6) AS limit_s
     FROM running AS r
     JOIN baseline AS b USING (account_id, region, pipeline, run_id, stage)
     JOIN watch_pipelines AS w USING (account_id, region, pipeline)
