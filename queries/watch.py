@@ -159,9 +159,13 @@ def _column(rule: str, key: str) -> str:
     return f"{rule.replace('-', '_')}_{key}"
 
 
-def _pipelines(con, rules: Rules) -> pa.Table:
-    """`watch_pipelines`: each pipeline's clock and the parameters that apply to it."""
+def _pipelines(con, rules: Rules, now: datetime | None) -> pa.Table:
+    """`watch_pipelines`: each pipeline's clock (or `now`) and the parameters that apply
+    to it."""
     clocks = con.sql(_sql("_clock.sql")).to_arrow_table()
+    if now is not None:
+        at = pa.array([now] * clocks.num_rows, clocks.schema.field("clock").type)
+        clocks = clocks.set_column(clocks.schema.get_field_index("clock"), "clock", at)
     names = clocks.column("pipeline").to_pylist()
     applied: dict[str, list[Override]] = {n: [] for n in names}
     if rules.overrides:
@@ -198,12 +202,15 @@ def _pipelines(con, rules: Rules) -> pa.Table:
     return clocks
 
 
-def evaluate(con, rules: Rules, *, data_root=None) -> tuple[list[dict], dict[tuple, datetime]]:
+def evaluate(
+    con, rules: Rules, *, now: datetime | None = None, data_root=None
+) -> tuple[list[dict], dict[tuple, datetime]]:
     """What holds now: one dict per condition (RESULT_COLUMNS), ordered by rule, account,
     region, pipeline and subject, and the clock of every pipeline evaluated,
-    {(account_id, region, pipeline): clock}."""
+    {(account_id, region, pipeline): clock}. `now`: measure every age to it instead of
+    the recorded clock (a replay: `cprec watch --now`)."""
     with data_errors(data_root):
-        table = _pipelines(con, rules)
+        table = _pipelines(con, rules, now)
         con.register("watch_pipelines", table)
         found: list[dict] = []
         try:

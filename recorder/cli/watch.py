@@ -19,6 +19,7 @@ from recorder.errors import (
     UserError,
 )
 from recorder.root import DataRoot
+from recorder.timeparse import parse_bound
 
 EXIT_CODES_HELP = f"""\b
 Exit codes:
@@ -76,6 +77,12 @@ Exit codes:
     help="With --collect: AWS region (repeatable).",
 )
 @aws_options
+@click.option(
+    "--now",
+    metavar="TIME",
+    help="Measure ages to this ISO time instead of each pipeline's recorded clock (the "
+    "start of the last collection run that read it): to replay a moment.",
+)
 @click.option("--default-rules", is_flag=True, help="Print the default rules file and exit.")
 @cache_option
 @data_option
@@ -88,6 +95,7 @@ def watch_cmd(
     regions: tuple[str, ...],
     profile: str | None,
     endpoint_url: str | None,
+    now: str | None,
     default_rules: bool,
     use_cache: bool | None,
     data: DataRoot,
@@ -103,6 +111,7 @@ def watch_cmd(
         click.echo(default_rules_text(), nl=False)
         return
     rules = load_rules(rules_file)  # a bad file fails before anything is collected or sent
+    at = parse_bound(now, name="--now") if now else None
     sinks: list = []
     if webhook:
         sinks.append(watch.Webhook(webhook))
@@ -111,7 +120,7 @@ def watch_cmd(
     if collect_first:
         _collect(data, regions, profile, endpoint_url)
     con = queries.connect(data, cache=use_cache)
-    rows, clocks = evaluate(con, rules, data_root=data)
+    rows, clocks = evaluate(con, rules, now=at, data_root=data)
     con.close()
     outcome = watch.run(data.existing(), rows, clocks, sinks)
     for event in outcome.events:
