@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -535,3 +537,14 @@ def test_no_clock_no_alert_and_a_missing_root_is_one_line(tmp_path):
     result = watch(tmp_path / "nowhere")
     assert result.exit_code == 2 and result.output.startswith("Error: data root ")
     assert date(2026, 3, 2) == S.date()
+
+
+def test_the_readme_rules_file_is_valid():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Alerts that need history: `cprec watch`")[1].split("\n## ")[0]
+    [text] = re.findall(r"^```toml\n(.*?)^```", section, re.M | re.S)
+    rules = load_rules(rules_file(Path(tempfile.mkdtemp()), text))
+    assert rules.deploy_stages == ("Deploy*",)
+    assert rules.params["stuck"]["minutes"] == 90
+    assert [o.patterns for o in rules.overrides] == [("*-dev", "sandbox-*"), ("payments-*",)]
+    assert rules.overrides[1].values == {"approval-waiting": {"hours": 4, "repeat_hours": 4}}
