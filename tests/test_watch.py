@@ -548,3 +548,24 @@ def test_the_readme_rules_file_is_valid():
     assert rules.params["stuck"]["minutes"] == 90
     assert [o.patterns for o in rules.overrides] == [("*-dev", "sandbox-*"), ("payments-*",)]
     assert rules.overrides[1].values == {"approval-waiting": {"hours": 4, "repeat_hours": 4}}
+
+
+def test_one_watch_at_a_time_and_messages_wait_for_their_sink(tmp_path, hook):
+    from recorder.lock import data_lock
+
+    pending_approval(tmp_path)
+    clock_at(tmp_path, S + 24 * H)
+    with data_lock(tmp_path, ".watch.lock", holder="watch"):
+        result = watch(tmp_path)
+    assert result.exit_code == 75
+    assert result.output.startswith("Error: another watch (pid ")
+    assert not (tmp_path / STATE_FILE).exists()
+    hook.failing = 3
+    assert watch(tmp_path, "--webhook", hook.url).exit_code == 1
+    later = watch(tmp_path)  # no --webhook: the message waits for it
+    assert (later.exit_code, later.stdout) == (3, "")
+    assert later.stderr == (
+        "Warning: 1 message(s) wait for a sink not given this run (--webhook, --sns-topic)\n"
+    )
+    assert watch(tmp_path, "--webhook", hook.url).stderr == ""
+    assert hook.bodies == [slack(FIRE)]

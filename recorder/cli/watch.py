@@ -130,6 +130,12 @@ def watch_cmd(
             click.echo(event.text)
     for doubt in outcome.in_doubt:
         click.echo(f"Warning: a crash interrupted this send, not repeated: {doubt}", err=True)
+    if outcome.pending and not outcome.errors:
+        click.echo(
+            f"Warning: {outcome.pending} message(s) wait for a sink not given this run "
+            "(--webhook, --sns-topic)",
+            err=True,
+        )
     *earlier, last = outcome.errors or [None]
     for error in earlier:
         click.echo(f"Error: {error}", err=True)
