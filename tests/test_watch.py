@@ -414,10 +414,10 @@ def test_a_webhook_that_fails_keeps_the_alert_pending_then_recovers(tmp_path, ho
     assert hook.bodies == [slack(FIRE)]
 
 
-def test_an_unreachable_webhook_is_one_line(tmp_path):
+def test_an_unreachable_webhook_is_one_line(tmp_path, monkeypatch):
     pending_approval(tmp_path)
     clock_at(tmp_path, S + 24 * H)
-    os.environ["CPREC_TEST_WEBHOOK_DELAYS"] = "0.01"  # conftest clears CPREC_* after the test
+    monkeypatch.setenv("CPREC_TEST_WEBHOOK_DELAYS", "0.01")
     result = watch(tmp_path, "--webhook", "http://127.0.0.1:9/hook")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: webhook http://127.0.0.1:9: ")
