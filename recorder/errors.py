@@ -8,6 +8,7 @@ Library code raises these; only the CLI (recorder/cli.py) turns one into a singl
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # some pipelines failed, the rest were written
 EXIT_USAGE = 2  # bad flag, bad value, bad SQL, unreadable file, no region/credentials
+EXIT_FIRING = 3  # cprec watch: alerts fire
 EXIT_LOCKED = 75  # another collector holds the data root's lock (EX_TEMPFAIL)
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 

@@ -66,7 +66,7 @@ def _restore(name: str, value: str | None) -> None:
 
 
 def _register() -> None:
-    from recorder.cli import athena, collect, demo, maintain, query, report, simulate
+    from recorder.cli import athena, collect, demo, maintain, query, report, simulate, watch
 
     for command in [
         simulate.simulate,
@@ -76,6 +76,7 @@ def _register() -> None:
         *maintain.COMMANDS,
         demo.demo,
         *athena.COMMANDS,
+        watch.watch_cmd,
     ]:
         main.add_command(command)
 
