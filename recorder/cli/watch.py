@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,8 +19,10 @@ from recorder.errors import (
     EXIT_USAGE,
     UserError,
 )
-from recorder.root import DataRoot
 from recorder.timeparse import parse_bound
+
+if TYPE_CHECKING:
+    from recorder.root import DataRoot
 
 EXIT_CODES_HELP = f"""\b
 Exit codes:
