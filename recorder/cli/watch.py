@@ -34,7 +34,11 @@ Exit codes:
 """
 
 
-@click.command("watch", epilog=EXIT_CODES_HELP)
+@click.command(
+    "watch",
+    epilog=EXIT_CODES_HELP,
+    short_help="Alert on what needs history (stuck runs, waiting approvals).",
+)
 @click.option(
     "--rules",
     "rules_file",
