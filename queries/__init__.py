@@ -8,8 +8,10 @@ Named queries are `sql/<name>.sql` (name = file stem, description = first `-- ` 
 with DuckDB named parameters: `$since`, `$until` (TIMESTAMPTZ or NULL = unbounded,
 applied to the start time, until exclusive), `$pipelines` (list of GLOB patterns,
 empty = all), `$now` (the time ages are measured to) and `$deploy_stages` (GLOBs of
-deploy stage names, empty = the default rule of recorder/sql/_delivery.sql). Values
-are always bound, never pasted into the SQL.
+deploy stage names, empty = the default rule of recorder/sql/_delivery.sql),
+`$accounts` and `$regions` (GLOBs, empty = all; SELF_SELECTING), `$by` (cost's grouping)
+and `$prices` (cost's prices: queries/cost.py). Values are always bound, never pasted into
+the SQL.
 """
 
 from __future__ import annotations
@@ -47,7 +49,13 @@ __all__ = [
     "write_database",
 ]
 
-PARAMETERS = ("since", "until", "pipelines", "now", "deploy_stages")
+PARAMETERS = (
+    "since", "until", "pipelines", "now", "deploy_stages", "accounts", "regions", "by", "prices",
+)  # fmt: skip
+# A query that takes these selects its rows itself, over every account and region: its
+# connection is not narrowed (`narrow`), for its figures depend on rows it does not show
+# (`cost`: the free minutes an account's pipelines share).
+SELF_SELECTING = {"accounts", "regions"}
 STREAM_BATCH_ROWS = 50_000  # rows per batch of a streamed result
 _PARAM = re.compile(r"\$([A-Za-z_]\w*)")
 _COMMENT = re.compile(r"--[^\n]*")
@@ -384,6 +392,10 @@ def run_query(
     pipelines: Sequence[str] = (),
     now: datetime | None = None,
     deploy_stages: Sequence[str] = (),
+    accounts: Sequence[str] = (),
+    regions: Sequence[str] = (),
+    by: str = "pipeline",
+    prices: dict | None = None,
     data_root: str | Path | DataRoot | None = None,
     stream: bool = False,
     limit: int | None = None,
@@ -393,15 +405,27 @@ def run_query(
     `deploy_stages`: GLOBs naming the deploy stages (empty = each pipeline's last stage
     holding a Deploy action, relations/deploy_stages.sql). `stream`: a reader of batches
     (the rows are fetched as it is read; read it inside `reader.data_errors`), not a
-    table held whole in memory. `limit`: the first rows only, in the query's order."""
+    table held whole in memory. `limit`: the first rows only, in the query's order.
+    `accounts`, `regions`: bound to a SELF_SELECTING query (others are narrowed by
+    `connect`). `by`, `prices`: cost's grouping (cost.BY) and prices (None: AWS's)."""
+    from queries import cost
+
     query = get_query(name)
+    if by not in cost.BY:
+        raise UserError(f"cannot group by {by!r}; valid: {', '.join(cost.BY)}")
     values = {
         "since": since,
         "until": until,
         "pipelines": list(pipelines),
         "now": now or datetime.now(UTC),
         "deploy_stages": list(deploy_stages),
+        "accounts": list(accounts),
+        "regions": list(regions),
+        "by": by,
     }
+    if "prices" in query.parameters:
+        with data_errors(data_root):
+            values["prices"] = cost.aws_prices(con) if prices is None else prices
     params = {k: values[k] for k in query.parameters}
     with data_errors(data_root):
         rel = con.sql(query.sql, params=params)

@@ -22,6 +22,7 @@ DECLARED = [
     ("action_runs", "execution"),
     ("execution_times", "execution"),
     ("failed_executions", "execution"),
+    ("action_attempts", "execution"),
     # the deployment rule, per pipeline (account, region, name)
     ("deploy_stages", "pipeline", ("patterns",)),
     # (its rows of one pipeline depend on the later ones: its horizon, deploy_time)

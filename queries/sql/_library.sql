@@ -131,3 +131,159 @@ CREATE OR REPLACE MACRO restore_band(seconds) AS
         WHEN seconds < 7 * 86400 THEN 'medium'
         ELSE 'low'
     END;
+
+-- What CodePipeline charges (`cost`). Every rule and price is here, and each rule says
+-- where AWS states it. Source: https://aws.amazon.com/codepipeline/pricing/ ("Pipeline
+-- types", "AWS Free Tier"; read 2026-12-07). The prices are `aws_prices()`; `cprec query
+-- cost --prices FILE` and `--price-per-minute` replace them (queries/cost.py).
+--
+-- V2 pipelines: "$0.002 per action execution minute". The minutes of an action
+--   execution run "from the time an action in your pipeline starts executing until that
+--   action reaches a completion state, rounded up to the nearest minute": here from its
+--   start_time to its last_update_time once it ended (action_attempts), each execution
+--   rounded up on its own, exact to the microsecond (60 s is 1 minute, 60.000001 s 2).
+--   An action still running is billed when it ends. "You are charged for all action
+--   types except for manual approval and custom action types": an Approval action, or
+--   an action of owner Custom, is not billed. (Condition rules are not actions.)
+-- V2 free tier: "100 free action execution minutes per month", "shared between all V2
+--   pipelines in the account", "reset at the beginning of each calendar month". Months
+--   are UTC calendar months, and an action execution's minutes fall in the month it
+--   ended. The free minutes go to the month's billed minutes in the order they ended
+--   (then by action execution id): the first 100 are free, whichever pipeline used them.
+-- V1 pipelines: "$1.00 per active pipeline (a pipeline that has existed for more than
+--   30 days and has at least one code change that runs through it during the month)
+--   per month"; "not prorated for partial months"; "free for the first 30 days after
+--   creation". Here a V1 pipeline is active in a month when an execution (other than a
+--   Cancelled one, which never ran) started in the month more than 30 days after the
+--   pipeline's `created`. Its monthly charge falls in no stage or action.
+-- V1 free tier: "One free active V1 pipeline per month" per account: here the one whose
+--   first such execution of the month started first (then by region and name).
+-- The pipeline type: "Pipelines are automatically designated as V1 pipelines, even if the
+--   pipeline type is not specified", so a recorded definition without a type is V1. An
+--   execution is billed by the type of the pipeline version it ran; when that version
+--   was not recorded (history from before the first collection), by the last recorded
+--   version before it, else the first after it. A pipeline with no recorded definition
+--   has no type: its cost is NULL, never a guess. A pipeline whose `created` was not
+--   recorded is taken as older than 30 days.
+CREATE OR REPLACE MACRO aws_prices() AS {
+    'currency': 'USD',
+    'action_minute': CAST(0.002 AS DECIMAL(18, 8)),
+    'free_action_minutes': CAST(100 AS BIGINT),
+    'active_pipeline_month': CAST(1.00 AS DECIMAL(18, 8)),
+    'free_active_pipelines': CAST(1 AS BIGINT),
+    'free_days': CAST(30 AS BIGINT),
+    'regions': CAST([] AS STRUCT(
+        region VARCHAR,
+        action_minute DECIMAL(18, 8),
+        active_pipeline_month DECIMAL(18, 8)
+    )[])
+};
+
+-- The pipeline type (V1 | V2) of each recorded pipeline version, and per pipeline a row of
+-- version -2^63 holding its first recorded version's type: an ASOF join on
+-- `version >= pipeline_version` then finds the type the rules above give any version.
+CREATE OR REPLACE MACRO pipeline_types() AS TABLE
+    WITH types AS (
+        SELECT account_id, region, pipeline, pipeline_version,
+            coalesce(pipeline_type, 'V1') AS pipeline_type
+        FROM pipelines
+    )
+    SELECT * FROM types
+    UNION ALL
+    SELECT account_id, region, pipeline, -9223372036854775808 AS pipeline_version,
+        arg_min(pipeline_type, pipeline_version) AS pipeline_type
+    FROM types
+    GROUP BY ALL;
+
+-- A region's price of `kind` ('action_minute' or 'active_pipeline_month'): its row of
+-- prices['regions'], else the default.
+CREATE OR REPLACE MACRO region_price(prices, kind, r) AS
+    coalesce(
+        list_filter(prices['regions'], lambda p: p['region'] = r)[1][kind],
+        prices[kind]
+    );
+
+-- One row per ended action execution of every type: its minutes, its billable minutes
+-- (0 when not billed per minute), the free minutes it used and its cost (V1: 0, billed
+-- per month in pipeline_month_costs). `prices`: aws_prices() or one of the same shape.
+CREATE OR REPLACE MACRO action_costs(prices) AS TABLE
+    WITH billed AS (
+        SELECT
+            a.*,
+            t.pipeline_type,
+            CAST(date_trunc('month', a.end_time AT TIME ZONE 'UTC') AS DATE) AS month,
+            (epoch_us(a.end_time) - epoch_us(a.start_time)) / 60e6 AS minutes,
+            t.pipeline_type = 'V2'
+                AND coalesce(a.category, '') <> 'Approval'
+                AND coalesce(a.owner, '') <> 'Custom' AS per_minute,
+            -- rounded up, in whole microseconds: no floating-point edge at the minute
+            CASE WHEN per_minute
+                THEN (epoch_us(a.end_time) - epoch_us(a.start_time) + 59999999) // 60000000
+                WHEN NOT per_minute THEN 0
+            END AS billable_minutes
+        FROM action_attempts AS a
+        ASOF LEFT JOIN pipeline_types() AS t
+            ON a.account_id = t.account_id AND a.region = t.region AND a.pipeline = t.pipeline
+            AND coalesce(a.pipeline_version, -9223372036854775808) >= t.pipeline_version
+    ),
+    shared AS (
+        SELECT
+            *,
+            coalesce(sum(billable_minutes) OVER (
+                PARTITION BY account_id, month
+                ORDER BY end_time, action_execution_id
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+            ), 0) AS used_before
+        FROM billed
+        WHERE billable_minutes > 0
+    )
+    SELECT
+        b.*,
+        coalesce(
+            greatest(0, least(b.billable_minutes, prices['free_action_minutes'] - s.used_before)),
+            CASE WHEN b.billable_minutes IS NOT NULL THEN 0 END
+        ) AS free_minutes,
+        CAST(
+            (b.billable_minutes - free_minutes) * region_price(prices, 'action_minute', b.region)
+            AS DECIMAL(18, 8)
+        ) AS cost
+    FROM billed AS b
+    LEFT JOIN shared AS s USING (action_execution_id, account_id, region, pipeline);
+
+-- One row per V1 pipeline and month it was active in (the rules above): the start of
+-- its first execution that made it active, whether it was the account's free one, and
+-- its cost.
+CREATE OR REPLACE MACRO pipeline_month_costs(prices) AS TABLE
+    WITH created AS (
+        SELECT account_id, region, pipeline, min(created) AS created
+        FROM pipelines
+        GROUP BY ALL
+    ),
+    active AS (
+        SELECT
+            e.account_id, e.region, e.pipeline,
+            CAST(date_trunc('month', e.start_time AT TIME ZONE 'UTC') AS DATE) AS month,
+            min(e.start_time) AS first_active
+        FROM executions AS e
+        ASOF JOIN pipeline_types() AS t
+            ON e.account_id = t.account_id AND e.region = t.region AND e.pipeline = t.pipeline
+            AND coalesce(e.pipeline_version, -9223372036854775808) >= t.pipeline_version
+        LEFT JOIN created AS c
+            ON e.account_id = c.account_id AND e.region = c.region AND e.pipeline = c.pipeline
+        WHERE t.pipeline_type = 'V1'
+            AND e.status <> 'Cancelled'
+            AND (c.created IS NULL
+                OR e.start_time > c.created + to_days(CAST(prices['free_days'] AS INTEGER)))
+        GROUP BY ALL
+    )
+    SELECT
+        *,
+        row_number() OVER (
+            PARTITION BY account_id, month ORDER BY first_active, region, pipeline
+        ) <= prices['free_active_pipelines'] AS free,
+        CAST(
+            CASE WHEN free THEN 0
+                ELSE region_price(prices, 'active_pipeline_month', region)
+            END AS DECIMAL(18, 8)
+        ) AS cost
+    FROM active;

@@ -46,6 +46,23 @@ class RootParam(click.ParamType):
             self.fail(e.message, param, ctx)
 
 
+class DecimalParam(click.ParamType):
+    """A non-negative decimal number, kept exact (0.002 is 0.002, not a binary double)."""
+
+    name = "decimal"
+
+    def convert(self, value, param, ctx):
+        from decimal import Decimal, InvalidOperation
+
+        try:
+            number = Decimal(value) if not isinstance(value, Decimal) else value
+        except InvalidOperation:
+            self.fail(f"{value!r} is not a number, such as 0.002", param, ctx)
+        if not number.is_finite() or number < 0:
+            self.fail(f"{value!r} is not a number of 0 or more, such as 0.002", param, ctx)
+        return number
+
+
 class LazyChoice(click.Choice):
     """A choice among names that a slow module owns (the tables: recorder.schemas, which
     imports pyarrow): read when click first needs them, to parse the command line or show

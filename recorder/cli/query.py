@@ -11,12 +11,22 @@ from typing import TYPE_CHECKING
 
 import click
 
-from recorder.cli.options import _stack, cache_option, data_option, output_options
+from recorder.cli.options import (
+    DecimalParam,
+    _stack,
+    cache_option,
+    data_option,
+    output_options,
+)
 from recorder.errors import UserError
 from recorder.timeparse import parse_bound, window_warnings
 
 if TYPE_CHECKING:
     from recorder.root import DataRoot
+
+# cost's groupings (queries/cost.py BY, kept equal by tests/test_cost.py): written out, so
+# drawing --help does not import DuckDB.
+BY = ("pipeline", "stage", "action", "account", "month")
 
 pipeline_option = click.option(
     "--pipeline",
@@ -58,6 +68,50 @@ window_options = _stack(
     ),
     deploy_stage_option,
 )
+
+
+price_options = _stack(
+    click.option(
+        "--prices",
+        "prices_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        metavar="FILE",
+        help="cost: a TOML file of prices replacing AWS's (other regions, later "
+        "changes; queries/cost.py shows its keys).",
+    ),
+    click.option(
+        "--price-per-minute",
+        type=DecimalParam(),
+        metavar="USD",
+        help="cost: the V2 price per action execution minute in every region "
+        "(default: AWS's, 0.002).",
+    ),
+)
+
+
+def prices_of(con, query, prices_file: Path | None, per_minute) -> dict | None:
+    """The prices to bind for `query` (None: AWS's); a price option given to a query that
+    takes none is an error, not ignored."""
+    from queries import cost
+
+    if "prices" not in query.parameters:
+        given = "--prices" if prices_file is not None else "--price-per-minute"
+        if prices_file is not None or per_minute is not None:
+            raise UserError(f"{given} applies to the cost query only, not {query.name}")
+        return None
+    if prices_file is None and per_minute is None:
+        return None
+    return cost.prices(con, prices_file, per_minute)
+
+
+def connect_for(query, data, use_cache, accounts, regions):
+    """A connection for `query`: narrowed to the accounts and regions, unless the query
+    selects them itself (queries.SELF_SELECTING)."""
+    import queries
+
+    if queries.SELF_SELECTING & query.parameters:
+        return queries.connect(data, cache=use_cache)
+    return queries.connect(data, cache=use_cache, accounts=accounts, regions=regions)
 
 
 def window_of(since: str | None, until: str | None) -> dict:
@@ -117,6 +171,12 @@ LIMIT_HELP = (
 @click.argument("name")
 @window_options
 @click.option("--limit", type=click.IntRange(min=0), metavar="N", help=LIMIT_HELP)
+@click.option(
+    "--by",
+    type=click.Choice(BY),
+    help="cost: one row per pipeline (the default), stage, action, account or month.",
+)
+@price_options
 @output_options
 @cache_option
 @data_option
@@ -129,6 +189,9 @@ def query_cmd(
     regions: tuple[str, ...],
     deploy_stages: tuple[str, ...],
     limit: int | None,
+    by: str | None,
+    prices_file: Path | None,
+    price_per_minute,
     fmt: str,
     output: Path | None,
     use_cache: bool | None,
@@ -146,9 +209,12 @@ def query_cmd(
     from recorder.reader import data_errors
 
     query = queries.get_query(name)  # an unknown name fails before anything is read
+    if by is not None and "by" not in query.parameters:
+        raise UserError(f"--by applies to the cost query only, not {name}")
     window = window_of(since, until)
     warned = bool(window_warnings(window["since"], window["until"], window["now"]))
-    con = queries.connect(data, cache=use_cache, accounts=accounts, regions=regions)
+    con = connect_for(query, data, use_cache, accounts, regions)
+    prices = prices_of(con, query, prices_file, price_per_minute)
     window["now"], footer = as_of(con, window)
     if "now" not in query.parameters:
         footer = None  # its figures do not depend on a clock
@@ -157,6 +223,7 @@ def query_cmd(
     with data_errors(data):  # the rows are read as they are written
         result = queries.run_query(
             con, name, pipelines=pipelines, deploy_stages=deploy_stages, data_root=data,
+            accounts=accounts, regions=regions, by=by or "pipeline", prices=prices,
             stream=limit is None, limit=None if limit is None else limit + 1, **window,
         )  # fmt: skip
         more = limit is not None and result.num_rows > limit
@@ -223,6 +290,7 @@ EXPORT_FORMATS = ("csv", "json", "jsonl", "parquet")
     help="Format of the query files, at full precision (seconds as seconds).",
 )
 @window_options
+@price_options
 @cache_option
 @data_option
 def export_cmd(
@@ -234,6 +302,8 @@ def export_cmd(
     accounts: tuple[str, ...],
     regions: tuple[str, ...],
     deploy_stages: tuple[str, ...],
+    prices_file: Path | None,
+    price_per_minute,
     use_cache: bool | None,
     data: DataRoot,
 ) -> None:
@@ -249,6 +319,8 @@ def export_cmd(
 
     window = window_of(since, until)
     con = queries.connect(data, cache=use_cache, accounts=accounts, regions=regions)
+    whole = queries.connect(data, cache=use_cache) if accounts or regions else con
+    prices = prices_of(whole, queries.get_query("cost"), prices_file, price_per_minute)
     window["now"], _ = as_of(con, window)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -259,8 +331,9 @@ def export_cmd(
         file = f"{q.name}.{fmt}"
         with data_errors(data):  # the rows are read as they are written
             result = queries.run_query(
-                con, q.name, pipelines=pipelines, deploy_stages=deploy_stages, data_root=data,
-                stream=True, **window,
+                whole if queries.SELF_SELECTING & q.parameters else con, q.name,
+                pipelines=pipelines, deploy_stages=deploy_stages, accounts=accounts,
+                regions=regions, prices=prices, data_root=data, stream=True, **window,
             )  # fmt: skip
             rows = write_result(result, fmt, directory / file)
         index.append({"name": q.name, "file": file, "rows": rows, "description": q.description})
