@@ -453,3 +453,35 @@ def errors(rows: list[dict]):
         ("error", "@label"), ("failures", "@text"), ("pipelines", "@pipelines"),
     ]))  # fmt: skip
     return fig, None
+
+
+def cost(rows: list[dict]):
+    """What each pipeline cost in the window (the `cost` query), the most first."""
+    rows = [r for r in rows if r["cost"]]
+    if not rows:
+        return None
+    bars = [{
+        "label": f"{r['pipeline']} ({r['pipeline_type']})", "value": r["cost"],
+        "text": money(r["cost"]), "minutes": f"{r['billable_minutes']:,}",
+        "wasted": money(r["failed_cost"] + r["superseded_cost"] + r["stopped_cost"]),
+        "retried": money(r["retried_cost"]),
+    } for r in rows]  # fmt: skip
+    fig, drawn = _labelled_bars(
+        "cost", "What each pipeline cost, the most first"
+        f"{_of(min(MAX_ROWS, len(rows)), len(rows), 'pipelines')}",
+        "USD at AWS's list prices (`cprec query cost --prices` for yours)", bars,
+    )  # fmt: skip
+    fig.add_tools(HoverTool(renderers=[drawn], tooltips=[
+        ("pipeline", "@label"), ("cost", "@text"), ("billable minutes", "@minutes"),
+        ("on failed, superseded, stopped runs", "@wasted"), ("on retried attempts", "@retried"),
+    ]))  # fmt: skip
+    pipelines = [r["pipeline"] for r in rows]
+    return fig, _spec("What each pipeline cost", [b["label"] for b in bars], pipelines,
+                      [b["value"] for b in bars], MAX_ROWS, LABELLED_PAD)  # fmt: skip
+
+
+def money(value: float | None) -> str:
+    """$1,234.57; under a cent as $0.004."""
+    if value is None:
+        return "unknown"
+    return f"${value:,.2f}" if value == 0 or abs(value) >= 0.01 else f"${value:.3f}"

@@ -75,7 +75,7 @@ def _merged(base: dict, given: dict, file: Path) -> dict:
             raise UserError(f"{where} is not a price (known: {', '.join(known)})")
         if key == "currency":
             if not isinstance(value, str) or not value:
-                raise UserError(f"{where} must be a currency code, such as \"USD\"")
+                raise UserError(f'{where} must be a currency code, such as "USD"')
             result[key] = value
         elif key in MONEY:
             result[key] = _money(value, where)

@@ -94,7 +94,9 @@ class _Runner:
     def __init__(self, con, selection: Selection, data_root) -> None:
         self.con, self.selection, self.data_root = con, selection, data_root
 
-    def __call__(self, name: str, *, selection: Selection | None = None, window: bool = True):
+    def __call__(
+        self, name: str, *, selection: Selection | None = None, window: bool = True, **extra
+    ):
         s = selection or self.selection
         table = queries.run_query(
             self.con,
@@ -105,6 +107,7 @@ class _Runner:
             pipelines=s.pipelines,
             deploy_stages=s.deploy_stages,
             data_root=self.data_root,
+            **extra,
         )
         return table.to_pylist()
 
@@ -127,6 +130,7 @@ def _content(run: _Runner, selection: Selection, dora: list[dict], summary: list
         ("approvals", charts.approvals(run("approval-waits"))),
         ("regressions", charts.regressions(regressions)),
         ("errors", charts.errors(run("error-codes"))),
+        ("cost", charts.cost(costs := run("cost"))),
     ):
         if made is not None:
             figures[key], spec = made
@@ -152,6 +156,8 @@ def _content(run: _Runner, selection: Selection, dora: list[dict], summary: list
         "pipeline_count": len(summary),
         "regression_rows": regressions,
         "failures": failures,
+        "cost_rows": [r for r in costs if r["cost"] != 0 or r["billable_minutes"]],
+        "cost_months": run("cost", by="month"),
         "max_failures": MAX_FAILURES,
         "kept_failures": KEPT_FAILURES,
         "table_rows": TABLE_ROWS,
@@ -414,5 +420,6 @@ def _template() -> jinja2.Template:
     env.filters["rate"] = lambda r: "" if r is None else f"{r:.1%}"
     env.filters["num"] = lambda x, d=1: "" if x is None else f"{x:.{d}f}"
     env.filters["day"] = lambda d: f"{d:%a %Y-%m-%d}"
+    env.filters["money"] = charts.money
     env.filters["cell"] = lambda x, kind, why: _cell(env.filters[kind](x), why)
     return env.get_template("report.html")

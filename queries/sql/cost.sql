@@ -62,22 +62,24 @@ grouped AS (
         CASE WHEN $by = 'action' THEN action END AS action,
         CASE WHEN $by = 'month' THEN month END AS month,
         CAST(sum(action_executions) AS BIGINT) AS action_executions,
-        coalesce(sum_exact(minutes), 0) AS minutes,
-        CAST(sum(billable_minutes) AS BIGINT) AS billable_minutes,
-        CAST(sum(free_minutes) AS BIGINT) AS free_minutes,
+        -- a figure over a row of unknown cost (a pipeline without a type) is unknown
+        bool_and(cost IS NOT NULL) AS known,
+        CASE WHEN known THEN coalesce(sum_exact(minutes), 0) END AS minutes,
+        CASE WHEN known THEN CAST(sum(billable_minutes) AS BIGINT) END AS billable_minutes,
+        CASE WHEN known THEN CAST(sum(free_minutes) AS BIGINT) END AS free_minutes,
         CAST(sum(active_months) AS BIGINT) AS active_months,
         CAST(sum(free_months) AS BIGINT) AS free_months,
-        CASE WHEN bool_and(cost IS NOT NULL) THEN CAST(sum(cost) AS DOUBLE) END AS cost,
-        CASE WHEN bool_and(cost IS NOT NULL) THEN
+        CASE WHEN known THEN CAST(sum(cost) AS DOUBLE) END AS cost,
+        CASE WHEN known THEN
             CAST(coalesce(sum(cost) FILTER (WHERE execution_status = 'Failed'), 0) AS DOUBLE)
         END AS failed_cost,
-        CASE WHEN bool_and(cost IS NOT NULL) THEN
+        CASE WHEN known THEN
             CAST(coalesce(sum(cost) FILTER (WHERE execution_status = 'Superseded'), 0) AS DOUBLE)
         END AS superseded_cost,
-        CASE WHEN bool_and(cost IS NOT NULL) THEN
+        CASE WHEN known THEN
             CAST(coalesce(sum(cost) FILTER (WHERE execution_status = 'Stopped'), 0) AS DOUBLE)
         END AS stopped_cost,
-        CASE WHEN bool_and(cost IS NOT NULL) THEN
+        CASE WHEN known THEN
             CAST(coalesce(sum(cost) FILTER (WHERE retried), 0) AS DOUBLE)
         END AS retried_cost
     FROM selected
@@ -97,7 +99,8 @@ SELECT COLUMNS(lambda c: list_contains(
         WHEN 'month' THEN ['month']
     END,
     c
-) OR c NOT IN ('account_id', 'region', 'pipeline', 'pipeline_type', 'stage', 'action', 'month'))
+) OR c NOT IN ('account_id', 'region', 'pipeline', 'pipeline_type', 'stage', 'action', 'month',
+    'known'))
 FROM grouped
 ORDER BY month, cost DESC NULLS FIRST, account_id, region, pipeline, pipeline_type,
     stage NULLS FIRST, action NULLS FIRST;
