@@ -69,10 +69,14 @@ class Selection:
 
 
 def build_report(
-    con: duckdb.DuckDBPyConnection, selection: Selection, *, data_root: str | Path | DataRoot
+    con: duckdb.DuckDBPyConnection,
+    selection: Selection,
+    *,
+    data_root: str | Path | DataRoot,
+    prices: dict | None = None,
 ) -> str:
-    """The report's HTML."""
-    run = _Runner(con, selection, data_root)
+    """The report's HTML; `prices`: the cost section's (queries/cost.py; None: AWS's)."""
+    run = _Runner(con, selection, data_root, prices)
     dora = run("dora")
     summary = run("pipeline-summary")
     context = {
@@ -91,8 +95,9 @@ def build_report(
 
 
 class _Runner:
-    def __init__(self, con, selection: Selection, data_root) -> None:
+    def __init__(self, con, selection: Selection, data_root, prices: dict | None) -> None:
         self.con, self.selection, self.data_root = con, selection, data_root
+        self.prices = prices
 
     def __call__(
         self, name: str, *, selection: Selection | None = None, window: bool = True, **extra
@@ -107,6 +112,7 @@ class _Runner:
             pipelines=s.pipelines,
             deploy_stages=s.deploy_stages,
             data_root=self.data_root,
+            prices=self.prices,
             **extra,
         )
         return table.to_pylist()

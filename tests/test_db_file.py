@@ -145,7 +145,7 @@ def test_a_materialized_file_answers_every_named_query_exactly_like_the_root(tmp
         assert db.sql("SELECT count(*) FROM executions").fetchall() == [(8,)]
         got = named_answers(db)
     assert got == expected
-    assert sum(map(len, got.values())) == 48  # rows of all named queries over the scenario
+    assert sum(map(len, got.values())) == 51  # rows of all named queries over the scenario
 
 
 def test_views_and_materialized_files_replace_each_other_but_never_the_users_objects(

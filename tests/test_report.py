@@ -112,7 +112,7 @@ def test_the_demo_report_renders_offline_with_the_dora_figures(demo):
                 *(f"deployments-{p}" for p in ["all", *slots]),
                 *(f"failure_rate-{p}" for p in ["all", *slots]),
                 *(f"duration-{p}" for p in slots),
-                "breakdown", "stages", "approvals", "regressions", "errors",
+                "breakdown", "stages", "approvals", "regressions", "errors", "cost",
             ]  # fmt: skip
             for i, name in enumerate(names):
                 canvas = charts.nth(i).locator(".bk-Figure, .bk-Plot").first
@@ -121,6 +121,14 @@ def test_the_demo_report_renders_offline_with_the_dora_figures(demo):
                 assert box and box["width"] > 250 and box["height"] > 100, name
                 page.wait_for_timeout(200)
                 assert drawn(charts.nth(i).screenshot()) > 20, name
+            # the cost table: the `cost` query's rows over the window, the most first
+            costs = queries.run_query(
+                con, "cost", since=datetime(2026, 9, 26, tzinfo=UTC), now=now
+            ).to_pylist()
+            cells = page.locator("#cost tr td:nth-child(5)")
+            assert [cells.nth(i).inner_text() for i in range(cells.count())] == [
+                f"${r['cost']:,.2f}" for r in costs if r["cost"] or r["billable_minutes"]
+            ]
             cards = page.locator("#headline .card")
             shown = {
                 cards.nth(i).get_attribute("data-key"): cards.nth(i).get_attribute("data-value")

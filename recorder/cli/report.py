@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 import click
 
 from recorder.cli.options import cache_option, data_option
-from recorder.cli.query import deploy_stage_option, pipeline_option, window_of
+from recorder.cli.query import (
+    deploy_stage_option,
+    pipeline_option,
+    price_options,
+    prices_of,
+    window_of,
+)
 from recorder.errors import UserError, WriteError
 
 if TYPE_CHECKING:
@@ -34,6 +40,7 @@ if TYPE_CHECKING:
 @click.option("--until", help="Window end (exclusive), same forms. Default: now.")
 @pipeline_option
 @deploy_stage_option
+@price_options
 @cache_option
 @data_option
 def report_cmd(
@@ -42,6 +49,8 @@ def report_cmd(
     until: str | None,
     pipelines: tuple[str, ...],
     deploy_stages: tuple[str, ...],
+    prices_file: Path | None,
+    price_per_minute,
     use_cache: bool | None,
     data: DataRoot,
 ) -> None:
@@ -55,7 +64,8 @@ def report_cmd(
     window = window_of(since, until)
     con = queries.connect(data, cache=use_cache)
     selection = Selection(window["since"], window["until"], window["now"], pipelines, deploy_stages)
-    html = build_report(con, selection, data_root=data)
+    prices = prices_of(con, queries.get_query("cost"), prices_file, price_per_minute)
+    html = build_report(con, selection, data_root=data, prices=prices)
     write_html(output, html)
     click.echo(f"wrote {output} ({len(html.encode()) / 1e6:.1f} MB)", err=True)
 
