@@ -216,9 +216,11 @@ CREATE OR REPLACE MACRO action_costs(prices) AS TABLE
             t.pipeline_type = 'V2'
                 AND coalesce(a.category, '') <> 'Approval'
                 AND coalesce(a.owner, '') <> 'Custom' AS per_minute,
-            -- rounded up, in whole microseconds: no floating-point edge at the minute
-            CASE WHEN per_minute
-                THEN (epoch_us(a.end_time) - epoch_us(a.start_time) + 59999999) // 60000000
+            -- rounded up, in whole microseconds: no floating-point edge at the minute (an
+            -- end recorded before its start, a clock's error, is 0 minutes, never less)
+            CASE WHEN per_minute THEN greatest(
+                    0, (epoch_us(a.end_time) - epoch_us(a.start_time) + 59999999) // 60000000
+                )
                 WHEN NOT per_minute THEN 0
             END AS billable_minutes
         FROM action_attempts AS a

@@ -1,4 +1,5 @@
--- What the pipelines cost, by AWS CodePipeline's prices (--by pipeline, stage, action, account or month).
+-- What the pipelines cost at AWS's prices: minutes billed, and what failures and retries cost.
+-- (--by pipeline, stage, action, account or month.)
 -- Every rule of the bill, with where AWS states it, is in sql/_library.sql (aws_prices
 -- and the macros after it): V2 pipelines pay per action execution minute, each action
 -- execution rounded up to the minute, manual approvals and custom actions free, 100 free
