@@ -228,23 +228,41 @@ CREATE OR REPLACE MACRO action_costs(prices) AS TABLE
             ON a.account_id = t.account_id AND a.region = t.region AND a.pipeline = t.pipeline
             AND coalesce(a.pipeline_version, -9223372036854775808) >= t.pipeline_version
     ),
-    shared AS (
-        SELECT
-            *,
-            coalesce(sum(billable_minutes) OVER (
-                PARTITION BY account_id, month
-                ORDER BY end_time, action_execution_id
-                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-            ), 0) AS used_before
+    -- the free minutes go to a month's first billed minutes: each billed row holds at
+    -- least one, so they all go to its first `free_action_minutes` rows, found per
+    -- account and month with a top-N aggregate (a heap per group) instead of sorting
+    -- every row of the month (24.5 M rows at 500 pipelines x 365 days)
+    firsts AS (
+        SELECT account_id, month, arg_min(
+            {'end_time': end_time, 'id': action_execution_id, 'region': region,
+             'pipeline': pipeline, 'minutes': billable_minutes},
+            {'end_time': end_time, 'id': action_execution_id},
+            greatest(prices['free_action_minutes'], 1)
+        ) AS rows
         FROM billed
         WHERE billable_minutes > 0
+        GROUP BY account_id, month
+    ),
+    shared AS (
+        SELECT
+            account_id, r.region, r.pipeline, r.id AS action_execution_id,
+            coalesce(sum(r.minutes) OVER (
+                PARTITION BY account_id, month
+                ORDER BY r.end_time, r.id
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+            ), 0) AS used_before
+        FROM (SELECT account_id, month, unnest(rows) AS r FROM firsts)
     )
     SELECT
         b.*,
-        coalesce(
-            greatest(0, least(b.billable_minutes, prices['free_action_minutes'] - s.used_before)),
-            CASE WHEN b.billable_minutes IS NOT NULL THEN 0 END
-        ) AS free_minutes,
+        -- (greatest and least skip NULLs: every case is written out)
+        CASE
+            WHEN b.billable_minutes IS NULL THEN NULL  -- the pipeline's type is unknown
+            WHEN s.used_before IS NULL THEN 0  -- not among the month's first rows
+            ELSE greatest(
+                0, least(b.billable_minutes, prices['free_action_minutes'] - s.used_before)
+            )
+        END AS free_minutes,
         CAST(
             (b.billable_minutes - free_minutes) * region_price(prices, 'action_minute', b.region)
             AS DECIMAL(18, 8)
