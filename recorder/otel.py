@@ -326,8 +326,8 @@ def _vcs(revisions: list[dict]) -> dict:
     first = revisions[0]  # sources first (queries/sql/otel/revisions.sql)
     return _attrs(
         vcs__ref__head__revision=first.get("revision_id"),
-        vcs__change__id=first.get("revision_change_id"),
         cprec__revision__name=first.get("name"),
+        cprec__revision__change_id=first.get("revision_change_id"),
         cprec__revision__url=first.get("revision_url"),
         cprec__revision__summary=first.get("revision_summary"),
         cprec__revisions=[f"{r['name']}={r.get('revision_id') or ''}" for r in revisions],

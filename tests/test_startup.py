@@ -16,7 +16,10 @@ from click.testing import CliRunner
 
 from recorder.cli import main
 
-HEAVY = ("pyarrow", "duckdb", "boto3", "botocore", "bokeh", "jinja2", "numpy")
+HEAVY = (
+    "pyarrow", "duckdb", "boto3", "botocore", "bokeh", "jinja2", "numpy", "opentelemetry",
+    "google.protobuf",
+)  # fmt: skip
 
 # Runs `cprec ARGS` in a fresh interpreter, then prints its exit code and the heavy
 # modules it imported as the last line.
@@ -48,8 +51,11 @@ LIGHT = sorted(set(main.commands) - {"compact", "athena-ddl"})
 
 
 @pytest.mark.parametrize(
-    "args", [[], ["--help"], ["-h"], ["--version"], *([c, "--help"] for c in LIGHT)], ids=str
-)
+    "args",
+    [[], ["--help"], ["-h"], ["--version"], *([c, "--help"] for c in LIGHT),
+     ["export", "otel", "--help"]],
+    ids=str,
+)  # fmt: skip
 def test_help_and_version_import_no_heavy_module(args):
     assert probe(*args) == {"exit": 0, "heavy": []}
 

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from recorder.cli.options import _stack, cache_option, data_option, output_options
+from recorder.cli.options import (
+    CommandGroup,
+    _stack,
+    cache_option,
+    data_option,
+    output_options,
+)
 from recorder.errors import UserError
 from recorder.timeparse import parse_bound, window_warnings
 
@@ -208,6 +214,7 @@ EXPORT_FORMATS = ("csv", "json", "jsonl", "parquet")
 
 @click.group(
     "export",
+    cls=CommandGroup,
     invoke_without_command=True,
     short_help="Write every named query to files; `export otel`: traces.",
 )
