@@ -184,8 +184,12 @@ class SpanBuilder:
 
     def build(self, executions: Iterable[dict]) -> list[ReadableSpan]:
         self.collect.spans = []
+        built = 0
         for e in executions:
             self._execution(e)
+            built += 1
+        if built and not self.collect.spans:  # the SDK's no-op tracers
+            raise UserError("OTEL_SDK_DISABLED=true switches the OpenTelemetry SDK off; unset it")
         return self.collect.spans
 
     def _start(self, tracer, trace_id, span_id, name, parent, kind, attributes, start, links=()):

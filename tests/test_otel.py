@@ -570,3 +570,26 @@ def test_ids_do_not_depend_on_the_batch(scenario, tmp_path):
     ]  # fmt: skip
     assert ids[0] == ids[1] and len(ids[0]) == 17
     assert len(many.read_text().splitlines()) == 3
+
+
+def test_a_crash_after_a_batch_was_accepted_sends_it_again_with_the_same_ids(scenario, tmp_path):
+    import os
+    import sys
+
+    out = tmp_path / "traces.jsonl"
+    argv = [sys.executable, "-m", "recorder.cli", "export", "otel", "--file", str(out),
+            "--batch-size", "1", "--data", str(scenario)]  # fmt: skip
+    env = {**os.environ, "CPREC_TEST_KILL_AT": "otel:sent:2"}  # after X2 is written
+    assert subprocess.run(argv, env=env, capture_output=True).returncode == -9
+    state = json.loads((scenario / ".otel-export.json").read_text())
+    assert [d["after"]["execution_id"] for d in state["destinations"].values()] == ["X1"]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    assert done.stderr == f"exported 2 executions as traces (6 spans) to {out}\n"
+    traces = [
+        {s["traceId"] for rs in json.loads(line)["resourceSpans"] for ss in rs["scopeSpans"]
+         for s in ss["spans"]}
+        for line in out.read_text().splitlines()
+    ]  # fmt: skip
+    assert traces == [{trace_of("X1")}, {trace_of("X2")}, {trace_of("X2")}, {trace_of("X3")}]
+    lines = out.read_text().splitlines()
+    assert lines[1] == lines[2]  # the same spans, the same ids: a deduplicating backend
