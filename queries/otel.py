@@ -4,6 +4,11 @@ the export cursor follows, each with its stage runs, action executions and revis
 This module only reads and shapes rows (`sql/otel/*.sql`); the spans, the destinations
 and the cursor are recorder/otel.py's. Rows come back as plain dicts (timestamps as
 aware datetimes), one per execution, so the span builder needs no DuckDB.
+
+What is left to send is read once, into temporary tables of the connection (DuckDB
+spills them to disk past its memory limit): over the Parquet files, the views and
+`stage_runs` are computed from every file they read, so reading them again for each
+batch would cost a whole pass per batch.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import duckdb
 from recorder.reader import data_errors
 
 KEY = ("account_id", "region", "pipeline", "execution_id")
+PARTS = {"stages": "otel_stages", "actions": "otel_actions", "revisions": "otel_revisions"}
 
 
 def _sql(name: str) -> str:
@@ -34,39 +40,59 @@ def bound(con: duckdb.DuckDBPyConnection) -> datetime | None:
     return last
 
 
-def batch(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    bound: datetime,
-    after: dict | None,
-    limit: int,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    pipelines: Sequence[str] = (),
-    data_root=None,
-) -> list[dict]:
-    """The next `limit` terminal executions recorded up to `bound` after the cursor
-    `after` ({recorded_at, account_id, region, pipeline, execution_id}; None: from the
-    start), each a dict of its columns with `stages`, `actions` and `revisions` lists."""
+def _after(after: dict | None) -> dict:
     after = after or {}
-    params = {
-        "bound": bound,
-        "since": since,
-        "until": until,
-        "pipelines": list(pipelines),
-        "limit": limit,
-        **{f"after_{k}": after.get(k) for k in ("recorded_at", *KEY)},
-    }
-    with data_errors(data_root):
-        executions = con.sql(_sql("executions.sql"), params=params).to_arrow_table().to_pylist()
-        if not executions:
+    return {f"after_{k}": after.get(k) for k in ("recorded_at", *KEY)}
+
+
+class Selection:
+    """The executions an export sends, batch after batch (`batch`)."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        bound: datetime | None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        pipelines: Sequence[str] = (),
+        data_root=None,
+    ) -> None:
+        self.con, self.bound, self.data_root = con, bound, data_root
+        self.filters = {"since": since, "until": until, "pipelines": list(pipelines)}
+        self._held = False
+
+    def _hold(self, after: dict | None) -> None:
+        """The executions after `after` (the cursor at the start), and their parts, as
+        temporary tables."""
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE otel_executions AS {_sql('executions.sql')}",
+            {"bound": self.bound, **self.filters, **_after(after)},
+        )
+        for part, table in PARTS.items():
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {_sql(part + '.sql')}")
+        self._held = True
+
+    def batch(self, after: dict | None, limit: int) -> list[dict]:
+        """The next `limit` executions after the cursor `after` ({recorded_at,
+        account_id, region, pipeline, execution_id}; None: from the start), each a dict
+        of its columns with its `stages`, `actions` and `revisions` lists."""
+        if self.bound is None:
             return []
-        keys = {key_of(e): e for e in executions}
-        for e in executions:
-            e["stages"], e["actions"], e["revisions"] = [], [], []
-        for part, file in (("stages", "stages.sql"), ("actions", "actions.sql"),
-                           ("revisions", "revisions.sql")):  # fmt: skip
-            rows = con.sql(_sql(file), params={"keys": list(keys)}).to_arrow_table()
-            for row in rows.to_pylist():
-                keys[key_of(row)][part].append(row)
-    return executions
+        with data_errors(self.data_root):
+            if not self._held:
+                self._hold(after)
+            params = {"limit": limit, **_after(after)}
+            executions = self.con.sql(_sql("next.sql"), params=params).to_arrow_table()
+            executions = executions.to_pylist()
+            if not executions:
+                return []
+            keys = {key_of(e): e for e in executions}
+            for e in executions:
+                e["stages"], e["actions"], e["revisions"] = [], [], []
+            for part, table in PARTS.items():
+                sql = _sql("part.sql").replace("{part}", table)
+                rows = self.con.sql(sql, params={"keys": list(keys)}).to_arrow_table()
+                for row in rows.to_pylist():
+                    keys[key_of(row)][part].append(row)
+        return executions

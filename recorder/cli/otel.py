@@ -153,15 +153,15 @@ def otel_cmd(
         if value
     )
 
-    def batches(cursor: dict | None) -> list[dict]:
-        if bound is None:
-            return []
-        return rows.batch(
-            con, bound=bound, after=cursor, limit=batch_size or otel.BATCH,
-            since=window["since"], until=window["until"], pipelines=pipelines, data_root=root,
-        )  # fmt: skip
-
-    outcome = otel.export(root, destination, batches, selection=selection, resend=resend)
+    chosen = rows.Selection(
+        con, bound=bound, since=window["since"], until=window["until"], pipelines=pipelines,
+        data_root=root,
+    )  # fmt: skip
+    size = batch_size or otel.BATCH
+    outcome = otel.export(
+        root, destination, lambda cursor: chosen.batch(cursor, size), selection=selection,
+        resend=resend,
+    )  # fmt: skip
     con.close()
     if outcome.executions:
         click.echo(

@@ -1,6 +1,6 @@
--- `cprec export otel`: the action executions (every attempt) of the executions named by
--- $keys ('account|region|pipeline|execution_id'), with their stage's rank in the
--- execution and their attempt number within their action (1 = first, by start time).
+-- `cprec export otel`: the action executions (every attempt) of otel_executions, with
+-- their attempt number within their action (1 = first, by start time); `_order` is the
+-- order of the spans within an execution.
 SELECT
     account_id, region, pipeline, execution_id, action_execution_id, stage, action,
     status, start_time, last_update_time AS end_time, category, owner, provider,
@@ -9,8 +9,10 @@ SELECT
     row_number() OVER (
         PARTITION BY account_id, region, pipeline, execution_id, stage, action
         ORDER BY start_time, last_update_time, action_execution_id
-    ) AS attempt
+    ) AS attempt,
+    row_number() OVER (
+        ORDER BY start_time, stage, action, last_update_time, action_execution_id
+    ) AS _order
 FROM action_executions
-WHERE concat_ws('|', account_id, region, pipeline, execution_id) IN (SELECT unnest($keys))
-    AND start_time IS NOT NULL AND last_update_time IS NOT NULL
-ORDER BY account_id, region, pipeline, execution_id, start_time, stage, action, attempt
+SEMI JOIN otel_executions USING (account_id, region, pipeline, execution_id)
+WHERE start_time IS NOT NULL AND last_update_time IS NOT NULL

@@ -1,10 +1,11 @@
--- `cprec export otel`: the terminal executions to send next, oldest recording first.
--- An execution is sent once it is terminal (its last row is the one that ended it): in
--- the order of that row's recorded_at (the start of the collection run that recorded it
--- ended), then account, region, pipeline and execution id. The export cursor is the
--- last of these it sent ($after_*; NULL: from the beginning); $bound is the latest
--- recorded_at of a collection run that had ended when the export began (rows of a run
--- still writing are left to the next export). $since/$until apply to the start time.
+-- `cprec export otel`: the terminal executions left to send (held as the temporary table
+-- otel_executions for the batches, next.sql). An execution is sent once it is terminal
+-- (its last row is the one that ended it), in the order of that row's recorded_at (the
+-- start of the collection run that recorded it ended), then account, region, pipeline
+-- and execution id. The export cursor is the last of these it sent ($after_*; NULL:
+-- from the beginning); $bound is the latest recorded_at when the export began, read
+-- while no collector wrote (rows recorded later are left to the next export).
+-- $since/$until apply to the start time.
 SELECT
     account_id, region, pipeline, execution_id, status, status_summary,
     start_time, last_update_time AS end_time, pipeline_version, trigger_type,
@@ -22,5 +23,3 @@ WHERE execution_terminal(status)
             > row($after_recorded_at, $after_account_id, $after_region, $after_pipeline,
                   $after_execution_id)
     )
-ORDER BY recorded_at, account_id, region, pipeline, execution_id
-LIMIT $limit

@@ -1,7 +1,8 @@
--- `cprec export otel`: the source and artifact revisions of the executions named by $keys.
+-- `cprec export otel`: the source and artifact revisions of otel_executions, sources
+-- first, then by name.
 SELECT
     account_id, region, pipeline, execution_id, kind, name, revision_id,
-    revision_change_id, revision_summary, revision_url
+    revision_change_id, revision_summary, revision_url,
+    row_number() OVER (ORDER BY kind DESC, name) AS _order
 FROM execution_revisions
-WHERE concat_ws('|', account_id, region, pipeline, execution_id) IN (SELECT unnest($keys))
-ORDER BY account_id, region, pipeline, execution_id, kind DESC, name
+SEMI JOIN otel_executions USING (account_id, region, pipeline, execution_id)

@@ -1,8 +1,8 @@
 -- `cprec export otel`: the stage runs (relations/stage_runs.sql: times, status, attempts,
--- the wait before each) of the executions named by $keys.
+-- the wait before each) of otel_executions.
 SELECT
     account_id, region, pipeline, execution_id, stage, start_time, end_time, status,
-    attempts, after_stage, wait_s
+    attempts, after_stage, wait_s,
+    row_number() OVER (ORDER BY start_time, stage) AS _order
 FROM stage_runs
-WHERE concat_ws('|', account_id, region, pipeline, execution_id) IN (SELECT unnest($keys))
-ORDER BY account_id, region, pipeline, execution_id, start_time, stage
+SEMI JOIN otel_executions USING (account_id, region, pipeline, execution_id)
