@@ -43,7 +43,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
@@ -548,7 +548,6 @@ class Outcome:
     spans: int = 0
     batches: int = 0
     error: str | None = None
-    last: dict | None = field(default=None)
 
 
 def export(
@@ -570,7 +569,6 @@ def export(
         state = read_state(root)
         entry = None if resend else state["destinations"].get(key)
         cursor = cursor_of(entry)
-        outcome.last = entry
         try:
             while executions := batches(cursor):
                 spans = builder.build(executions)
