@@ -441,7 +441,7 @@ def test_an_endpoint_failing_mid_export_loses_and_duplicates_nothing(scenario):
     assert sorted(got) == sorted(s["span"] for s in expected_spans())
 
 
-def test_a_running_collector_is_waited_for_by_nobody(scenario):
+def test_a_running_collector_stops_the_export_at_once(scenario):
     with DataRoot.of(scenario).lock():
         result = CliRunner().invoke(
             main, ["export", "otel", "--file", "x.jsonl", "--data", str(scenario)]

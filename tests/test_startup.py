@@ -68,8 +68,14 @@ def test_the_probe_sees_a_command_import_what_it_needs(tmp_path):
 
 
 def test_every_command_help_lists_all_its_options():
-    for name, command in main.commands.items():
-        result = CliRunner().invoke(main, [name, "--help"])
+    subcommands = [
+        ([name, sub], command)
+        for name, group in main.commands.items()
+        if isinstance(group, click.Group)
+        for sub, command in group.commands.items()
+    ]
+    for name, command in [([n], c) for n, c in main.commands.items()] + subcommands:
+        result = CliRunner().invoke(main, [*name, "--help"])
         assert result.exit_code == 0, (name, result.output)
         for param in command.params:
             if isinstance(param, click.Option) and not param.hidden:
