@@ -48,6 +48,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.requests: list[ExportTraceServiceRequest] = []
+        self.headers: list[dict] = []
         self.answers: list[int] = []
         self.refuse: int | None = None
         self.attempts = 0
@@ -59,6 +60,7 @@ class Receiver:
                 if self.headers.get("Content-Encoding") == "gzip":  # rotel compresses
                     body = gzip.decompress(body)
                 receiver.attempts += 1
+                receiver.headers.append({k.lower(): v for k, v in self.headers.items()})
                 code = receiver.answers.pop(0) if receiver.answers else receiver.refuse
                 if self.path != "/v1/traces":
                     code = 404
@@ -398,8 +400,12 @@ def test_an_unreachable_endpoint_is_one_error_line_and_moves_no_cursor(scenario)
     )
     assert result.exit_code == 1
     assert result.output.count("\n") == 1
-    assert result.output.startswith(f"Error: {url}: gave up after 2 attempts (retried with ")
-    assert "Connection refused; the next export sends the rest" in result.output
+    # (1 to 2 attempts: the exporter's first backoff is 1 s give or take 20 %)
+    assert result.output.startswith(f"Error: {url}: gave up after ")
+    assert result.output.endswith(
+        " (retried with backoff): [Errno 111] Connection refused; the next export sends the "
+        "rest (the cursor stays after the last accepted batch)\n"
+    )
     assert not (scenario / ".otel-export.json").exists()
 
 
@@ -593,3 +599,15 @@ def test_a_crash_after_a_batch_was_accepted_sends_it_again_with_the_same_ids(sce
     assert traces == [{trace_of("X1")}, {trace_of("X2")}, {trace_of("X2")}, {trace_of("X3")}]
     lines = out.read_text().splitlines()
     assert lines[1] == lines[2]  # the same spans, the same ids: a deduplicating backend
+
+
+def test_headers_go_with_every_request(scenario):
+    with Receiver() as rx:
+        args = ["--header", "Authorization=Bearer s3cret", "--header", "X-Scope-OrgID=acme"]
+        result = cprec("export", "otel", "--endpoint", rx.url, *args, "--data", str(scenario))
+        assert result.exit_code == 0, result.output
+    assert [(h["authorization"], h["x-scope-orgid"]) for h in rx.headers] == [
+        ("Bearer s3cret", "acme")
+    ]
+    bad = CliRunner().invoke(main, ["export", "otel", "--endpoint", rx.url, "--header", "x"])
+    assert bad.exit_code == 2 and "'x' is not NAME=VALUE" in bad.output
