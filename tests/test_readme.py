@@ -35,6 +35,11 @@ def test_every_command_has_help():
         assert result.exit_code == 0, name
         assert result.output.startswith(f"Usage: main {name} [OPTIONS]"), name
         assert f"cprec {name}" in readme, name
+    for group, sub in (("export", "otel"),):  # subcommands
+        result = CliRunner().invoke(main, [group, sub, "--help"])
+        assert result.exit_code == 0, sub
+        assert result.output.startswith(f"Usage: main {group} {sub} [OPTIONS]"), sub
+        assert f"cprec {group} {sub}" in readme, sub
 
 
 # --- the README's shell examples, run for real -----------------------------------------

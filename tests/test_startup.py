@@ -16,7 +16,10 @@ from click.testing import CliRunner
 
 from recorder.cli import main
 
-HEAVY = ("pyarrow", "duckdb", "boto3", "botocore", "bokeh", "jinja2", "numpy")
+HEAVY = (
+    "pyarrow", "duckdb", "boto3", "botocore", "bokeh", "jinja2", "numpy", "opentelemetry",
+    "google.protobuf",
+)  # fmt: skip
 
 # Runs `cprec ARGS` in a fresh interpreter, then prints its exit code and the heavy
 # modules it imported as the last line.
@@ -48,8 +51,11 @@ LIGHT = sorted(set(main.commands) - {"compact", "athena-ddl"})
 
 
 @pytest.mark.parametrize(
-    "args", [[], ["--help"], ["-h"], ["--version"], *([c, "--help"] for c in LIGHT)], ids=str
-)
+    "args",
+    [[], ["--help"], ["-h"], ["--version"], *([c, "--help"] for c in LIGHT),
+     ["export", "otel", "--help"]],
+    ids=str,
+)  # fmt: skip
 def test_help_and_version_import_no_heavy_module(args):
     assert probe(*args) == {"exit": 0, "heavy": []}
 
@@ -62,8 +68,14 @@ def test_the_probe_sees_a_command_import_what_it_needs(tmp_path):
 
 
 def test_every_command_help_lists_all_its_options():
-    for name, command in main.commands.items():
-        result = CliRunner().invoke(main, [name, "--help"])
+    subcommands = [
+        ([name, sub], command)
+        for name, group in main.commands.items()
+        if isinstance(group, click.Group)
+        for sub, command in group.commands.items()
+    ]
+    for name, command in [([n], c) for n, c in main.commands.items()] + subcommands:
+        result = CliRunner().invoke(main, [*name, "--help"])
         assert result.exit_code == 0, (name, result.output)
         for param in command.params:
             if isinstance(param, click.Option) and not param.hidden:

@@ -66,7 +66,7 @@ def _restore(name: str, value: str | None) -> None:
 
 
 def _register() -> None:
-    from recorder.cli import athena, collect, demo, maintain, query, report, simulate, watch
+    from recorder.cli import athena, collect, demo, maintain, otel, query, report, simulate, watch
 
     for command in [
         simulate.simulate,
@@ -79,6 +79,7 @@ def _register() -> None:
         watch.watch_cmd,
     ]:
         main.add_command(command)
+    query.export_cmd.add_command(otel.otel_cmd)
 
 
 _register()

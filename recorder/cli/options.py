@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from recorder.root import DataRoot
 
 OUTPUT_FORMATS = ("table", "csv", "json", "jsonl", "parquet", "markdown")
+UNUSED_ROOT = "cprec.unused_root"  # ctx.meta: a group's --data is not converted (CommandGroup)
 
 
 def _stack(*decorators: Callable) -> Callable:
@@ -38,6 +39,8 @@ class RootParam(click.ParamType):
     name = "DIR|s3://BUCKET/PREFIX"
 
     def convert(self, value, param, ctx):
+        if ctx is not None and ctx.meta.get(UNUSED_ROOT):
+            return value  # a group's own --data, unused when a command follows it
         from recorder.root import DataRoot  # pyarrow: imported when a command runs
 
         try:
@@ -96,6 +99,9 @@ def data_option(f: Callable) -> Callable:
 
     @functools.wraps(f)
     def run(*args, data: DataRoot, cache_dir: Path | None, **kwargs):
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None and ctx.invoked_subcommand is not None:
+            return f(*args, data=None, **kwargs)  # CommandGroup: the command's own --data
         from recorder.root import DataRoot
 
         return f(*args, data=DataRoot.of(data, cache_dir=cache_dir), **kwargs)
@@ -162,3 +168,16 @@ cache_option = click.option(
     help="Read the local cache (`cprec cache`) or only the Parquet files. "
     "Default: the cache when one exists and is fresh.",
 )
+
+
+class CommandGroup(click.Group):
+    """A command that may be followed by a command of its own (`export` and `export
+    otel`): when one follows, the group's own options are not used, and its --data is
+    left unconverted (RootParam), so `export otel --help` imports no pyarrow."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[UNUSED_ROOT] = bool(set(args) & set(self.commands))
+        try:
+            return super().parse_args(ctx, args)
+        finally:
+            ctx.meta.pop(UNUSED_ROOT, None)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from recorder.cli.options import (
+    CommandGroup,
     DecimalParam,
     _stack,
     cache_option,
@@ -273,13 +274,18 @@ def sql_cmd(
 EXPORT_FORMATS = ("csv", "json", "jsonl", "parquet")
 
 
-@click.command("export")
+@click.group(
+    "export",
+    cls=CommandGroup,
+    invoke_without_command=True,
+    short_help="Write every named query to files; `export otel`: traces.",
+)
 @click.option(
     "--dir",
     "directory",
-    required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Directory for a <query>.<format> file per query and index.csv (created if missing).",
+    help="Directory for a <query>.<format> file per query and index.csv (created if "
+    "missing). Required unless a command follows.",
 )
 @click.option(
     "--format",
@@ -293,8 +299,10 @@ EXPORT_FORMATS = ("csv", "json", "jsonl", "parquet")
 @price_options
 @cache_option
 @data_option
+@click.pass_context
 def export_cmd(
-    directory: Path,
+    ctx: click.Context,
+    directory: Path | None,
     fmt: str,
     since: str | None,
     until: str | None,
@@ -312,7 +320,24 @@ def export_cmd(
     index.csv lists each query's name, file, rows and description. The files hold every
     row: the queries that list what happened (recent-failures, collection-health) are
     not cut to their newest rows, as `cprec query` cuts them. Ages are measured to the
-    recorded clock, as `cprec query` measures them."""
+    recorded clock, as `cprec query` measures them.
+
+    `cprec export otel` sends every recorded execution as an OpenTelemetry trace instead
+    (`cprec export otel --help`)."""
+    if ctx.invoked_subcommand is not None:  # `export otel`: its own options say what to do
+        given = [
+            p.opts[0] for p in ctx.command.params
+            if ctx.get_parameter_source(p.name) is click.core.ParameterSource.COMMANDLINE
+        ]  # fmt: skip
+        if given:  # never silently ignored
+            raise click.UsageError(
+                f"{given[0]} before `{ctx.invoked_subcommand}` is an option of `export --dir`; "
+                f"give `{ctx.invoked_subcommand}`'s options after it",
+                ctx,
+            )
+        return
+    if directory is None:
+        raise click.UsageError("Missing option '--dir'.", ctx)
     import queries
     from queries.output import write_result
     from recorder.reader import data_errors
