@@ -80,8 +80,9 @@ def _merged(base: dict, given: dict, file: Path) -> dict:
         elif key in MONEY:
             result[key] = _money(value, where)
         elif key in COUNTS:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise UserError(f"{where} must be a whole number, 0 or more")
+            # (bounded by what the SQL takes: arg_min's top-N, an INTEGER of days)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 10**6:
+                raise UserError(f"{where} must be a whole number, 0 to 999999")
             result[key] = value
         else:
             result[key] = _regions(value, where)
@@ -109,9 +110,14 @@ def _regions(value: object, where: str) -> list[dict]:
 
 
 def _money(value: object, where: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | Decimal) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | Decimal)
+        or not Decimal(value).is_finite()  # nan, inf: TOML floats
+        or value < 0
+    ):
         raise UserError(f"{where} must be a price, 0 or more (such as 0.002)")
     exact = Decimal(value)
-    if exact != exact.quantize(PLACES) or exact >= 10**10:
+    if exact >= 10**10 or exact != exact.quantize(PLACES):  # (1e400 cannot be quantized)
         raise UserError(f"{where}: {value} has more than 8 decimal places or 10 digits")
     return exact

@@ -301,6 +301,9 @@ def test_aws_prices_and_the_price_per_minute(con):
     # B: 12 x 0.002 (AWS's price in every region), then 12 x 0.001
     assert rows(con, by="account", accounts=[B], prices=no_free)[0][7] == 0.024
     assert rows(con, by="account", accounts=[B], prices=one)[0][7] == 0.012
+    # the dearest price a file may give, times 12 minutes, is still a cost (no overflow)
+    dear = cost.prices(con, per_minute=Decimal("9999999999.99999999")) | {"free_action_minutes": 0}
+    assert rows(con, by="account", accounts=[B], prices=dear)[0][7] == 119999999999.99999988
 
 
 def test_the_cli(root, tmp_path):
@@ -351,7 +354,12 @@ def test_bad_input_is_one_line(root, tmp_path, args, message):
     [
         ("action_minute = -0.1", "action_minute must be a price, 0 or more"),
         ("action_minute = 0.000000001", "action_minute: 1E-9 has more than 8 decimal places"),
-        ("free_days = 1.5", "free_days must be a whole number, 0 or more"),
+        ("free_days = 1.5", "free_days must be a whole number, 0 to 999999"),
+        ("action_minute = nan", "action_minute must be a price, 0 or more"),
+        ("action_minute = inf", "action_minute must be a price, 0 or more"),
+        ("active_pipeline_month = 1e400", "active_pipeline_month: 1E+400 has more than 8 decimal"),
+        ("free_days = 100000000000", "free_days must be a whole number, 0 to 999999"),
+        ("free_action_minutes = 1000000", "free_action_minutes must be a whole number, 0 to"),
         ("currency = 3", 'currency must be a currency code, such as "USD"'),
         ("[regions.x]\nfree_days = 3", "regions.x.free_days is not a regional price"),
         ("regions = 3", "regions must be tables [regions.<region>]"),

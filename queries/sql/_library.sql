@@ -265,7 +265,7 @@ CREATE OR REPLACE MACRO action_costs(prices) AS TABLE
         END AS free_minutes,
         CAST(
             (b.billable_minutes - free_minutes) * region_price(prices, 'action_minute', b.region)
-            AS DECIMAL(18, 8)
+            AS DECIMAL(38, 8)  -- a price of 10 digits times minutes: wider than a price
         ) AS cost
     FROM billed AS b
     LEFT JOIN shared AS s USING (action_execution_id, account_id, region, pipeline);
