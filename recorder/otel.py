@@ -366,19 +366,39 @@ class Endpoint:
         self.timeout = timeout
         self.headers = headers or {}
         self._exporter = None
+        self._last = None
 
     def send(self, spans: list[ReadableSpan]) -> None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import SpanExportResult
 
         if self._exporter is None:
+            import requests
+
+            # The exporter follows no redirect and counts any answer below 400 as
+            # accepted: a 301/307/308 (an http -> https redirect) would move the cursor
+            # past traces that never arrived. Its last answer is kept to check it.
+            session = requests.Session()
+            session.hooks["response"].append(self._answered)
             self._exporter = OTLPSpanExporter(
-                endpoint=self.url, timeout=self.timeout, headers=self.headers
+                endpoint=self.url, timeout=self.timeout, headers=self.headers, session=session
             )
+        self._last = None
         with _ExporterLog() as log:
             result = self._exporter.export(spans)
         if result is not SpanExportResult.SUCCESS:
             raise ExportError(f"{self.url}: {log.why() or 'not accepted'}")
+        if self._last is not None and not 200 <= self._last.status_code < 300:
+            answer = self._last
+            where = answer.headers.get("Location")
+            raise ExportError(
+                f"{self.url}: HTTP {answer.status_code} {answer.reason}"
+                + (f" to {where}" if where else "")
+                + " (a redirect is not followed: give the URL it points to)"
+            )
+
+    def _answered(self, response, *args, **kwargs) -> None:
+        self._last = response
 
     def close(self) -> None:
         if self._exporter is not None:

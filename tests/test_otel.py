@@ -423,6 +423,23 @@ def test_a_refused_batch_is_not_retried_and_is_sent_again_next_run(scenario):
         assert len(rx.spans()) == 17
 
 
+def test_a_redirect_is_not_taken_for_acceptance(scenario):
+    """The OTLP exporter follows no redirect and counts a 3xx as accepted: an http ->
+    https redirect must not move the cursor past traces that never arrived."""
+    with Receiver() as rx:
+        rx.answers = [308]
+        result = cprec("export", "otel", "--endpoint", rx.url, "--data", str(scenario))
+        assert result.exit_code == 1
+        assert result.output == (
+            f"Error: {rx.url}: HTTP 308 Permanent Redirect (a redirect is not followed: give "
+            "the URL it points to); the next export sends the rest (the cursor stays after "
+            "the last accepted batch)\n"
+        )
+        assert rx.attempts == 1 and not (scenario / ".otel-export.json").exists()
+        assert cprec("export", "otel", "--endpoint", rx.url, "--data", str(scenario)).exit_code == 0
+        assert len(rx.spans()) == 17
+
+
 def test_an_endpoint_failing_mid_export_loses_and_duplicates_nothing(scenario):
     base = ["export", "otel", "--batch-size", "1", "--data", str(scenario)]
     with Receiver() as rx:
