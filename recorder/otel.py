@@ -91,6 +91,11 @@ class ExportError(CprecError):
     exit_code = EXIT_PARTIAL
 
 
+class TooLarge(ExportError):
+    """The batch was too large to send (HTTP 413, or past the exporter's own limit):
+    `export` sends it again in halves."""
+
+
 # -- ids ------------------------------------------------------------------------------
 
 
@@ -387,7 +392,11 @@ class Endpoint:
         with _ExporterLog() as log:
             result = self._exporter.export(spans)
         if result is not SpanExportResult.SUCCESS:
-            raise ExportError(f"{self.url}: {log.why() or 'not accepted'}")
+            too_large = (self._last is not None and self._last.status_code == 413) or any(
+                str(r.msg).startswith("Dropping span batch") for r in log.records
+            )
+            why = log.why() or ("too large to send" if too_large else "not accepted")
+            raise (TooLarge if too_large else ExportError)(f"{self.url}: {why}")
         if self._last is not None and not 200 <= self._last.status_code < 300:
             answer = self._last
             where = answer.headers.get("Location")
@@ -597,15 +606,18 @@ class Outcome:
 def export(
     root: DataRoot,
     destination,
-    batches: Callable[[dict | None], list[dict]],
+    batches: Callable[[dict | None, int], list[dict]],
     *,
+    size: int = BATCH,
     selection: str = "",
     resend: bool = False,
 ) -> Outcome:
-    """Send what `batches(cursor)` returns (the next executions after the cursor; [] at
-    the end) to `destination`, batch after batch, moving the destination's cursor after
-    each batch it accepted. `selection`: the filters, part of the cursor's key (another
-    selection has a cursor of its own). `resend`: from the beginning (`--all`)."""
+    """Send what `batches(cursor, size)` returns (the next `size` executions after the
+    cursor; [] at the end) to `destination`, batch after batch, moving the destination's
+    cursor after each batch it accepted; a batch refused as too large is sent again in
+    halves (a batch's size is counted in executions, a request's limit in bytes).
+    `selection`: the filters, part of the cursor's key (another selection has a cursor
+    of its own). `resend`: from the beginning (`--all`)."""
     key = destination.key + (f" {selection}" if selection else "")
     builder = SpanBuilder()
     outcome = Outcome()
@@ -614,10 +626,16 @@ def export(
         entry = None if resend else state["destinations"].get(key)
         cursor = cursor_of(entry)
         try:
-            while executions := batches(cursor):
+            while executions := batches(cursor, size):
                 spans = builder.build(executions)
                 try:
                     destination.send(spans)
+                except TooLarge as e:
+                    if len(executions) > 1:
+                        size = len(executions) // 2
+                        continue
+                    outcome.error = f"{e.message} (one execution alone)"
+                    break
                 except ExportError as e:
                     outcome.error = e.message
                     break

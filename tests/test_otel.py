@@ -440,6 +440,36 @@ def test_a_redirect_is_not_taken_for_acceptance(scenario):
         assert len(rx.spans()) == 17
 
 
+def test_a_batch_too_large_is_sent_again_in_halves(scenario):
+    """A 413 is not retried as such, but the batch is split: a receiver's request limit
+    is in bytes and a batch counts executions (error messages make some large)."""
+    with Receiver() as rx:
+        rx.answers = [413]  # the 3 executions at once; then one by one
+        result = cprec("export", "otel", "--endpoint", rx.url, "--data", str(scenario))
+        assert (result.exit_code, result.output) == (
+            0, f"exported 3 executions as traces (17 spans) to {rx.url}\n"
+        )  # fmt: skip
+        assert rx.attempts == 4 and [len(r.resource_spans[0].scope_spans[0].spans)
+                                     for r in rx.requests] == [11, 3, 3]  # fmt: skip
+        assert sorted(rx.spans()) == sorted(s["span"] for s in expected_spans())
+        first = rx.url
+    with Receiver() as rx:
+        rx.refuse = 413  # even one execution alone: the cursor stays before it
+        result = cprec("export", "otel", "--all", "--endpoint", rx.url, "--data", str(scenario))
+        assert result.exit_code == 1
+        assert result.output == (
+            f"Error: {rx.url}: HTTP 413 Request Entity Too Large (1 attempt) (one execution "
+            "alone); the next export sends the rest (the cursor stays after the last "
+            "accepted batch)\n"
+        )
+        assert rx.attempts == 2  # 3 executions, then X1 alone
+    # the first receiver's cursor is after X3; the second has none
+    state = json.loads((scenario / ".otel-export.json").read_text())
+    assert [(k, v["after"]["execution_id"]) for k, v in state["destinations"].items()] == [
+        (f"endpoint:{first}", "X3")
+    ]
+
+
 def test_an_endpoint_failing_mid_export_loses_and_duplicates_nothing(scenario):
     base = ["export", "otel", "--batch-size", "1", "--data", str(scenario)]
     with Receiver() as rx:

@@ -159,8 +159,7 @@ def otel_cmd(
     )  # fmt: skip
     size = batch_size or otel.BATCH
     outcome = otel.export(
-        root, destination, lambda cursor: chosen.batch(cursor, size), selection=selection,
-        resend=resend,
+        root, destination, chosen.batch, size=size, selection=selection, resend=resend,
     )  # fmt: skip
     con.close()
     if outcome.executions:
