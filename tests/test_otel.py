@@ -684,3 +684,25 @@ def test_an_export_option_before_otel_is_refused_not_ignored(scenario):
         "Error: --since before `otel` is an option of `export --dir`; "
         "give `otel`'s options after it"
     )
+
+
+def test_a_stage_whose_actions_lack_a_start_or_an_end_sends_the_rest(scenario):
+    """An action execution recorded without its start or its end is left out (as before);
+    a stage run all of whose actions lack one has no time of its own and is left out too,
+    instead of failing the batch (every later export would fail on it again)."""
+    x5 = execution_row("X5", "Failed", t("14:00:00"), t("14:10:00"))
+    no_end = action_row("X5", 1, "Build", "Compile", "Failed", t("14:01:00"), None,
+                        recorded_at=t("14:10:00"))  # fmt: skip
+    no_start = action_row("X5", 2, "Deploy", "Release", "Failed", t("14:02:00"), t("14:03:00"))
+    no_start["start_time"] = None
+    write_rows(scenario, "executions", [x5], pipeline="web", run_id="run-2")
+    write_rows(scenario, "action_executions", [no_end, no_start], pipeline="web", run_id="run-2")
+    with Receiver() as rx:
+        result = cprec("export", "otel", "--endpoint", rx.url, "--data", str(scenario))
+        assert (result.exit_code, result.output) == (
+            0, f"exported 4 executions as traces (18 spans) to {rx.url}\n"
+        )  # fmt: skip
+        got = [s for s in rx.spans().values() if s["trace"] == trace_of("X5")]
+    assert [(s["name"], s["parent"], s["start"], s["end"], s["status"]) for s in got] == [
+        ("RUN web", "", ns("14:00:00"), ns("14:10:00"), (ERROR, ""))
+    ]
