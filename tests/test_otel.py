@@ -509,6 +509,11 @@ def test_a_running_collector_stops_the_export_at_once(scenario):
         ([], "give one of --endpoint URL or --file PATH"),
         (["--endpoint", "http://x", "--file", "f"], "give one of --endpoint URL or --file PATH"),
         (["--endpoint", "localhost:4318"], "--endpoint 'localhost:4318' is not an http(s) URL"),
+        (
+            ["--file", "f", "--until", "1d"],
+            "--until 1d moves with the clock, and an execution it lets in later would be "
+            "behind this destination's cursor, never sent; give a date or time",
+        ),
     ],
 )
 def test_bad_destinations_are_one_line(scenario, args, message):

@@ -3,6 +3,7 @@ reads the executions, recorder/otel.py builds, sends and remembers)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,9 +12,12 @@ import click
 from recorder.cli.options import cache_option, data_option
 from recorder.cli.query import pipeline_option, window_of
 from recorder.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UserError
+from recorder.timeparse import parse_bound
 
 if TYPE_CHECKING:
     from recorder.root import DataRoot
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a relative bound parses otherwise against it
 
 EXIT_CODES_HELP = f"""\b
 Exit codes:
@@ -134,6 +138,13 @@ def otel_cmd(
     else:
         destination = otel.JsonLines(file)
     window = window_of(since, until)
+    if until is not None and window["until"] != parse_bound(until, EPOCH, name="--until"):
+        # A relative --until moves on with the clock: an execution it lets in later was
+        # recorded before the cursor (which only moves forward) and would never be sent.
+        raise UserError(
+            f"--until {until} moves with the clock, and an execution it lets in later "
+            "would be behind this destination's cursor, never sent; give a date or time"
+        )
     root = data.existing()
     # No collector writes while the bound is read: every row up to it is there for good
     # (a collection that starts later records at a later recorded_at).
