@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -186,6 +187,18 @@ def test_pipelines_without_a_deploy_stage_have_blank_delivery_keys(demo, tmp_pat
         assert f'<tr data-pipeline="{pipeline}"><td class="pipe">{pipeline}</td>' in html
     # no figure is an en dash with its reason, never a blank cell (read as 0) nor a 0
     assert html.count('<td class="n none" title="no deployment attempt in the window">–</td>') == 3
+
+
+def test_each_month_of_the_cost_is_in_money(demo):
+    con = queries.connect(demo / "data")
+    now = datetime(2026, 11, 1, 2, tzinfo=UTC)
+    html = build_report(con, Selection(datetime(2026, 9, 26, tzinfo=UTC), None, now),
+                        data_root=demo / "data")  # fmt: skip
+    months = html[html.index('<table id="cost-months">') :].split("</table>")[0]
+    cells = re.findall(r'<td class="n">([^<]*)</td></tr>', months)
+    # the last column (failed + superseded + stopped: 0.418 and 3.254) as money, as the
+    # cost beside it (it was 0.41800000000000004)
+    assert cells == ["$0.42", "$3.25"]
 
 
 def test_console_links_and_durations():
