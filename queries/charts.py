@@ -455,21 +455,23 @@ def errors(rows: list[dict]):
     return fig, None
 
 
-def cost(rows: list[dict]):
-    """What each pipeline cost in the window (the `cost` query), the most first."""
+def cost(rows: list[dict], currency: str = "USD", given: bool = False):
+    """What each pipeline cost in the window (the `cost` query), the most first; `given`:
+    at prices given (--prices, --price-per-minute), not AWS's."""
     rows = [r for r in rows if r["cost"]]
     if not rows:
         return None
     bars = [{
         "label": f"{r['pipeline']} ({r['pipeline_type']})", "value": r["cost"],
-        "text": money(r["cost"]), "minutes": f"{r['billable_minutes']:,}",
-        "wasted": money(r["failed_cost"] + r["superseded_cost"] + r["stopped_cost"]),
-        "retried": money(r["retried_cost"]),
+        "text": money(r["cost"], currency), "minutes": f"{r['billable_minutes']:,}",
+        "wasted": money(r["failed_cost"] + r["superseded_cost"] + r["stopped_cost"], currency),
+        "retried": money(r["retried_cost"], currency),
     } for r in rows]  # fmt: skip
     fig, drawn = _labelled_bars(
         "cost", "What each pipeline cost, the most first"
         f"{_of(min(MAX_ROWS, len(rows)), len(rows), 'pipelines')}",
-        "USD at AWS's list prices (`cprec query cost --prices` for yours)", bars,
+        f"{currency} at the prices given" if given else
+        f"{currency} at AWS's list prices (`cprec query cost --prices` for yours)", bars,
     )  # fmt: skip
     fig.add_tools(HoverTool(renderers=[drawn], tooltips=[
         ("pipeline", "@label"), ("cost", "@text"), ("billable minutes", "@minutes"),
@@ -480,8 +482,9 @@ def cost(rows: list[dict]):
                       [b["value"] for b in bars], MAX_ROWS, LABELLED_PAD)  # fmt: skip
 
 
-def money(value: float | None) -> str:
-    """$1,234.57; under a cent as $0.004."""
+def money(value: float | None, currency: str = "USD") -> str:
+    """$1,234.57; under a cent as $0.004; in another currency 1,234.57 EUR."""
     if value is None:
         return "unknown"
-    return f"${value:,.2f}" if value == 0 or abs(value) >= 0.01 else f"${value:.3f}"
+    amount = f"{value:,.2f}" if value == 0 or abs(value) >= 0.01 else f"{value:.3f}"
+    return f"${amount}" if currency == "USD" else f"{amount} {currency}"

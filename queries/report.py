@@ -125,6 +125,7 @@ def _content(run: _Runner, selection: Selection, dora: list[dict], summary: list
     weeks = whole_weeks(selection.since, selection.end)
     trends = weekly_trends(run("trend"), weeks)
     regressions = run("regressions")
+    currency = (run.prices or {}).get("currency", "USD")
     figures = {}
     filters = {"pipelines": [r["pipeline"] for r in summary], "trends": {}, "bars": {}}
     for trend in trends:
@@ -136,7 +137,7 @@ def _content(run: _Runner, selection: Selection, dora: list[dict], summary: list
         ("approvals", charts.approvals(run("approval-waits"))),
         ("regressions", charts.regressions(regressions)),
         ("errors", charts.errors(run("error-codes"))),
-        ("cost", charts.cost(costs := run("cost"))),
+        ("cost", charts.cost(costs := run("cost"), currency, run.prices is not None)),
     ):
         if made is not None:
             figures[key], spec = made
@@ -164,6 +165,8 @@ def _content(run: _Runner, selection: Selection, dora: list[dict], summary: list
         "failures": failures,
         "cost_rows": [r for r in costs if r["cost"] != 0 or r["billable_minutes"]],
         "cost_months": run("cost", by="month"),
+        "currency": currency,
+        "prices_given": run.prices is not None,
         "max_failures": MAX_FAILURES,
         "kept_failures": KEPT_FAILURES,
         "table_rows": TABLE_ROWS,

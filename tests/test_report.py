@@ -20,7 +20,7 @@ import pytest
 from bokeh.models import LabelSet, Span
 
 import queries
-from queries import charts, report
+from queries import charts, cost, report
 from queries.report import Selection, build_report, console_url, duration, whole_weeks
 from recorder.cli.report import write_html
 
@@ -199,6 +199,22 @@ def test_each_month_of_the_cost_is_in_money(demo):
     # the last column (failed + superseded + stopped: 0.418 and 3.254) as money, as the
     # cost beside it (it was 0.41800000000000004)
     assert cells == ["$0.42", "$3.25"]
+    assert "At AWS's list prices, by the rules" in html
+
+
+def test_the_cost_is_in_the_currency_of_the_prices_given(demo, tmp_path):
+    """A prices file's `currency` is the report's (it said $ and "At AWS's list prices")."""
+    con = queries.connect(demo / "data")
+    now = datetime(2026, 11, 1, 2, tzinfo=UTC)
+    file = tmp_path / "prices.toml"
+    file.write_text('currency = "EUR"\n')  # AWS's figures, in another currency
+    html = build_report(con, Selection(datetime(2026, 9, 26, tzinfo=UTC), None, now),
+                        data_root=demo / "data", prices=cost.prices(con, file))  # fmt: skip
+    section = html[html.index("<h2>What it costs</h2>") :].split("<h2>")[1]
+    months = section[section.index('<table id="cost-months">') :].split("</table>")[0]
+    assert re.findall(r'<td class="n">([^<]*)</td></tr>', months) == ["0.42 EUR", "3.25 EUR"]
+    assert "$" not in section and "In EUR at the prices given, by the rules" in section
+    assert "EUR at the prices given" in html[html.index('data-chart="cost"') :]
 
 
 def test_console_links_and_durations():
