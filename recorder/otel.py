@@ -395,7 +395,7 @@ class Endpoint:
             too_large = (self._last is not None and self._last.status_code == 413) or any(
                 str(r.msg).startswith("Dropping span batch") for r in log.records
             )
-            why = log.why() or ("too large to send" if too_large else "not accepted")
+            why = log.why(self._last) or ("too large to send" if too_large else "not accepted")
             raise (TooLarge if too_large else ExportError)(f"{self.url}: {why}")
         if self._last is not None and not 200 <= self._last.status_code < 300:
             answer = self._last
@@ -429,7 +429,8 @@ class _ExporterLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
 
-    def why(self) -> str | None:
+    def why(self, answer=None) -> str | None:
+        """The one line; `answer`: the last HTTP response, if any."""
         errors = [r for r in self.records if r.levelno >= logging.ERROR]
         retries = [r for r in self.records if r.levelno == logging.WARNING and r.args]
         if not errors:
@@ -440,6 +441,11 @@ class _ExporterLog(logging.Handler):
             _, code, reason = last.args
             cause = f"HTTP {code} {reason}" if code else _short(reason)
             return f"{cause} ({attempts})"
+        if not retries and answer is not None:  # retryable, but not within --timeout
+            wait = answer.headers.get("Retry-After")
+            after = f" (Retry-After: {wait})" if wait else ""
+            return (f"HTTP {answer.status_code} {answer.reason} (1 attempt; a retry{after} "
+                    "would end past --timeout)")  # fmt: skip
         cause = _short(retries[-1].args[0]) if retries else last.getMessage()
         return f"gave up after {attempts} (retried with backoff): {cause}"
 

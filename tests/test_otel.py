@@ -51,6 +51,7 @@ class Receiver:
         self.headers: list[dict] = []
         self.answers: list[int] = []
         self.refuse: int | None = None
+        self.retry_after = "0"
         self.attempts = 0
         receiver = self
 
@@ -66,7 +67,7 @@ class Receiver:
                     code = 404
                 if code and code != 200:
                     self.send_response(code)
-                    self.send_header("Retry-After", "0")
+                    self.send_header("Retry-After", receiver.retry_after)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
@@ -468,6 +469,22 @@ def test_a_batch_too_large_is_sent_again_in_halves(scenario):
     assert [(k, v["after"]["execution_id"]) for k, v in state["destinations"].items()] == [
         (f"endpoint:{first}", "X3")
     ]
+
+
+def test_a_retry_after_past_the_timeout_says_so(scenario):
+    """429 with a Retry-After longer than --timeout: no retry; the line names the answer
+    (it said "gave up after 1 attempt (retried with backoff): Failed to export spans
+    batch due to timeout, max retries or shutdown.")."""
+    with Receiver() as rx:
+        rx.refuse, rx.retry_after = 429, "30"
+        args = ["--endpoint", rx.url, "--timeout", "2", "--data", str(scenario)]
+        result = cprec("export", "otel", *args)
+        assert result.exit_code == 1 and rx.attempts == 1
+    assert result.output == (
+        f"Error: {rx.url}: HTTP 429 Too Many Requests (1 attempt; a retry (Retry-After: 30) "
+        "would end past --timeout); the next export sends the rest (the cursor stays after "
+        "the last accepted batch)\n"
+    )
 
 
 def test_an_endpoint_failing_mid_export_loses_and_duplicates_nothing(scenario):
