@@ -680,6 +680,12 @@ def test_headers_go_with_every_request(scenario):
     ]
     bad = CliRunner().invoke(main, ["export", "otel", "--endpoint", rx.url, "--header", "x"])
     assert bad.exit_code == 2 and "'x' is not NAME=VALUE" in bad.output
+    for value, shown in (("A=b\nc", "'A=b\\nc'"), ("A=\u2713", "'A=\u2713'")):
+        bad = CliRunner().invoke(main, ["export", "otel", "--endpoint", rx.url, "--header", value])
+        assert bad.exit_code == 2
+        assert bad.output.splitlines()[-1] == (
+            f"Error: Invalid value for '--header': {shown} is not a valid HTTP header"
+        )
 
 
 def test_a_line_cut_by_a_crash_is_cut_off_and_its_batch_written_whole(scenario, tmp_path):

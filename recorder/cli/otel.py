@@ -35,6 +35,14 @@ def _header(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
         name, sep, text = value.partition("=")
         if not sep or not name.strip():
             raise click.BadParameter(f"{value!r} is not NAME=VALUE", ctx, param)
+        from requests.exceptions import InvalidHeader
+        from requests.utils import check_header_validity
+
+        try:  # as the request would refuse it, but before anything is read or sent
+            check_header_validity((name.strip(), text))
+            text.encode("latin-1")
+        except (InvalidHeader, UnicodeEncodeError):
+            raise click.BadParameter(f"{value!r} is not a valid HTTP header", ctx, param) from None
         headers[name.strip()] = text
     return headers
 
