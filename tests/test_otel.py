@@ -681,7 +681,8 @@ def test_headers_go_with_every_request(scenario):
     bad = CliRunner().invoke(main, ["export", "otel", "--endpoint", rx.url, "--header", "x"])
     assert bad.exit_code == 2 and "'x' is not NAME=VALUE" in bad.output
     for value, shown in (("A=b\nc", "'A=b\\nc'"), ("A=\u2713", "'A=\u2713'")):
-        bad = CliRunner().invoke(main, ["export", "otel", "--endpoint", rx.url, "--header", value])
+        args = ["--endpoint", rx.url, "--header", value, "--data", str(scenario)]
+        bad = CliRunner().invoke(main, ["export", "otel", *args])
         assert bad.exit_code == 2
         assert bad.output.splitlines()[-1] == (
             f"Error: Invalid value for '--header': {shown} is not a valid HTTP header"
