@@ -567,6 +567,15 @@ def read_state(root: DataRoot) -> dict:
         state = json.loads(text)
         if state.get("version") != STATE_VERSION or not isinstance(state["destinations"], dict):
             raise ValueError
+        for entry in state["destinations"].values():  # each cursor whole, or none is used
+            after = cursor_of(entry)
+            if (
+                after["recorded_at"].tzinfo is None
+                or not all(isinstance(after[k], str) for k in ("account_id", "region",
+                                                                "pipeline", "execution_id"))
+                or type(entry.get("executions", 0)) is not int
+            ):  # fmt: skip
+                raise ValueError
         return state
     except (ValueError, KeyError, TypeError, AttributeError):
         raise UserError(

@@ -735,3 +735,27 @@ def test_a_stage_whose_actions_lack_a_start_or_an_end_sends_the_rest(scenario):
     assert [(s["name"], s["parent"], s["start"], s["end"], s["status"]) for s in got] == [
         ("RUN web", "", ns("14:00:00"), ns("14:10:00"), (ERROR, ""))
     ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "[1]",
+        '{"version": 1, "destinations": {"file:/x": 3}}',
+        '{"version": 1, "destinations": {"file:/x": {"after": {}}}}',
+        '{"version": 1, "destinations": {"file:/x": {"after": {"recorded_at": "junk"}}}}',
+        '{"version": 1, "destinations": {"file:/x": {"after": {"recorded_at": "2026-01-05T10:20:'
+        '00Z", "account_id": 1, "region": "r", "pipeline": "p", "execution_id": "e"}}}}',
+    ],
+)
+def test_a_cursor_file_not_cprec_s_is_one_line_and_left_alone(scenario, text):
+    """A cursor file cut, edited or foreign: one line and exit 2, never a traceback (a
+    destination's entry was only read, and failed, when that destination was used)."""
+    state = scenario / ".otel-export.json"
+    state.write_text(text)
+    result = cprec("export", "otel", "--file", str(scenario / "t.jsonl"), "--data", str(scenario))
+    assert (result.exit_code, result.output) == (
+        2, f"Error: {state} is not a cprec export cursor file; move it away and run again\n"
+    )  # fmt: skip
+    assert state.read_text() == text and not (scenario / "t.jsonl").exists()
