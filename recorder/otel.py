@@ -55,7 +55,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from recorder import __version__, s3
+from recorder import __version__, statefile
 from recorder.errors import EXIT_PARTIAL, CprecError, UserError
 from recorder.root import DataRoot
 from recorder.testhooks import checkpoint
@@ -546,25 +546,8 @@ def _hex_ids(d: dict) -> None:
 # -- the cursor ------------------------------------------------------------------------
 
 
-def state_path(root: DataRoot):
-    return root / STATE_FILE
-
-
 def read_state(root: DataRoot) -> dict:
-    p = state_path(root)
-    empty = {"version": STATE_VERSION, "destinations": {}}
-    try:
-        text = p.read_bytes()
-    except FileNotFoundError:
-        return empty
-    except OSError as e:
-        raise UserError(f"cannot read {p}: {e.strerror or e}") from None
-    except Exception as e:  # noqa: BLE001 - botocore's errors, imported only for S3
-        if s3.describe(e).startswith("NoSuchKey"):
-            return empty
-        raise UserError(f"cannot read {p}: {s3.describe(e)}") from None
-    try:
-        state = json.loads(text)
+    def check(state: dict) -> None:
         if state.get("version") != STATE_VERSION or not isinstance(state["destinations"], dict):
             raise ValueError
         for entry in state["destinations"].values():  # each cursor whole, or none is used
@@ -576,22 +559,13 @@ def read_state(root: DataRoot) -> dict:
                 or type(entry.get("executions", 0)) is not int
             ):  # fmt: skip
                 raise ValueError
-        return state
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise UserError(
-            f"{p} is not a cprec export cursor file; move it away and run again"
-        ) from None
+
+    empty = {"version": STATE_VERSION, "destinations": {}}
+    return statefile.read(root, STATE_FILE, empty=empty, check=check, what="export cursor file")
 
 
 def write_state(root: DataRoot, state: dict) -> None:
-    p = state_path(root)
-    data = (json.dumps(state, indent=1, sort_keys=True) + "\n").encode()
-    try:
-        root.publish_bytes(p, data, p.with_name(f"{STATE_FILE}.{os.getpid()}.tmp"))
-    except OSError as e:
-        raise UserError(f"cannot write {p}: {e.strerror or e}") from None
-    except Exception as e:  # noqa: BLE001 - botocore's errors, imported only for S3
-        raise UserError(f"cannot write {p}: {s3.describe(e)}") from None
+    statefile.write(root, STATE_FILE, state)
 
 
 def _position(e: dict) -> dict:

@@ -51,7 +51,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import quote, urlsplit
 
-from recorder import s3
+from recorder import statefile
 from recorder.errors import EXIT_FIRING, EXIT_PARTIAL, CprecError, UserError
 from recorder.root import DataRoot
 from recorder.testhooks import checkpoint
@@ -210,44 +210,19 @@ def apply(state: dict, events: list[Event]) -> None:
 # -- the state file ---------------------------------------------------------------------
 
 
-def state_path(root: DataRoot):
-    return root / STATE_FILE
-
-
 def read_state(root: DataRoot) -> dict:
-    p = state_path(root)
-    try:
-        text = p.read_bytes()
-    except FileNotFoundError:
-        return {"version": STATE_VERSION, "alerts": {}, "outbox": []}
-    except OSError as e:
-        raise UserError(f"cannot read {p}: {e.strerror or e}") from None
-    except Exception as e:  # noqa: BLE001 - botocore's errors, imported only for S3
-        if s3.describe(e).startswith("NoSuchKey"):
-            return {"version": STATE_VERSION, "alerts": {}, "outbox": []}
-        raise UserError(f"cannot read {p}: {s3.describe(e)}") from None
-    try:
-        state = json.loads(text)
+    def check(state: dict) -> None:
         if state.get("version") != STATE_VERSION:
             raise ValueError
         state["alerts"], state["outbox"]  # noqa: B018 - both must be there
-        return state
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise UserError(
-            f"{p} is not a cprec watch state file; move it away and run again"
-        ) from None
+
+    empty = {"version": STATE_VERSION, "alerts": {}, "outbox": []}
+    return statefile.read(root, STATE_FILE, empty=empty, check=check, what="watch state file")
 
 
 def write_state(root: DataRoot, state: dict) -> None:
     """Replace the state whole: readers (the next run) see the old one or the new one."""
-    p = state_path(root)
-    data = (json.dumps(state, indent=1, sort_keys=True) + "\n").encode()
-    try:
-        root.publish_bytes(p, data, p.with_name(f"{STATE_FILE}.{os.getpid()}.tmp"))
-    except OSError as e:
-        raise UserError(f"cannot write {p}: {e.strerror or e}") from None
-    except Exception as e:  # noqa: BLE001 - botocore's errors, imported only for S3
-        raise UserError(f"cannot write {p}: {s3.describe(e)}") from None
+    statefile.write(root, STATE_FILE, state)
 
 
 # -- sinks ------------------------------------------------------------------------------
