@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import duckdb
 import jinja2
@@ -33,6 +32,7 @@ import queries
 from queries import charts
 from queries.charts import duration, unit_for
 from recorder import __version__
+from recorder.console import console_url
 from recorder.root import DataRoot
 
 # the four keys of the headline, as the `dora` query names them
@@ -176,17 +176,6 @@ def _content(run: _Runner, selection: Selection, dora: list[dict], summary: list
         "state": run("current-state", selection=replace(selection, now=selection.end)),
         "bokeh_js": Resources(mode="inline", components=["bokeh"]).render_js(),
     }
-
-
-def console_url(region: str | None, pipeline: str, execution_id: str) -> str | None:
-    """The execution's page in the AWS console."""
-    if not region:
-        return None
-    return (
-        f"https://{region}.console.aws.amazon.com/codesuite/codepipeline/pipelines/"
-        f"{quote(pipeline, safe='')}/executions/{quote(execution_id, safe='')}/timeline"
-        f"?region={region}"
-    )
 
 
 def _headline(now: dict | None, before: dict | None) -> list[dict]:

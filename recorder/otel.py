@@ -56,10 +56,10 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from recorder import __version__, statefile
+from recorder.console import console_url
 from recorder.errors import EXIT_PARTIAL, CprecError, UserError
 from recorder.root import DataRoot
 from recorder.testhooks import checkpoint
-from recorder.watch import console_url
 
 SEMCONV = "1.44.0"
 SCHEMA_URL = f"https://opentelemetry.io/schemas/{SEMCONV}"
@@ -210,7 +210,7 @@ class SpanBuilder:
                                                          "execution_id"))  # fmt: skip
         tracer = self._tracer(account, region, pipeline)
         tid = trace_id_of(account, region, pipeline, eid)
-        url = console_url({"region": region, "pipeline": pipeline, "execution_id": eid})
+        url = console_url(region, pipeline, eid)
         result = PIPELINE_RESULT.get(e["status"], e["status"].lower())
         failed = [a for a in e["actions"] if a["status"] == "Failed"]
         error = failed[-1] if failed else None

@@ -49,9 +49,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from recorder import statefile
+from recorder.console import console_url
 from recorder.errors import EXIT_FIRING, EXIT_PARTIAL, CprecError, UserError
 from recorder.root import DataRoot
 from recorder.testhooks import checkpoint
@@ -117,15 +118,6 @@ def human(seconds: float) -> str:
     raise AssertionError("unreachable")
 
 
-def console_url(alert: dict) -> str:
-    """The execution's timeline in the AWS console, else the pipeline's page."""
-    region, pipeline = alert["region"], quote(alert["pipeline"], safe="")
-    base = f"https://{region}.console.aws.amazon.com/codesuite/codepipeline/pipelines/{pipeline}"
-    if alert.get("execution_id"):
-        return f"{base}/executions/{quote(alert['execution_id'], safe='')}/timeline?region={region}"
-    return f"{base}/view?region={region}"
-
-
 def where(alert: dict) -> str:
     place = "/".join(p for p in (alert.get("stage"), alert.get("action")) if p)
     return " ".join(
@@ -171,7 +163,9 @@ def conditions_of(rows: list[dict]) -> dict[str, dict]:
     out = {}
     for row in rows:
         alert = {k: iso(v) if isinstance(v, datetime) else v for k, v in row.items()}
-        alert["console_url"] = console_url(alert)
+        alert["console_url"] = console_url(
+            alert["region"], alert["pipeline"], alert.get("execution_id")
+        )
         out[key_of(alert)] = alert
     return out
 

@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The storage contract: what both the collector and the query layer may build on.
 STORAGE = {
     "recorder.athena",
+    "recorder.console",
     "recorder.errors",
     "recorder.schemas",
     "recorder.layout",
