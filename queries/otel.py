@@ -13,6 +13,7 @@ batch would cost a whole pass per batch.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from importlib import resources
@@ -25,6 +26,7 @@ KEY = ("account_id", "region", "pipeline", "execution_id")
 PARTS = {"stages": "otel_stages", "actions": "otel_actions", "revisions": "otel_revisions"}
 
 
+@functools.cache  # read once a process, not once a batch
 def _sql(name: str) -> str:
     return resources.files("queries").joinpath("sql", "otel", name).read_text(encoding="utf-8")
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from recorder.cli.options import cache_option, data_option
-from recorder.cli.query import pipeline_option, window_of
+from recorder.cli.query import selection_options, window_of
 from recorder.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UserError
 from recorder.timeparse import parse_bound
 
@@ -90,23 +90,7 @@ def _header(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
     metavar="SECONDS",
     help="How long one batch may take with --endpoint, retries with backoff included.",
 )
-@click.option("--since", help="Start time on or after: YYYY-MM-DD, ISO time, or 30d / 12h.")
-@click.option("--until", help="Start time before (exclusive): same forms as --since.")
-@pipeline_option
-@click.option(
-    "--account",
-    "accounts",
-    multiple=True,
-    metavar="GLOB",
-    help="Only accounts (ids) matching this glob (repeatable).",
-)
-@click.option(
-    "--region",
-    "regions",
-    multiple=True,
-    metavar="GLOB",
-    help="Only regions matching this glob (repeatable).",
-)
+@selection_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, hidden=True)
 @cache_option
 @data_option

@@ -49,7 +49,8 @@ deploy_stage_option = click.option(
     "Deploy action.",
 )
 
-window_options = _stack(
+# what a selection of executions is: by start time, pipeline, account and region
+selection_options = _stack(
     click.option("--since", help="Start time on or after: YYYY-MM-DD, ISO time, or 30d / 12h."),
     click.option("--until", help="Start time before (exclusive): same forms as --since."),
     pipeline_option,
@@ -67,8 +68,9 @@ window_options = _stack(
         metavar="GLOB",
         help="Only regions matching this glob (repeatable).",
     ),
-    deploy_stage_option,
 )
+
+window_options = _stack(selection_options, deploy_stage_option)
 
 
 price_options = _stack(
